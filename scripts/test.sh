@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make test`: installs what is missing, starts DynamoDB Local, checks format
+# and lints, runs every test, and stops DynamoDB Local even when a step fails.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+step() { echo; echo "==> $*"; }
+
+step "tools"
+TOOLS_BIN="$(scripts/tools.sh)"
+export PATH="$TOOLS_BIN:$PATH"
+
+step "DynamoDB Local"
+trap 'scripts/dynamodb-local.sh stop' EXIT
+AWS_ENDPOINT_URL_DYNAMODB="$(scripts/dynamodb-local.sh start)"
+export AWS_ENDPOINT_URL_DYNAMODB
+export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=local-a
+echo "endpoint: $AWS_ENDPOINT_URL_DYNAMODB"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+if [[ -f template.yaml ]]; then
+  step "template lint"
+  sam validate --lint --template template.yaml --region us-east-1
+  cfn-lint template.yaml
+fi
+
+step "cargo test"
+cargo test --workspace --no-fail-fast

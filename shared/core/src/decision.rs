@@ -1,0 +1,337 @@
+//! The authorization rules, as one pure function: what the authorizer knows
+//! (the key record, the identity's blocks, the plan) in, a decision out.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{FailurePolicy, Identity, MeterName, Period, Plan, UnixMillis};
+
+/// Whether a key may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    #[default]
+    Active,
+    Revoked,
+}
+
+/// An API key's stored record (found by the digest of its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub key_id: String,
+    pub customer: String,
+    pub plan: String,
+    pub status: KeyStatus,
+    /// When the key stops working, if ever.
+    pub expires_at: Option<UnixMillis>,
+}
+
+/// A limit an identity has reached for one period (written by quota-sync).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    pub meter: MeterName,
+    pub period: Period,
+    pub limit: u64,
+    /// The global usage seen when the block was written.
+    pub used: u64,
+}
+
+impl Block {
+    /// Whether the block still applies at `now` (its period has not ended).
+    pub fn is_current(&self, now: UnixMillis) -> bool {
+        now < self.period.end()
+    }
+}
+
+/// What the authorizer found for a request.
+#[derive(Debug, Clone)]
+pub enum Lookup<'a> {
+    /// A key was presented and its record read (`None`: no such key).
+    Key {
+        record: Option<KeyRecord>,
+        /// The plan the record names, if it is known.
+        plan: Option<&'a Plan>,
+        blocks: &'a [Block],
+    },
+    /// No key: the anonymous free tier, for this identity.
+    Anonymous {
+        identity: Identity,
+        plan: &'a Plan,
+        blocks: &'a [Block],
+    },
+    /// The store could not be read; the plan's (or the default) failure policy applies.
+    Unavailable {
+        identity: Option<Identity>,
+        failure: FailurePolicy,
+    },
+}
+
+/// Why a request was denied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DenyReason {
+    UnknownKey,
+    RevokedKey,
+    ExpiredKey,
+    /// The key's plan is not defined (a configuration error: fail closed).
+    UnknownPlan,
+    /// A hard limit was reached; the quota resets at the period's end.
+    QuotaExceeded {
+        meter: MeterName,
+        period: Period,
+        limit: u64,
+    },
+    StoreUnavailable,
+}
+
+impl DenyReason {
+    /// A short machine-readable code for the authorizer context.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DenyReason::UnknownKey => "unknown_key",
+            DenyReason::RevokedKey => "revoked_key",
+            DenyReason::ExpiredKey => "expired_key",
+            DenyReason::UnknownPlan => "unknown_plan",
+            DenyReason::QuotaExceeded { .. } => "quota_exceeded",
+            DenyReason::StoreUnavailable => "store_unavailable",
+        }
+    }
+
+    /// When retrying can succeed, for quota denials (the period's end).
+    pub fn reset_at(&self) -> Option<UnixMillis> {
+        match self {
+            DenyReason::QuotaExceeded { period, .. } => Some(period.end()),
+            _ => None,
+        }
+    }
+
+    /// Whether the API should answer 429 (quota) rather than 403.
+    pub fn is_quota(&self) -> bool {
+        matches!(self, DenyReason::QuotaExceeded { .. })
+    }
+}
+
+/// Who a decision is about, for the authorizer's response context.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Subject {
+    pub identity: Option<Identity>,
+    pub customer: Option<String>,
+    pub plan: Option<String>,
+}
+
+/// The authorizer's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow {
+        subject: Subject,
+        /// Allowed only because the store failed and the policy is `open`.
+        degraded: bool,
+    },
+    Deny {
+        subject: Subject,
+        reason: DenyReason,
+    },
+}
+
+impl Decision {
+    /// Whether the request may go on.
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allow { .. })
+    }
+
+    /// The subject of the decision.
+    pub fn subject(&self) -> &Subject {
+        match self {
+            Decision::Allow { subject, .. } | Decision::Deny { subject, .. } => subject,
+        }
+    }
+}
+
+/// Applies the rules: unknown, revoked or expired key → deny; a current block
+/// under a hard plan → deny with the reason and reset time (the earliest
+/// block that resets last wins, so the client waits long enough); soft plans
+/// are never blocked; store failure → the failure policy; else allow.
+pub fn decide(lookup: Lookup<'_>, now: UnixMillis) -> Decision {
+    match lookup {
+        Lookup::Unavailable { identity, failure } => {
+            let subject = Subject { identity, ..Subject::default() };
+            match failure {
+                FailurePolicy::Open => Decision::Allow { subject, degraded: true },
+                FailurePolicy::Closed => Decision::Deny { subject, reason: DenyReason::StoreUnavailable },
+            }
+        }
+        Lookup::Key { record: None, .. } => Decision::Deny {
+            subject: Subject::default(),
+            reason: DenyReason::UnknownKey,
+        },
+        Lookup::Key { record: Some(record), plan, blocks } => {
+            let subject = Subject {
+                identity: Identity::key(&record.key_id).ok(),
+                customer: Some(record.customer.clone()),
+                plan: Some(record.plan.clone()),
+            };
+            let deny = |reason| Decision::Deny { subject: subject.clone(), reason };
+            if record.status == KeyStatus::Revoked {
+                return deny(DenyReason::RevokedKey);
+            }
+            if record.expires_at.is_some_and(|t| now >= t) {
+                return deny(DenyReason::ExpiredKey);
+            }
+            let Some(plan) = plan else {
+                return deny(DenyReason::UnknownPlan);
+            };
+            match quota_denial(plan, blocks, now) {
+                Some(reason) => deny(reason),
+                None => Decision::Allow { subject, degraded: false },
+            }
+        }
+        Lookup::Anonymous { identity, plan, blocks } => {
+            let subject = Subject {
+                identity: Some(identity),
+                customer: None,
+                plan: Some(plan.name.clone()),
+            };
+            match quota_denial(plan, blocks, now) {
+                Some(reason) => Decision::Deny { subject, reason },
+                None => Decision::Allow { subject, degraded: false },
+            }
+        }
+    }
+}
+
+/// The block that denies, if the plan is hard and a block for one of its
+/// limits is current. Blocks for limits the plan no longer has are ignored
+/// (a plan upgrade takes effect at once).
+fn quota_denial(plan: &Plan, blocks: &[Block], now: UnixMillis) -> Option<DenyReason> {
+    if !plan.is_hard() {
+        return None;
+    }
+    blocks
+        .iter()
+        .filter(|b| b.is_current(now))
+        .filter(|b| {
+            plan.limit_for(&b.meter, b.period.window)
+                .is_some_and(|limit| b.used >= limit)
+        })
+        .max_by_key(|b| b.period.end())
+        .map(|b| DenyReason::QuotaExceeded {
+            meter: b.meter.clone(),
+            period: b.period,
+            limit: plan.limit_for(&b.meter, b.period.window).unwrap_or(b.limit),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Limit, OveragePolicy, Window};
+
+    const NOW: UnixMillis = 1_795_000_000_000;
+
+    fn plan(overage: OveragePolicy) -> Plan {
+        Plan {
+            name: "pro".into(),
+            limits: vec![
+                Limit { meter: MeterName::requests(), window: Window::Day, limit: 100 },
+                Limit { meter: MeterName::requests(), window: Window::Month, limit: 1000 },
+            ],
+            overage,
+            failure: FailurePolicy::Closed,
+        }
+    }
+
+    fn record() -> KeyRecord {
+        KeyRecord {
+            key_id: "k_1".into(),
+            customer: "acme".into(),
+            plan: "pro".into(),
+            status: KeyStatus::Active,
+            expires_at: None,
+        }
+    }
+
+    fn block(window: Window, used: u64, at: UnixMillis) -> Block {
+        Block { meter: MeterName::requests(), period: window.period_of(at).unwrap(), limit: 0, used }
+    }
+
+    fn key(record: Option<KeyRecord>, plan: Option<&Plan>, blocks: &[Block]) -> Decision {
+        decide(Lookup::Key { record, plan, blocks }, NOW)
+    }
+
+    fn reason(d: Decision) -> DenyReason {
+        match d {
+            Decision::Deny { reason, .. } => reason,
+            other => panic!("expected a denial, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn active_key_is_allowed_with_its_subject() {
+        let p = plan(OveragePolicy::Hard);
+        let d = key(Some(record()), Some(&p), &[]);
+        assert!(d.is_allowed());
+        assert_eq!(d.subject().identity.as_ref().unwrap().to_string(), "key:k_1");
+        assert_eq!(d.subject().customer.as_deref(), Some("acme"));
+    }
+
+    #[test]
+    fn unknown_revoked_expired_and_planless_keys_are_denied() {
+        let p = plan(OveragePolicy::Hard);
+        assert_eq!(reason(key(None, Some(&p), &[])), DenyReason::UnknownKey);
+        let revoked = KeyRecord { status: KeyStatus::Revoked, ..record() };
+        assert_eq!(reason(key(Some(revoked), Some(&p), &[])), DenyReason::RevokedKey);
+        let expired = KeyRecord { expires_at: Some(NOW), ..record() };
+        assert_eq!(reason(key(Some(expired), Some(&p), &[])), DenyReason::ExpiredKey);
+        let later = KeyRecord { expires_at: Some(NOW + 1), ..record() };
+        assert!(key(Some(later), Some(&p), &[]).is_allowed());
+        assert_eq!(reason(key(Some(record()), None, &[])), DenyReason::UnknownPlan);
+    }
+
+    #[test]
+    fn a_current_block_denies_with_the_latest_reset() {
+        let p = plan(OveragePolicy::Hard);
+        let blocks = [block(Window::Day, 100, NOW), block(Window::Month, 1000, NOW)];
+        let r = reason(key(Some(record()), Some(&p), &blocks));
+        assert!(r.is_quota());
+        assert_eq!(r.code(), "quota_exceeded");
+        assert_eq!(r.reset_at(), Some(Window::Month.period_of(NOW).unwrap().end()));
+    }
+
+    #[test]
+    fn past_blocks_and_blocks_below_the_current_limit_do_not_deny() {
+        let p = plan(OveragePolicy::Hard);
+        let yesterday = block(Window::Day, 100, NOW - 86_400_000);
+        assert!(key(Some(record()), Some(&p), &[yesterday]).is_allowed());
+        // The plan was upgraded: 100 used is under a new daily limit of 500.
+        let mut upgraded = plan(OveragePolicy::Hard);
+        upgraded.limits[0].limit = 500;
+        assert!(key(Some(record()), Some(&upgraded), &[block(Window::Day, 100, NOW)]).is_allowed());
+        // A block for a limit the plan no longer has.
+        let hourly = block(Window::Hour, 5, NOW);
+        assert!(key(Some(record()), Some(&p), &[hourly]).is_allowed());
+    }
+
+    #[test]
+    fn soft_plans_are_never_blocked() {
+        let p = plan(OveragePolicy::Soft);
+        assert!(key(Some(record()), Some(&p), &[block(Window::Day, 10_000, NOW)]).is_allowed());
+    }
+
+    #[test]
+    fn anonymous_identities_follow_the_anonymous_plan() {
+        let p = plan(OveragePolicy::Hard);
+        let ip = Identity::parse_ip("192.0.2.9").unwrap();
+        let ok = decide(Lookup::Anonymous { identity: ip.clone(), plan: &p, blocks: &[] }, NOW);
+        assert!(ok.is_allowed());
+        assert_eq!(ok.subject().plan.as_deref(), Some("pro"));
+        let blocks = [block(Window::Day, 100, NOW)];
+        let denied = decide(Lookup::Anonymous { identity: ip, plan: &p, blocks: &blocks }, NOW);
+        assert!(reason(denied).is_quota());
+    }
+
+    #[test]
+    fn store_failure_follows_the_policy() {
+        let closed = decide(Lookup::Unavailable { identity: None, failure: FailurePolicy::Closed }, NOW);
+        assert_eq!(reason(closed), DenyReason::StoreUnavailable);
+        let open = decide(Lookup::Unavailable { identity: None, failure: FailurePolicy::Open }, NOW);
+        assert_eq!(open, Decision::Allow { subject: Subject::default(), degraded: true });
+    }
+}

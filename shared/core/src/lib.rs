@@ -1,0 +1,28 @@
+//! tollgate's pure domain: identities, meters, windows and periods, plans,
+//! API keys, the Usage table's key encoding and the authorization rules.
+//!
+//! Nothing here does I/O or knows about AWS, so every rule is unit-tested
+//! without a network (`cargo tree -p tollgate-core` lists no AWS crate).
+
+pub mod aggregate;
+pub mod apikey;
+pub mod decision;
+pub mod error;
+pub mod identity;
+pub mod meter;
+pub mod plan;
+pub mod usage_key;
+pub mod window;
+
+pub use aggregate::{Aggregator, CounterKey};
+pub use apikey::{ApiKey, KeyDigest};
+pub use decision::{decide, Block, Decision, DenyReason, KeyRecord, KeyStatus, Lookup};
+pub use error::CoreError;
+pub use identity::Identity;
+pub use meter::{Aggregation, MeterDef, MeterName};
+pub use plan::{FailurePolicy, Limit, OveragePolicy, Plan};
+pub use usage_key::{Region, UsageKey};
+pub use window::{Period, Window};
+
+/// Milliseconds since the Unix epoch, UTC. All tollgate times are in this unit.
+pub type UnixMillis = i64;

@@ -1,0 +1,39 @@
+//! The one place that knows tollgate's DynamoDB tables: their names, key
+//! schemas, streams and TTL attributes ([`tables`]), how to build a client
+//! that honours `AWS_ENDPOINT_URL_DYNAMODB` ([`client`]), the items of the
+//! Keys and Usage tables ([`keys`], [`usage`]), and a request counter for
+//! tests and benchmarks ([`metrics`]).
+
+pub mod attr;
+pub mod client;
+pub mod metrics;
+pub mod tables;
+
+pub use client::{client_from_env, local_client};
+pub use metrics::RequestCounter;
+pub use tables::{TableNames, TableSpec, IDEMPOTENCY, KEYS, TABLES, USAGE};
+
+/// An error from a DynamoDB call, with the operation it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("DynamoDB {operation} failed: {message}")]
+    Dynamo { operation: &'static str, message: String },
+    #[error("malformed item in {table}: {message}")]
+    Malformed { table: &'static str, message: String },
+    #[error(transparent)]
+    Core(#[from] tollgate_core::CoreError),
+}
+
+impl StoreError {
+    /// Wraps an SDK error, keeping its full message chain (never the request payload).
+    pub fn dynamo<E: std::error::Error>(operation: &'static str, err: E) -> Self {
+        let mut message = err.to_string();
+        let mut source = err.source();
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        StoreError::Dynamo { operation, message }
+    }
+}

@@ -1,0 +1,190 @@
+//! Table definitions as data: the CLI creates tables from them, and a test
+//! compares them with `template.yaml`, so the two cannot drift.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TimeToLiveSpecification,
+};
+use aws_sdk_dynamodb::Client;
+
+use crate::StoreError;
+
+/// How one table is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableSpec {
+    /// The logical name, as in `template.yaml` (`KeysTable`, ...).
+    pub logical_id: &'static str,
+    /// The environment variable that names the table at run time.
+    pub env_var: &'static str,
+    /// The table name used when the variable is unset (local runs).
+    pub default_name: &'static str,
+    /// The partition key (a string).
+    pub hash_key: &'static str,
+    /// The sort key (a string), if any.
+    pub range_key: Option<&'static str>,
+    /// The TTL attribute (epoch seconds), if any.
+    pub ttl_attribute: Option<&'static str>,
+    /// Whether the table has a stream of new images.
+    pub stream_new_image: bool,
+}
+
+/// API keys by digest, plans, meters, customers' key lists and blocks.
+pub const KEYS: TableSpec = TableSpec {
+    logical_id: "KeysTable",
+    env_var: "TOLLGATE_KEYS_TABLE",
+    default_name: "tollgate-keys",
+    hash_key: "pk",
+    range_key: Some("sk"),
+    ttl_attribute: Some("ttl"),
+    stream_new_image: false,
+};
+
+/// One counter per meter, identity, period and region.
+pub const USAGE: TableSpec = TableSpec {
+    logical_id: "UsageTable",
+    env_var: "TOLLGATE_USAGE_TABLE",
+    default_name: "tollgate-usage",
+    hash_key: "pk",
+    range_key: Some("sk"),
+    ttl_attribute: Some("ttl"),
+    stream_new_image: true,
+};
+
+/// Idempotency records (dedupe markers and leases).
+pub const IDEMPOTENCY: TableSpec = TableSpec {
+    logical_id: "IdempotencyTable",
+    env_var: "TOLLGATE_IDEMPOTENCY_TABLE",
+    default_name: "tollgate-idempotency",
+    hash_key: "id",
+    range_key: None,
+    ttl_attribute: Some("expiration"),
+    stream_new_image: false,
+};
+
+/// Every table tollgate uses.
+pub const TABLES: [TableSpec; 3] = [KEYS, USAGE, IDEMPOTENCY];
+
+impl TableSpec {
+    /// The table's name: the environment variable, or the default.
+    pub fn name_from_env(&self) -> String {
+        std::env::var(self.env_var)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| self.default_name.to_owned())
+    }
+
+    /// Creates the table as specified (on-demand billing), waits until it is
+    /// active and enables TTL. Succeeds if the table exists already.
+    pub async fn create(&self, client: &Client, name: &str) -> Result<bool, StoreError> {
+        let mut req = client
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest);
+        for (attr, key_type) in [(Some(self.hash_key), KeyType::Hash), (self.range_key, KeyType::Range)] {
+            let Some(attr) = attr else { continue };
+            req = req
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(attr)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .map_err(|e| StoreError::dynamo("CreateTable", e))?,
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(attr)
+                        .key_type(key_type)
+                        .build()
+                        .map_err(|e| StoreError::dynamo("CreateTable", e))?,
+                );
+        }
+        if self.stream_new_image {
+            req = req.stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewImage)
+                    .build()
+                    .map_err(|e| StoreError::dynamo("CreateTable", e))?,
+            );
+        }
+        let created = match req.send().await {
+            Ok(_) => true,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => false,
+            Err(e) => return Err(StoreError::dynamo("CreateTable", e)),
+        };
+        self.wait_active(client, name).await?;
+        if let (true, Some(ttl)) = (created, self.ttl_attribute) {
+            client
+                .update_time_to_live()
+                .table_name(name)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder()
+                        .attribute_name(ttl)
+                        .enabled(true)
+                        .build()
+                        .map_err(|e| StoreError::dynamo("UpdateTimeToLive", e))?,
+                )
+                .send()
+                .await
+                .map_err(|e| StoreError::dynamo("UpdateTimeToLive", e))?;
+        }
+        Ok(created)
+    }
+
+    async fn wait_active(&self, client: &Client, name: &str) -> Result<(), StoreError> {
+        for _ in 0..100 {
+            let out = client
+                .describe_table()
+                .table_name(name)
+                .send()
+                .await
+                .map_err(|e| StoreError::dynamo("DescribeTable", e))?;
+            let status = out.table().and_then(|t| t.table_status());
+            if status.is_some_and(|s| s.as_str() == "ACTIVE") {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Err(StoreError::Dynamo {
+            operation: "DescribeTable",
+            message: format!("table {name} did not become active"),
+        })
+    }
+}
+
+/// The table names one function uses, read once at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableNames {
+    pub keys: String,
+    pub usage: String,
+    pub idempotency: String,
+}
+
+impl TableNames {
+    /// Names from `TOLLGATE_*_TABLE`, or the defaults.
+    pub fn from_env() -> Self {
+        TableNames {
+            keys: KEYS.name_from_env(),
+            usage: USAGE.name_from_env(),
+            idempotency: IDEMPOTENCY.name_from_env(),
+        }
+    }
+
+    /// Names with a common prefix, for tests that need their own tables.
+    pub fn prefixed(prefix: &str) -> Self {
+        TableNames {
+            keys: format!("{prefix}-keys"),
+            usage: format!("{prefix}-usage"),
+            idempotency: format!("{prefix}-idempotency"),
+        }
+    }
+
+    /// The name of the table that `spec` describes.
+    pub fn name_of(&self, spec: &TableSpec) -> &str {
+        match spec.logical_id {
+            "KeysTable" => &self.keys,
+            "UsageTable" => &self.usage,
+            _ => &self.idempotency,
+        }
+    }
+}
