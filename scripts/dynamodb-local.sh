@@ -6,15 +6,18 @@
 #   scripts/dynamodb-local.sh stop      # stop the process this script started
 #   scripts/dynamodb-local.sh endpoint  # print the endpoint of the running instance
 #
+# An optional second argument names the instance (default `dev`), so that
+# `make test` and `make demo` run their own without touching a developer's.
 # Everything lives in the git-ignored .local/ folder; a second run reuses it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="$ROOT/.local/dynamodb-local"
 PKG_VERSION="11.1.0"
-PID_FILE="$DIR/pid"
-ENDPOINT_FILE="$DIR/endpoint"
-LOG_FILE="$DIR/server.log"
+INSTANCE="${2:-dev}"
+PID_FILE="$DIR/$INSTANCE.pid"
+ENDPOINT_FILE="$DIR/$INSTANCE.endpoint"
+LOG_FILE="$DIR/$INSTANCE.log"
 
 log() { echo "dynamodb-local: $*" >&2; }
 
@@ -116,5 +119,5 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   endpoint) running && cat "$ENDPOINT_FILE" || { log "not running"; exit 1; } ;;
-  *) echo "usage: $0 install|start|stop|endpoint" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start|stop|endpoint [instance]" >&2; exit 2 ;;
 esac

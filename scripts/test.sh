@@ -12,8 +12,8 @@ TOOLS_BIN="$(scripts/tools.sh)"
 export PATH="$TOOLS_BIN:$PATH"
 
 step "DynamoDB Local"
-trap 'scripts/dynamodb-local.sh stop' EXIT
-AWS_ENDPOINT_URL_DYNAMODB="$(scripts/dynamodb-local.sh start)"
+trap 'scripts/dynamodb-local.sh stop test' EXIT
+AWS_ENDPOINT_URL_DYNAMODB="$(scripts/dynamodb-local.sh start test)"
 export AWS_ENDPOINT_URL_DYNAMODB
 export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=local-a
 echo "endpoint: $AWS_ENDPOINT_URL_DYNAMODB"

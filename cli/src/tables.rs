@@ -41,7 +41,10 @@ pub async fn run(client: &Client, names: &TableNames, command: TablesCommand) ->
                     .send()
                     .await
                     .ok()
-                    .and_then(|o| o.time_to_live_description().and_then(|d| d.attribute_name().map(str::to_owned)));
+                    .and_then(|o| {
+                        o.time_to_live_description()
+                            .and_then(|d| d.attribute_name().map(str::to_owned))
+                    });
                 println!(
                     "{name}: status={} items={} stream={} ttl={}",
                     t.table_status().map_or("?", |s| s.as_str()),

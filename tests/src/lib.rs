@@ -36,7 +36,10 @@ pub fn endpoint() -> String {
         .ok()
         .and_then(|mut addrs| addrs.next())
         .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
-    assert!(reachable, "DynamoDB Local is not reachable at {endpoint}: {HOW}");
+    assert!(
+        reachable,
+        "DynamoDB Local is not reachable at {endpoint}: {HOW}"
+    );
     endpoint
 }
 
@@ -99,7 +102,11 @@ impl Harness {
     /// A client for the first region that counts its requests and, with
     /// `capacity`, the capacity units they consume.
     pub fn counted_client(&self, capacity: bool) -> (Client, RequestCounter) {
-        let counter = if capacity { RequestCounter::with_capacity() } else { RequestCounter::new() };
+        let counter = if capacity {
+            RequestCounter::with_capacity()
+        } else {
+            RequestCounter::new()
+        };
         let conf = local_config(&self.endpoint, &self.regions[0])
             .interceptor(counter.clone())
             .build();
@@ -109,17 +116,28 @@ impl Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
-        let (endpoint, tables, regions) = (self.endpoint.clone(), self.tables.clone(), self.regions.clone());
+        let (endpoint, tables, regions) = (
+            self.endpoint.clone(),
+            self.tables.clone(),
+            self.regions.clone(),
+        );
         // Drop cannot await: delete on a thread with its own small runtime.
         let cleanup = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async {
                 for region in &regions {
                     let client = local_client(&endpoint, region);
                     for spec in TABLES {
-                        let _ = client.delete_table().table_name(tables.name_of(&spec)).send().await;
+                        let _ = client
+                            .delete_table()
+                            .table_name(tables.name_of(&spec))
+                            .send()
+                            .await;
                     }
                 }
             });

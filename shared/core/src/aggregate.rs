@@ -96,13 +96,17 @@ mod tests {
             agg.add(&req, Aggregation::Count, &a, at, 1, &both).unwrap();
         }
         agg.add(&req, Aggregation::Count, &b, at, 1, &both).unwrap();
-        agg.add(&tokens, Aggregation::Sum, &a, at, 250, &[Window::Month]).unwrap();
-        agg.add(&tokens, Aggregation::Sum, &a, at, 50, &[Window::Month]).unwrap();
+        agg.add(&tokens, Aggregation::Sum, &a, at, 250, &[Window::Month])
+            .unwrap();
+        agg.add(&tokens, Aggregation::Sum, &a, at, 50, &[Window::Month])
+            .unwrap();
         assert_eq!(agg.events(), 1003);
         let incs = agg.into_increments();
         assert_eq!(incs.len(), 5);
         let find = |m: &MeterName, id: &Identity, w: Window| {
-            incs.iter().find(|(k, _, _)| &k.meter == m && &k.identity == id && k.period.window == w).map(|x| x.2)
+            incs.iter()
+                .find(|(k, _, _)| &k.meter == m && &k.identity == id && k.period.window == w)
+                .map(|x| x.2)
         };
         assert_eq!(find(&req, &a, Window::Day), Some(1000));
         assert_eq!(find(&req, &a, Window::Month), Some(1000));
@@ -116,7 +120,14 @@ mod tests {
     #[test]
     fn a_bad_timestamp_changes_nothing() {
         let mut agg = Aggregator::new();
-        let err = agg.add(&MeterName::requests(), Aggregation::Count, &Identity::key("a").unwrap(), -5, 1, &[Window::Day]);
+        let err = agg.add(
+            &MeterName::requests(),
+            Aggregation::Count,
+            &Identity::key("a").unwrap(),
+            -5,
+            1,
+            &[Window::Day],
+        );
         assert!(err.is_err());
         assert!(agg.is_empty());
         assert_eq!(agg.events(), 0);

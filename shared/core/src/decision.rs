@@ -152,23 +152,39 @@ impl Decision {
 pub fn decide(lookup: Lookup<'_>, now: UnixMillis) -> Decision {
     match lookup {
         Lookup::Unavailable { identity, failure } => {
-            let subject = Subject { identity, ..Subject::default() };
+            let subject = Subject {
+                identity,
+                ..Subject::default()
+            };
             match failure {
-                FailurePolicy::Open => Decision::Allow { subject, degraded: true },
-                FailurePolicy::Closed => Decision::Deny { subject, reason: DenyReason::StoreUnavailable },
+                FailurePolicy::Open => Decision::Allow {
+                    subject,
+                    degraded: true,
+                },
+                FailurePolicy::Closed => Decision::Deny {
+                    subject,
+                    reason: DenyReason::StoreUnavailable,
+                },
             }
         }
         Lookup::Key { record: None, .. } => Decision::Deny {
             subject: Subject::default(),
             reason: DenyReason::UnknownKey,
         },
-        Lookup::Key { record: Some(record), plan, blocks } => {
+        Lookup::Key {
+            record: Some(record),
+            plan,
+            blocks,
+        } => {
             let subject = Subject {
                 identity: Identity::key(&record.key_id).ok(),
                 customer: Some(record.customer.clone()),
                 plan: Some(record.plan.clone()),
             };
-            let deny = |reason| Decision::Deny { subject: subject.clone(), reason };
+            let deny = |reason| Decision::Deny {
+                subject: subject.clone(),
+                reason,
+            };
             if record.status == KeyStatus::Revoked {
                 return deny(DenyReason::RevokedKey);
             }
@@ -180,10 +196,17 @@ pub fn decide(lookup: Lookup<'_>, now: UnixMillis) -> Decision {
             };
             match quota_denial(plan, blocks, now) {
                 Some(reason) => deny(reason),
-                None => Decision::Allow { subject, degraded: false },
+                None => Decision::Allow {
+                    subject,
+                    degraded: false,
+                },
             }
         }
-        Lookup::Anonymous { identity, plan, blocks } => {
+        Lookup::Anonymous {
+            identity,
+            plan,
+            blocks,
+        } => {
             let subject = Subject {
                 identity: Some(identity),
                 customer: None,
@@ -191,7 +214,10 @@ pub fn decide(lookup: Lookup<'_>, now: UnixMillis) -> Decision {
             };
             match quota_denial(plan, blocks, now) {
                 Some(reason) => Decision::Deny { subject, reason },
-                None => Decision::Allow { subject, degraded: false },
+                None => Decision::Allow {
+                    subject,
+                    degraded: false,
+                },
             }
         }
     }
@@ -230,8 +256,16 @@ mod tests {
         Plan {
             name: "pro".into(),
             limits: vec![
-                Limit { meter: MeterName::requests(), window: Window::Day, limit: 100 },
-                Limit { meter: MeterName::requests(), window: Window::Month, limit: 1000 },
+                Limit {
+                    meter: MeterName::requests(),
+                    window: Window::Day,
+                    limit: 100,
+                },
+                Limit {
+                    meter: MeterName::requests(),
+                    window: Window::Month,
+                    limit: 1000,
+                },
             ],
             overage,
             failure: FailurePolicy::Closed,
@@ -249,11 +283,23 @@ mod tests {
     }
 
     fn block(window: Window, used: u64, at: UnixMillis) -> Block {
-        Block { meter: MeterName::requests(), period: window.period_of(at).unwrap(), limit: 0, used }
+        Block {
+            meter: MeterName::requests(),
+            period: window.period_of(at).unwrap(),
+            limit: 0,
+            used,
+        }
     }
 
     fn key(record: Option<KeyRecord>, plan: Option<&Plan>, blocks: &[Block]) -> Decision {
-        decide(Lookup::Key { record, plan, blocks }, NOW)
+        decide(
+            Lookup::Key {
+                record,
+                plan,
+                blocks,
+            },
+            NOW,
+        )
     }
 
     fn reason(d: Decision) -> DenyReason {
@@ -268,7 +314,10 @@ mod tests {
         let p = plan(OveragePolicy::Hard);
         let d = key(Some(record()), Some(&p), &[]);
         assert!(d.is_allowed());
-        assert_eq!(d.subject().identity.as_ref().unwrap().to_string(), "key:k_1");
+        assert_eq!(
+            d.subject().identity.as_ref().unwrap().to_string(),
+            "key:k_1"
+        );
         assert_eq!(d.subject().customer.as_deref(), Some("acme"));
     }
 
@@ -276,23 +325,47 @@ mod tests {
     fn unknown_revoked_expired_and_planless_keys_are_denied() {
         let p = plan(OveragePolicy::Hard);
         assert_eq!(reason(key(None, Some(&p), &[])), DenyReason::UnknownKey);
-        let revoked = KeyRecord { status: KeyStatus::Revoked, ..record() };
-        assert_eq!(reason(key(Some(revoked), Some(&p), &[])), DenyReason::RevokedKey);
-        let expired = KeyRecord { expires_at: Some(NOW), ..record() };
-        assert_eq!(reason(key(Some(expired), Some(&p), &[])), DenyReason::ExpiredKey);
-        let later = KeyRecord { expires_at: Some(NOW + 1), ..record() };
+        let revoked = KeyRecord {
+            status: KeyStatus::Revoked,
+            ..record()
+        };
+        assert_eq!(
+            reason(key(Some(revoked), Some(&p), &[])),
+            DenyReason::RevokedKey
+        );
+        let expired = KeyRecord {
+            expires_at: Some(NOW),
+            ..record()
+        };
+        assert_eq!(
+            reason(key(Some(expired), Some(&p), &[])),
+            DenyReason::ExpiredKey
+        );
+        let later = KeyRecord {
+            expires_at: Some(NOW + 1),
+            ..record()
+        };
         assert!(key(Some(later), Some(&p), &[]).is_allowed());
-        assert_eq!(reason(key(Some(record()), None, &[])), DenyReason::UnknownPlan);
+        assert_eq!(
+            reason(key(Some(record()), None, &[])),
+            DenyReason::UnknownPlan
+        );
     }
 
     #[test]
     fn a_current_block_denies_with_the_latest_reset() {
         let p = plan(OveragePolicy::Hard);
-        let blocks = [block(Window::Day, 100, NOW), block(Window::Month, 1000, NOW)];
+        let blocks = [
+            block(Window::Day, 100, NOW),
+            block(Window::Month, 1000, NOW),
+        ];
         let r = reason(key(Some(record()), Some(&p), &blocks));
         assert!(r.is_quota());
         assert_eq!(r.code(), "quota_exceeded");
-        assert_eq!(r.reset_at(), Some(Window::Month.period_of(NOW).unwrap().end()));
+        assert_eq!(
+            r.reset_at(),
+            Some(Window::Month.period_of(NOW).unwrap().end())
+        );
     }
 
     #[test]
@@ -303,7 +376,12 @@ mod tests {
         // The plan was upgraded: 100 used is under a new daily limit of 500.
         let mut upgraded = plan(OveragePolicy::Hard);
         upgraded.limits[0].limit = 500;
-        assert!(key(Some(record()), Some(&upgraded), &[block(Window::Day, 100, NOW)]).is_allowed());
+        assert!(key(
+            Some(record()),
+            Some(&upgraded),
+            &[block(Window::Day, 100, NOW)]
+        )
+        .is_allowed());
         // A block for a limit the plan no longer has.
         let hourly = block(Window::Hour, 5, NOW);
         assert!(key(Some(record()), Some(&p), &[hourly]).is_allowed());
@@ -319,19 +397,51 @@ mod tests {
     fn anonymous_identities_follow_the_anonymous_plan() {
         let p = plan(OveragePolicy::Hard);
         let ip = Identity::parse_ip("192.0.2.9").unwrap();
-        let ok = decide(Lookup::Anonymous { identity: ip.clone(), plan: &p, blocks: &[] }, NOW);
+        let ok = decide(
+            Lookup::Anonymous {
+                identity: ip.clone(),
+                plan: &p,
+                blocks: &[],
+            },
+            NOW,
+        );
         assert!(ok.is_allowed());
         assert_eq!(ok.subject().plan.as_deref(), Some("pro"));
         let blocks = [block(Window::Day, 100, NOW)];
-        let denied = decide(Lookup::Anonymous { identity: ip, plan: &p, blocks: &blocks }, NOW);
+        let denied = decide(
+            Lookup::Anonymous {
+                identity: ip,
+                plan: &p,
+                blocks: &blocks,
+            },
+            NOW,
+        );
         assert!(reason(denied).is_quota());
     }
 
     #[test]
     fn store_failure_follows_the_policy() {
-        let closed = decide(Lookup::Unavailable { identity: None, failure: FailurePolicy::Closed }, NOW);
+        let closed = decide(
+            Lookup::Unavailable {
+                identity: None,
+                failure: FailurePolicy::Closed,
+            },
+            NOW,
+        );
         assert_eq!(reason(closed), DenyReason::StoreUnavailable);
-        let open = decide(Lookup::Unavailable { identity: None, failure: FailurePolicy::Open }, NOW);
-        assert_eq!(open, Decision::Allow { subject: Subject::default(), degraded: true });
+        let open = decide(
+            Lookup::Unavailable {
+                identity: None,
+                failure: FailurePolicy::Open,
+            },
+            NOW,
+        );
+        assert_eq!(
+            open,
+            Decision::Allow {
+                subject: Subject::default(),
+                degraded: true
+            }
+        );
     }
 }

@@ -88,7 +88,10 @@ fn referer_host(value: &str) -> Option<String> {
     let host = if let Some(v6) = host_port.strip_prefix('[') {
         // An IPv6 literal host: keep it canonical.
         let inner = v6.split(']').next()?;
-        return inner.parse::<std::net::Ipv6Addr>().ok().map(|a| a.to_string());
+        return inner
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(|a| a.to_string());
     } else {
         host_port.split(':').next().unwrap_or("")
     };
@@ -123,7 +126,10 @@ impl FromStr for Identity {
     /// Parses the text form, normalising it (`ip:::ffff:1.2.3.4` becomes `ip:1.2.3.4`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (kind, value) = s.split_once(':').ok_or_else(|| {
-            CoreError::Identity(s.to_owned(), "expected key:<id>, ip:<addr> or referer:<host>")
+            CoreError::Identity(
+                s.to_owned(),
+                "expected key:<id>, ip:<addr> or referer:<host>",
+            )
         })?;
         match kind {
             "key" => Identity::key(value),
@@ -157,19 +163,36 @@ mod tests {
 
     #[test]
     fn parses_and_prints_each_kind() {
-        for text in ["key:k_123-ABC", "ip:203.0.113.7", "ip:2001:db8::1", "referer:example.com"] {
+        for text in [
+            "key:k_123-ABC",
+            "ip:203.0.113.7",
+            "ip:2001:db8::1",
+            "referer:example.com",
+        ] {
             assert_eq!(text.parse::<Identity>().unwrap().to_string(), text);
         }
     }
 
     #[test]
     fn normalises_ips() {
-        assert_eq!("ip:::ffff:192.0.2.1".parse::<Identity>().unwrap().to_string(), "ip:192.0.2.1");
         assert_eq!(
-            "ip:2001:0DB8:0000:0000:0000:0000:0000:0001".parse::<Identity>().unwrap().to_string(),
+            "ip:::ffff:192.0.2.1"
+                .parse::<Identity>()
+                .unwrap()
+                .to_string(),
+            "ip:192.0.2.1"
+        );
+        assert_eq!(
+            "ip:2001:0DB8:0000:0000:0000:0000:0000:0001"
+                .parse::<Identity>()
+                .unwrap()
+                .to_string(),
             "ip:2001:db8::1"
         );
-        assert_eq!(Identity::parse_ip(" 10.0.0.1 ").unwrap().to_string(), "ip:10.0.0.1");
+        assert_eq!(
+            Identity::parse_ip(" 10.0.0.1 ").unwrap().to_string(),
+            "ip:10.0.0.1"
+        );
     }
 
     #[test]
@@ -180,17 +203,34 @@ mod tests {
             ("example.com.", "example.com"),
             ("https://[2001:db8::1]:443/", "2001:db8::1"),
         ] {
-            assert_eq!(Identity::referer(input).unwrap(), Identity::Referer(host.into()), "{input}");
+            assert_eq!(
+                Identity::referer(input).unwrap(),
+                Identity::Referer(host.into()),
+                "{input}"
+            );
         }
     }
 
     #[test]
     fn rejects_bad_identities() {
         for bad in [
-            "", "key:", "key:has space", "key:has#hash", "ip:999.1.1.1", "ip:", "referer:",
-            "referer:https:///nohost", "referer:bad..dots", "referer:-lead.com", "user:x", "noprefix",
+            "",
+            "key:",
+            "key:has space",
+            "key:has#hash",
+            "ip:999.1.1.1",
+            "ip:",
+            "referer:",
+            "referer:https:///nohost",
+            "referer:bad..dots",
+            "referer:-lead.com",
+            "user:x",
+            "noprefix",
         ] {
-            assert!(bad.parse::<Identity>().is_err(), "{bad:?} should be rejected");
+            assert!(
+                bad.parse::<Identity>().is_err(),
+                "{bad:?} should be rejected"
+            );
         }
         assert!(Identity::key(&"a".repeat(65)).is_err());
         assert!(Identity::referer(&format!("{}.com", "a".repeat(300))).is_err());

@@ -162,7 +162,10 @@ mod tests {
         assert!(MeterName::new("tokens").is_ok());
         assert!(MeterName::new("gpu_ms-2").is_ok());
         for bad in ["", "Tokens", "a#b", "a b", &"x".repeat(65)] {
-            assert_eq!(MeterName::new(bad), Err(CoreError::MeterName(bad.to_owned())));
+            assert_eq!(
+                MeterName::new(bad),
+                Err(CoreError::MeterName(bad.to_owned()))
+            );
         }
     }
 

@@ -62,13 +62,21 @@ impl Plan {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if !name_ok {
-            return Err(bad("a plan name is 1-64 characters of a-z, 0-9, '_' or '-'".into()));
+            return Err(bad(
+                "a plan name is 1-64 characters of a-z, 0-9, '_' or '-'".into(),
+            ));
         }
         for (i, l) in self.limits.iter().enumerate() {
             if l.limit == 0 {
-                return Err(bad(format!("limit {i} ({} per {}) must be positive", l.meter, l.window)));
+                return Err(bad(format!(
+                    "limit {i} ({} per {}) must be positive",
+                    l.meter, l.window
+                )));
             }
-            if self.limits[..i].iter().any(|o| o.meter == l.meter && o.window == l.window) {
+            if self.limits[..i]
+                .iter()
+                .any(|o| o.meter == l.meter && o.window == l.window)
+            {
                 return Err(bad(format!("two limits for {} per {}", l.meter, l.window)));
             }
         }
@@ -91,7 +99,10 @@ impl Plan {
 
 /// The windows that any of `plans` limits for `meter`, sorted and unique:
 /// the only windows worth counting for that meter.
-pub fn windows_used<'a>(plans: impl IntoIterator<Item = &'a Plan>, meter: &MeterName) -> Vec<Window> {
+pub fn windows_used<'a>(
+    plans: impl IntoIterator<Item = &'a Plan>,
+    meter: &MeterName,
+) -> Vec<Window> {
     let mut windows: Vec<Window> = plans
         .into_iter()
         .flat_map(|p| p.limits.iter())
@@ -117,19 +128,32 @@ mod tests {
         p.validate().unwrap();
         assert!(p.is_hard());
         assert_eq!(p.failure, FailurePolicy::Closed);
-        assert_eq!(p.limit_for(&MeterName::requests(), Window::Month), Some(30000));
+        assert_eq!(
+            p.limit_for(&MeterName::requests(), Window::Month),
+            Some(30000)
+        );
         assert_eq!(p.limit_for(&MeterName::requests(), Window::Hour), None);
-        assert_eq!(windows_used([&p], &MeterName::requests()), vec![Window::Day, Window::Month]);
+        assert_eq!(
+            windows_used([&p], &MeterName::requests()),
+            vec![Window::Day, Window::Month]
+        );
         assert!(windows_used([&p], &MeterName::new("tokens").unwrap()).is_empty());
     }
 
     #[test]
     fn rejects_bad_plans() {
-        assert!(plan(r#"{"name":"x","limits":[{"meter":"requests","window":"week","limit":1}]}"#).is_err());
-        assert!(plan(r#"{"name":"x","limits":[{"meter":"requests","window":"day","limit":-1}]}"#).is_err());
+        assert!(
+            plan(r#"{"name":"x","limits":[{"meter":"requests","window":"week","limit":1}]}"#)
+                .is_err()
+        );
+        assert!(
+            plan(r#"{"name":"x","limits":[{"meter":"requests","window":"day","limit":-1}]}"#)
+                .is_err()
+        );
         assert!(plan(r#"{"name":"x","overage":"maybe"}"#).is_err());
         assert!(plan(r#"{"name":"x","surprise":1}"#).is_err());
-        let zero = plan(r#"{"name":"x","limits":[{"meter":"requests","window":"day","limit":0}]}"#).unwrap();
+        let zero = plan(r#"{"name":"x","limits":[{"meter":"requests","window":"day","limit":0}]}"#)
+            .unwrap();
         assert!(zero.validate().is_err());
         let dup = plan(r#"{"name":"x","limits":[{"meter":"requests","window":"day","limit":1},{"meter":"requests","window":"day","limit":2}]}"#).unwrap();
         assert!(dup.validate().is_err());

@@ -82,8 +82,12 @@ impl UsageKey {
     /// Parses a Usage item's keys.
     pub fn parse(pk: &str, sk: &str) -> Result<Self, CoreError> {
         let bad = |why| CoreError::UsageKey(format!("{pk} / {sk}"), why);
-        let (meter, identity) = pk.split_once('#').ok_or_else(|| bad("pk must be <meter>#<identity>"))?;
-        let (period, region) = sk.rsplit_once('#').ok_or_else(|| bad("sk must be <window>#<period>#<region>"))?;
+        let (meter, identity) = pk
+            .split_once('#')
+            .ok_or_else(|| bad("pk must be <meter>#<identity>"))?;
+        let (period, region) = sk
+            .rsplit_once('#')
+            .ok_or_else(|| bad("sk must be <window>#<period>#<region>"))?;
         Ok(UsageKey {
             counter: CounterKey {
                 meter: MeterName::new(meter)?,

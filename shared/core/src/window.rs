@@ -40,8 +40,9 @@ impl Window {
             Window::Minute => t.date_naive().and_hms_opt(t.hour(), t.minute(), 0),
             Window::Hour => t.date_naive().and_hms_opt(t.hour(), 0, 0),
             Window::Day => t.date_naive().and_hms_opt(0, 0, 0),
-            Window::Month => NaiveDate::from_ymd_opt(t.year(), t.month(), 1)
-                .and_then(|d| d.and_hms_opt(0, 0, 0)),
+            Window::Month => {
+                NaiveDate::from_ymd_opt(t.year(), t.month(), 1).and_then(|d| d.and_hms_opt(0, 0, 0))
+            }
         }
         .ok_or(CoreError::Timestamp(at))?;
         Ok(Period {
@@ -183,25 +184,46 @@ mod tests {
     use proptest::prelude::*;
 
     fn ms(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, milli: i64) -> UnixMillis {
-        Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap().timestamp_millis() + milli
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, s)
+            .unwrap()
+            .timestamp_millis()
+            + milli
     }
 
     #[test]
     fn labels() {
         let at = ms(2026, 11, 21, 13, 5, 7, 123);
-        assert_eq!(Window::Minute.period_of(at).unwrap().to_string(), "minute#2026-11-21T13:05");
-        assert_eq!(Window::Hour.period_of(at).unwrap().to_string(), "hour#2026-11-21T13");
-        assert_eq!(Window::Day.period_of(at).unwrap().to_string(), "day#2026-11-21");
-        assert_eq!(Window::Month.period_of(at).unwrap().to_string(), "month#2026-11");
+        assert_eq!(
+            Window::Minute.period_of(at).unwrap().to_string(),
+            "minute#2026-11-21T13:05"
+        );
+        assert_eq!(
+            Window::Hour.period_of(at).unwrap().to_string(),
+            "hour#2026-11-21T13"
+        );
+        assert_eq!(
+            Window::Day.period_of(at).unwrap().to_string(),
+            "day#2026-11-21"
+        );
+        assert_eq!(
+            Window::Month.period_of(at).unwrap().to_string(),
+            "month#2026-11"
+        );
     }
 
     #[test]
     fn month_ends_and_leap_years() {
-        let feb_2028 = Window::Month.period_of(ms(2028, 2, 10, 0, 0, 0, 0)).unwrap();
+        let feb_2028 = Window::Month
+            .period_of(ms(2028, 2, 10, 0, 0, 0, 0))
+            .unwrap();
         assert_eq!(feb_2028.end(), ms(2028, 3, 1, 0, 0, 0, 0));
-        let feb_2026 = Window::Month.period_of(ms(2026, 2, 10, 0, 0, 0, 0)).unwrap();
+        let feb_2026 = Window::Month
+            .period_of(ms(2026, 2, 10, 0, 0, 0, 0))
+            .unwrap();
         assert_eq!(feb_2026.end(), ms(2026, 3, 1, 0, 0, 0, 0));
-        let dec = Window::Month.period_of(ms(2026, 12, 31, 23, 59, 59, 999)).unwrap();
+        let dec = Window::Month
+            .period_of(ms(2026, 12, 31, 23, 59, 59, 999))
+            .unwrap();
         assert_eq!(dec.to_string(), "month#2026-12");
         assert_eq!(dec.end(), ms(2027, 1, 1, 0, 0, 0, 0));
         let leap_day = Window::Day.period_of(ms(2028, 2, 29, 12, 0, 0, 0)).unwrap();
@@ -212,14 +234,31 @@ mod tests {
     #[test]
     fn last_millisecond_belongs_to_the_period() {
         let last = ms(2026, 11, 30, 23, 59, 59, 999);
-        assert_eq!(Window::Month.period_of(last).unwrap().to_string(), "month#2026-11");
-        assert_eq!(Window::Month.period_of(last + 1).unwrap().to_string(), "month#2026-12");
+        assert_eq!(
+            Window::Month.period_of(last).unwrap().to_string(),
+            "month#2026-11"
+        );
+        assert_eq!(
+            Window::Month.period_of(last + 1).unwrap().to_string(),
+            "month#2026-12"
+        );
     }
 
     #[test]
     fn rejections() {
-        assert_eq!("week".parse::<Window>(), Err(CoreError::Window("week".into())));
-        for bad in ["day", "day#2026-1-5", "day#2026-13-01", "month#2026-11-01", "fortnight#2026-11", "hour#2026-11-21T24", "minute#2026-11-21T13:60"] {
+        assert_eq!(
+            "week".parse::<Window>(),
+            Err(CoreError::Window("week".into()))
+        );
+        for bad in [
+            "day",
+            "day#2026-1-5",
+            "day#2026-13-01",
+            "month#2026-11-01",
+            "fortnight#2026-11",
+            "hour#2026-11-21T24",
+            "minute#2026-11-21T13:60",
+        ] {
             assert!(bad.parse::<Period>().is_err(), "{bad}");
         }
         assert!(Window::Day.period_of(-1).is_err());

@@ -27,5 +27,11 @@ pub fn local_config(endpoint: &str, region: &str) -> aws_sdk_dynamodb::config::B
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new(region.to_owned()))
-        .credentials_provider(Credentials::new("local", "local", None, None, "tollgate-local"))
+        .credentials_provider(Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "tollgate-local",
+        ))
 }

@@ -6,20 +6,30 @@
 
 pub mod attr;
 pub mod client;
+pub mod keys;
 pub mod metrics;
 pub mod tables;
+pub mod usage;
 
 pub use client::{client_from_env, local_client};
+pub use keys::KeysStore;
 pub use metrics::RequestCounter;
 pub use tables::{TableNames, TableSpec, IDEMPOTENCY, KEYS, TABLES, USAGE};
+pub use usage::UsageStore;
 
 /// An error from a DynamoDB call, with the operation it came from.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("DynamoDB {operation} failed: {message}")]
-    Dynamo { operation: &'static str, message: String },
+    Dynamo {
+        operation: &'static str,
+        message: String,
+    },
     #[error("malformed item in {table}: {message}")]
-    Malformed { table: &'static str, message: String },
+    Malformed {
+        table: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Core(#[from] tollgate_core::CoreError),
 }

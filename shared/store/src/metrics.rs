@@ -34,8 +34,16 @@ pub struct RequestCounter {
 }
 
 const CAPACITY_OPS: [&str; 10] = [
-    "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem",
-    "BatchWriteItem", "TransactWriteItems", "TransactGetItems",
+    "GetItem",
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "Query",
+    "Scan",
+    "BatchGetItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+    "TransactGetItems",
 ];
 
 impl RequestCounter {
@@ -46,7 +54,10 @@ impl RequestCounter {
 
     /// Counts requests and asks DynamoDB for the capacity each consumes.
     pub fn with_capacity() -> Self {
-        RequestCounter { capacity: true, ..Self::default() }
+        RequestCounter {
+            capacity: true,
+            ..Self::default()
+        }
     }
 
     /// The counts so far, by operation.
@@ -66,9 +77,9 @@ impl RequestCounter {
 
     /// (read units, write units) consumed so far.
     pub fn total_units(&self) -> (f64, f64) {
-        self.snapshot()
-            .values()
-            .fold((0.0, 0.0), |(r, w), c| (r + c.read_units, w + c.write_units))
+        self.snapshot().values().fold((0.0, 0.0), |(r, w), c| {
+            (r + c.read_units, w + c.write_units)
+        })
     }
 
     /// Forgets every count.
@@ -115,7 +126,10 @@ fn consumed(body: &[u8]) -> (f64, f64) {
 }
 
 fn is_read_only(op: &str) -> bool {
-    matches!(op, "GetItem" | "Query" | "Scan" | "BatchGetItem" | "TransactGetItems")
+    matches!(
+        op,
+        "GetItem" | "Query" | "Scan" | "BatchGetItem" | "TransactGetItems"
+    )
 }
 
 impl Intercept for RequestCounter {
@@ -142,7 +156,9 @@ impl Intercept for RequestCounter {
         };
         body.insert("ReturnConsumedCapacity".into(), "TOTAL".into());
         let new = serde_json::to_vec(&body)?;
-        request.headers_mut().insert("content-length", new.len().to_string());
+        request
+            .headers_mut()
+            .insert("content-length", new.len().to_string());
         *request.body_mut() = SdkBody::from(new);
         Ok(())
     }
@@ -178,7 +194,10 @@ mod tests {
 
     #[test]
     fn parses_consumed_capacity() {
-        assert_eq!(consumed(br#"{"ConsumedCapacity":{"TableName":"t","CapacityUnits":2.0}}"#), (0.0, 2.0));
+        assert_eq!(
+            consumed(br#"{"ConsumedCapacity":{"TableName":"t","CapacityUnits":2.0}}"#),
+            (0.0, 2.0)
+        );
         assert_eq!(
             consumed(br#"{"ConsumedCapacity":[{"CapacityUnits":4.0},{"ReadCapacityUnits":1.0,"WriteCapacityUnits":0.0,"CapacityUnits":1.0}]}"#),
             (1.0, 4.0)

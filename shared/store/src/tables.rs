@@ -80,7 +80,10 @@ impl TableSpec {
             .create_table()
             .table_name(name)
             .billing_mode(BillingMode::PayPerRequest);
-        for (attr, key_type) in [(Some(self.hash_key), KeyType::Hash), (self.range_key, KeyType::Range)] {
+        for (attr, key_type) in [
+            (Some(self.hash_key), KeyType::Hash),
+            (self.range_key, KeyType::Range),
+        ] {
             let Some(attr) = attr else { continue };
             req = req
                 .attribute_definitions(
@@ -109,7 +112,12 @@ impl TableSpec {
         }
         let created = match req.send().await {
             Ok(_) => true,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => false,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_in_use_exception()) =>
+            {
+                false
+            }
             Err(e) => return Err(StoreError::dynamo("CreateTable", e)),
         };
         self.wait_active(client, name).await?;

@@ -1,0 +1,248 @@
+//! The Usage table: one counter item per meter, identity, period and
+//! region. Attributes: `pk`, `sk` (see [`tollgate_core::UsageKey`]), `n`
+//! (the counter), `agg`, `updated_at` (epoch ms) and, for minute and hour
+//! windows, `ttl` (epoch seconds). Everything else is in the keys.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use aws_sdk_dynamodb::Client;
+use tollgate_core::{Aggregation, CounterKey, Region, UnixMillis, UsageKey, Window};
+
+use crate::attr::{get_i64, get_s, get_u64, n, s, Item};
+use crate::StoreError;
+
+/// How long after its period ends a short window's item is kept.
+pub fn ttl_for(key: &CounterKey) -> Option<i64> {
+    let keep_ms = match key.period.window {
+        Window::Minute => 24 * 3_600_000,
+        Window::Hour => 8 * 24 * 3_600_000,
+        Window::Day | Window::Month => return None,
+    };
+    Some((key.period.end() + keep_ms) / 1000)
+}
+
+/// One region's counter, as read from an item or a stream image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageItem {
+    pub key: UsageKey,
+    pub aggregation: Aggregation,
+    pub value: u64,
+    pub updated_at: UnixMillis,
+}
+
+impl UsageItem {
+    /// Reads an item (or a stream record's new image).
+    pub fn parse(item: &Item) -> Result<UsageItem, StoreError> {
+        let malformed = |message: &str| StoreError::Malformed {
+            table: "Usage",
+            message: message.to_owned(),
+        };
+        let pk = get_s(item, "pk").ok_or_else(|| malformed("no pk"))?;
+        let sk = get_s(item, "sk").ok_or_else(|| malformed("no sk"))?;
+        Ok(UsageItem {
+            key: UsageKey::parse(pk, sk)?,
+            aggregation: get_s(item, "agg")
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_default(),
+            value: get_u64(item, "n").ok_or_else(|| malformed("no counter n"))?,
+            updated_at: get_i64(item, "updated_at").unwrap_or(0),
+        })
+    }
+}
+
+/// The `Update` that adds `amount` to a count or sum counter: for a
+/// transaction with the batch's dedupe record. (A `max` counter is raised
+/// with [`UsageStore::raise_max`] instead: it is idempotent by nature.)
+pub fn increment(
+    table: &str,
+    key: &UsageKey,
+    aggregation: Aggregation,
+    amount: u64,
+    now: UnixMillis,
+) -> Result<TransactWriteItem, StoreError> {
+    let mut update = Update::builder()
+        .table_name(table)
+        .key("pk", s(key.pk()))
+        .key("sk", s(key.sk()))
+        .expression_attribute_names("#n", "n")
+        .expression_attribute_values(":a", n(amount))
+        .expression_attribute_values(":agg", s(aggregation.to_string()))
+        .expression_attribute_values(":now", n(now));
+    let mut expr = "ADD #n :a SET agg = :agg, updated_at = :now".to_owned();
+    if let Some(ttl) = ttl_for(&key.counter) {
+        expr.push_str(", #ttl = :ttl");
+        update = update
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":ttl", n(ttl));
+    }
+    let update = update
+        .update_expression(expr)
+        .build()
+        .map_err(|e| StoreError::dynamo("TransactWriteItems", e))?;
+    Ok(TransactWriteItem::builder().update(update).build())
+}
+
+/// Adapter for the Usage table of one region.
+#[derive(Debug, Clone)]
+pub struct UsageStore {
+    client: Client,
+    table: String,
+}
+
+impl UsageStore {
+    /// A store over the Usage table `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        UsageStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Raises a `max` counter to `value` if it is lower (one conditional
+    /// update; a failed condition means it is already at least `value`).
+    pub async fn raise_max(
+        &self,
+        key: &UsageKey,
+        value: u64,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key.pk()))
+            .key("sk", s(key.sk()))
+            .update_expression("SET #n = :v, agg = :agg, updated_at = :now")
+            .condition_expression("attribute_not_exists(#n) OR #n < :v")
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_values(":v", n(value))
+            .expression_attribute_values(":agg", s("max"))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
+    }
+
+    /// Writes a copy of another region's item, only if it raises the stored
+    /// value (or creates it): replayed or reordered copies change nothing.
+    /// Returns whether the copy was written.
+    pub async fn put_replica(&self, item: &UsageItem) -> Result<bool, StoreError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(item.key.pk()))
+            .item("sk", s(item.key.sk()))
+            .item("n", n(item.value))
+            .item("agg", s(item.aggregation.to_string()))
+            .item("updated_at", n(item.updated_at))
+            .condition_expression("attribute_not_exists(#n) OR #n < :n")
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_values(":n", n(item.value));
+        if let Some(ttl) = ttl_for(&item.key.counter) {
+            put = put.item("ttl", n(ttl));
+        }
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::dynamo("PutItem", e)),
+        }
+    }
+
+    /// A counter's value in every region this table holds items of: one Query.
+    pub async fn regions_of(
+        &self,
+        counter: &CounterKey,
+    ) -> Result<BTreeMap<Region, u64>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+            .expression_attribute_values(":pk", s(counter.pk()))
+            .expression_attribute_values(":p", s(counter.sk_prefix()))
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("Query", e))?;
+        let mut regions = BTreeMap::new();
+        for item in out.items() {
+            let parsed = UsageItem::parse(item)?;
+            // `begins_with` on `day#2026-11-2` must not match `day#2026-11-21`:
+            // the prefix ends with '#', and the parse checks the period exactly.
+            if parsed.key.counter == *counter {
+                regions.insert(parsed.key.region, parsed.value);
+            }
+        }
+        Ok(regions)
+    }
+
+    /// A counter's global value: the sum (or the max, for `max` meters) of its region items.
+    pub async fn global(
+        &self,
+        counter: &CounterKey,
+        aggregation: Aggregation,
+    ) -> Result<u64, StoreError> {
+        let regions = self.regions_of(counter).await?;
+        Ok(match aggregation {
+            Aggregation::Max => regions.values().copied().max().unwrap_or(0),
+            _ => regions.values().sum(),
+        })
+    }
+
+    /// Every item of one identity's meter with `sk` starting with `prefix`
+    /// (for usage queries), one page at a time.
+    pub async fn query_prefix(
+        &self,
+        pk: &str,
+        from_sk: &str,
+        to_sk: &str,
+        start: Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+        limit: i32,
+    ) -> Result<
+        (
+            Vec<UsageItem>,
+            Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+        ),
+        StoreError,
+    > {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :a AND :b")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":a", s(from_sk))
+            .expression_attribute_values(":b", s(to_sk))
+            .set_exclusive_start_key(start)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("Query", e))?;
+        let items = out
+            .items()
+            .iter()
+            .map(UsageItem::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((items, out.last_evaluated_key))
+    }
+}
