@@ -6,6 +6,8 @@
 //! When DynamoDB Local is not reachable a test fails, saying how to start
 //! it; it never skips.
 
+pub mod runtime_api;
+
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
