@@ -27,14 +27,21 @@ pub struct Run {
 }
 
 /// Runs `binary` under the runtime API stand-in and feeds it `events`.
-pub fn invoke_binary(binary: &str, env: &[(&str, &str)], events: &[Value]) -> Vec<Result<Value, Value>> {
+pub fn invoke_binary(
+    binary: &str,
+    env: &[(&str, &str)],
+    events: &[Value],
+) -> Vec<Result<Value, Value>> {
     run_binary(binary, env, events).results
 }
 
 /// Like [`invoke_binary`], also returning the process's stdout and stderr.
 pub fn run_binary(binary: &str, env: &[(&str, &str)], events: &[Value]) -> Run {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind loopback: {e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("local addr: {e}"));
+    let listener =
+        TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind loopback: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("local addr: {e}"));
     let queue = Arc::new(Mutex::new(events.iter().cloned().collect::<VecDeque<_>>()));
     let (done_tx, done_rx) = mpsc::channel::<Outcome>();
     let (next_tx, next_rx) = mpsc::channel::<()>();
@@ -50,7 +57,11 @@ pub fn run_binary(binary: &str, env: &[(&str, &str)], events: &[Value]) -> Run {
         });
     }
 
-    let log_path = std::env::temp_dir().join(format!("tollgate-runtime-{}-{}.log", std::process::id(), addr.port()));
+    let log_path = std::env::temp_dir().join(format!(
+        "tollgate-runtime-{}-{}.log",
+        std::process::id(),
+        addr.port()
+    ));
     let log_file = std::fs::File::create(&log_path).unwrap_or_else(|e| panic!("log file: {e}"));
     let mut child: Child = Command::new(binary)
         .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
@@ -61,7 +72,11 @@ pub fn run_binary(binary: &str, env: &[(&str, &str)], events: &[Value]) -> Run {
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/tollgate-test")
         .envs(env.iter().copied())
         .stdin(Stdio::null())
-        .stdout(log_file.try_clone().unwrap_or_else(|e| panic!("log file: {e}")))
+        .stdout(
+            log_file
+                .try_clone()
+                .unwrap_or_else(|e| panic!("log file: {e}")),
+        )
         .stderr(log_file)
         .spawn()
         .unwrap_or_else(|e| panic!("starting {binary}: {e}"));
@@ -98,7 +113,12 @@ enum Outcome {
     InitError(Value),
 }
 
-fn serve(stream: TcpStream, queue: &Mutex<VecDeque<Value>>, done: &mpsc::Sender<Outcome>, next: &Mutex<mpsc::Receiver<()>>) {
+fn serve(
+    stream: TcpStream,
+    queue: &Mutex<VecDeque<Value>>,
+    done: &mpsc::Sender<Outcome>,
+    next: &Mutex<mpsc::Receiver<()>>,
+) {
     let mut writer = match stream.try_clone() {
         Ok(w) => w,
         Err(_) => return,
@@ -106,12 +126,21 @@ fn serve(stream: TcpStream, queue: &Mutex<VecDeque<Value>>, done: &mpsc::Sender<
     let mut reader = BufReader::new(stream);
     let mut counter = 0u64;
     loop {
-        let Some((method, path, body)) = read_request(&mut reader) else { return };
-        let json = || serde_json::from_slice::<Value>(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+        let Some((method, path, body)) = read_request(&mut reader) else {
+            return;
+        };
+        let json = || {
+            serde_json::from_slice::<Value>(&body)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
+        };
         if method == "GET" && path.ends_with("/runtime/invocation/next") {
             // Wait until the test releases the next event; none left: hang until killed.
             let released = next.lock().map(|rx| rx.recv().is_ok()).unwrap_or(false);
-            let event = if released { queue.lock().ok().and_then(|mut q| q.pop_front()) } else { None };
+            let event = if released {
+                queue.lock().ok().and_then(|mut q| q.pop_front())
+            } else {
+                None
+            };
             let Some(event) = event else {
                 std::thread::sleep(Duration::from_secs(3600));
                 return;
@@ -129,7 +158,11 @@ fn serve(stream: TcpStream, queue: &Mutex<VecDeque<Value>>, done: &mpsc::Sender<
                 std::process::id(),
                 body.len()
             );
-            if writer.write_all(head.as_bytes()).and_then(|_| writer.write_all(body.as_bytes())).is_err() {
+            if writer
+                .write_all(head.as_bytes())
+                .and_then(|_| writer.write_all(body.as_bytes()))
+                .is_err()
+            {
                 return;
             }
         } else {
@@ -142,7 +175,11 @@ fn serve(stream: TcpStream, queue: &Mutex<VecDeque<Value>>, done: &mpsc::Sender<
             } else {
                 None
             };
-            let status = if outcome.is_some() { "202 Accepted" } else { "404 Not Found" };
+            let status = if outcome.is_some() {
+                "202 Accepted"
+            } else {
+                "404 Not Found"
+            };
             if let Some(o) = outcome {
                 let _ = done.send(o);
             }

@@ -27,9 +27,19 @@ fn the_template_tables_match_the_store_specs() {
     let t = template();
     for spec in TABLES {
         let resource = &t["Resources"][spec.logical_id];
-        assert_eq!(resource["Type"].as_str(), Some("AWS::DynamoDB::Table"), "{}", spec.logical_id);
+        assert_eq!(
+            resource["Type"].as_str(),
+            Some("AWS::DynamoDB::Table"),
+            "{}",
+            spec.logical_id
+        );
         let p = &resource["Properties"];
-        assert_eq!(p["BillingMode"].as_str(), Some("PAY_PER_REQUEST"), "{} billing", spec.logical_id);
+        assert_eq!(
+            p["BillingMode"].as_str(),
+            Some("PAY_PER_REQUEST"),
+            "{} billing",
+            spec.logical_id
+        );
 
         let mut keys = vec![(spec.hash_key.to_owned(), "HASH".to_owned())];
         let mut attrs = vec![(spec.hash_key.to_owned(), "S".to_owned())];
@@ -37,15 +47,40 @@ fn the_template_tables_match_the_store_specs() {
             keys.push((range.to_owned(), "RANGE".to_owned()));
             attrs.push((range.to_owned(), "S".to_owned()));
         }
-        assert_eq!(strings(&p["KeySchema"], "KeyType"), keys, "{} keys", spec.logical_id);
-        assert_eq!(strings(&p["AttributeDefinitions"], "AttributeType"), attrs, "{} attributes", spec.logical_id);
+        assert_eq!(
+            strings(&p["KeySchema"], "KeyType"),
+            keys,
+            "{} keys",
+            spec.logical_id
+        );
+        assert_eq!(
+            strings(&p["AttributeDefinitions"], "AttributeType"),
+            attrs,
+            "{} attributes",
+            spec.logical_id
+        );
 
         let ttl = &p["TimeToLiveSpecification"];
-        assert_eq!(ttl["AttributeName"].as_str(), spec.ttl_attribute, "{} ttl", spec.logical_id);
-        assert_eq!(ttl["Enabled"].as_bool(), spec.ttl_attribute.map(|_| true), "{} ttl enabled", spec.logical_id);
+        assert_eq!(
+            ttl["AttributeName"].as_str(),
+            spec.ttl_attribute,
+            "{} ttl",
+            spec.logical_id
+        );
+        assert_eq!(
+            ttl["Enabled"].as_bool(),
+            spec.ttl_attribute.map(|_| true),
+            "{} ttl enabled",
+            spec.logical_id
+        );
 
         let stream = p["StreamSpecification"]["StreamViewType"].as_str();
-        assert_eq!(stream, spec.stream_new_image.then_some("NEW_IMAGE"), "{} stream", spec.logical_id);
+        assert_eq!(
+            stream,
+            spec.stream_new_image.then_some("NEW_IMAGE"),
+            "{} stream",
+            spec.logical_id
+        );
         assert_eq!(
             p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
             Some(true),
@@ -63,12 +98,21 @@ fn every_function_is_a_cargo_lambda_build_of_a_workspace_binary() {
         .values()
         .filter(|r| r["Type"].as_str() == Some("AWS::Serverless::Function"))
         .map(|r| {
-            assert_eq!(r["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"));
-            r["Metadata"]["BuildProperties"]["Binary"].as_str().expect("Binary").to_owned()
+            assert_eq!(
+                r["Metadata"]["BuildMethod"].as_str(),
+                Some("rust-cargolambda")
+            );
+            r["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .expect("Binary")
+                .to_owned()
         })
         .collect();
     binaries.sort();
-    assert_eq!(binaries, ["authorizer", "ingest", "log-processor", "quota-sync"]);
+    assert_eq!(
+        binaries,
+        ["authorizer", "ingest", "log-processor", "quota-sync"]
+    );
     let globals = &t["Globals"]["Function"];
     assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
     assert_eq!(globals["Architectures"][0].as_str(), Some("arm64"));
@@ -76,14 +120,29 @@ fn every_function_is_a_cargo_lambda_build_of_a_workspace_binary() {
 
 #[test]
 fn no_policy_grants_every_action() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).expect("template");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+        .expect("template");
     for (i, line) in text.lines().enumerate() {
         let l = line.trim();
         assert!(
-            !(l.starts_with("Action:") && (l.contains("\"*\"") || l.contains(":*") || l.ends_with(" *"))),
+            !(l.starts_with("Action:")
+                && (l.contains("\"*\"") || l.contains(":*") || l.ends_with(" *"))),
             "line {}: a wildcard action: {l}",
             i + 1
         );
-        assert!(!l.starts_with("Resource: \"*\"") && l != "Resource: '*'", "line {}: a wildcard resource", i + 1);
+        assert!(
+            !l.starts_with("Resource: \"*\"") && l != "Resource: '*'",
+            "line {}: a wildcard resource",
+            i + 1
+        );
     }
+}
+
+#[test]
+fn the_access_log_format_is_the_one_the_log_processor_parses() {
+    let t = template();
+    let format = t["Resources"]["MeteredApi"]["Properties"]["AccessLogSetting"]["Format"]
+        .as_str()
+        .expect("an access log format");
+    assert_eq!(format, log_processor::line::ACCESS_LOG_FORMAT);
 }

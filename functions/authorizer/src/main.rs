@@ -1,6 +1,35 @@
-//! The authorizer Lambda function: not implemented yet.
+//! The authorizer Lambda function: wiring only (see the library).
 
-fn main() {
-    eprintln!("tollgate authorizer: not implemented yet");
-    std::process::exit(1);
+use std::sync::Arc;
+
+use authorizer::{init_tracing, Authorizer, Config, Incoming, SystemClock};
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use lambda_runtime::{service_fn, LambdaEvent};
+use tollgate_store::KeysStore;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let config = Config::from_env()?;
+    let base = tollgate_store::client_from_env(None).await;
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        base.config()
+            .to_builder()
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(config.store_timeout)
+                    .build(),
+            )
+            .build(),
+    );
+    let store = KeysStore::new(client, config.keys_table.clone());
+    let authorizer = Arc::new(Authorizer::new(config, store, Arc::new(SystemClock)));
+    if let Err(e) = authorizer.load_plans().await {
+        tracing::warn!(error = %e, "could not load plans at start-up; will retry on the first request");
+    }
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Incoming>| {
+        let authorizer = authorizer.clone();
+        async move { authorizer.handle_incoming(event.payload).await }
+    }))
+    .await
 }

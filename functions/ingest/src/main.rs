@@ -1,6 +1,27 @@
-//! The ingest Lambda function: not implemented yet.
+//! The ingest Lambda function: wiring only. Configuration is read and the
+//! DynamoDB client built once; every request goes to [`ingest::Ingest`].
 
-fn main() {
-    eprintln!("tollgate ingest: not implemented yet");
-    std::process::exit(1);
+use anyhow::Context;
+use ingest::{Config, Ingest};
+use lambda_http::{service_fn, Request};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .without_time()
+        .init();
+    let config = Config::from_env().context("reading the ingest configuration")?;
+    let client = tollgate_store::client_from_env(None).await;
+    let ingest = Ingest::new(client, config);
+    lambda_http::run(service_fn(move |req: Request| {
+        let ingest = ingest.clone();
+        async move { Ok::<_, std::convert::Infallible>(ingest.handle(req).await) }
+    }))
+    .await
 }

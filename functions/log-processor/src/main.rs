@@ -1,6 +1,32 @@
-//! The log-processor Lambda function: not implemented yet.
+//! The log-processor Lambda function: wiring only. Configuration and the
+//! DynamoDB client are built once per container; the handler is
+//! [`log_processor::Processor::handle`].
 
-fn main() {
-    eprintln!("tollgate log-processor: not implemented yet");
-    std::process::exit(1);
+use anyhow::Context;
+use lambda_runtime::{service_fn, LambdaEvent};
+use log_processor::{Config, Processor};
+use serde_json::Value;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .without_time()
+        .init();
+    let config = Config::from_env().context("reading the log-processor configuration")?;
+    let client = tollgate_store::client_from_env(None).await;
+    let processor = Processor::new(client, config);
+    let processor = &processor;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        processor.handle(event.payload).await.map_err(|e| {
+            tracing::error!(error = %e, "invocation failed; Lambda will retry it");
+            lambda_runtime::Error::from(e)
+        })
+    }))
+    .await
 }

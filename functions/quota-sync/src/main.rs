@@ -1,6 +1,40 @@
-//! The quota-sync Lambda function: not implemented yet.
+//! The quota-sync Lambda function: wiring only. Configuration is read and
+//! clients are built once per container; the handler is
+//! [`quota_sync::QuotaSync::handle`].
 
-fn main() {
-    eprintln!("tollgate quota-sync: not implemented yet");
-    std::process::exit(1);
+use anyhow::Context;
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use quota_sync::{Config, QuotaSync};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .with_target(false)
+        .without_time()
+        .init();
+    let config = Config::from_env().context("reading quota-sync's configuration")?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let handler = quota_sync::from_sdk_config(&config, &sdk);
+    tracing::info!(region = %config.region, peers = config.peers.len(),
+                   global_tables = config.global_tables, "quota-sync ready");
+    let handler = &handler;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move { handle(handler, event).await },
+    ))
+    .await
+}
+
+async fn handle(
+    handler: &QuotaSync,
+    event: LambdaEvent<serde_json::Value>,
+) -> Result<DynamoDbEventResponse, Error> {
+    let outcome = handler.handle(&event.payload).await?;
+    Ok(outcome.response)
 }

@@ -58,6 +58,10 @@ pub enum Lookup<'a> {
         plan: &'a Plan,
         blocks: &'a [Block],
     },
+    /// A key was presented but has the wrong shape (no read was made).
+    MalformedKey,
+    /// No key and no usable anonymous identity (no valid client IP).
+    NoIdentity,
     /// The store could not be read; the plan's (or the default) failure policy applies.
     Unavailable {
         identity: Option<Identity>,
@@ -69,6 +73,10 @@ pub enum Lookup<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DenyReason {
     UnknownKey,
+    /// The presented key does not have the shape of a tollgate key.
+    MalformedKey,
+    /// Neither a key nor a valid client IP address to meter.
+    NoIdentity,
     RevokedKey,
     ExpiredKey,
     /// The key's plan is not defined (a configuration error: fail closed).
@@ -87,6 +95,8 @@ impl DenyReason {
     pub fn code(&self) -> &'static str {
         match self {
             DenyReason::UnknownKey => "unknown_key",
+            DenyReason::MalformedKey => "malformed_key",
+            DenyReason::NoIdentity => "no_identity",
             DenyReason::RevokedKey => "revoked_key",
             DenyReason::ExpiredKey => "expired_key",
             DenyReason::UnknownPlan => "unknown_plan",
@@ -145,7 +155,8 @@ impl Decision {
     }
 }
 
-/// Applies the rules: unknown, revoked or expired key → deny; a current block
+/// Applies the rules: a key of the wrong shape, no identity at all, unknown,
+/// revoked or expired key → deny; a current block
 /// under a hard plan → deny with the reason and reset time (the earliest
 /// block that resets last wins, so the client waits long enough); soft plans
 /// are never blocked; store failure → the failure policy; else allow.
@@ -167,6 +178,14 @@ pub fn decide(lookup: Lookup<'_>, now: UnixMillis) -> Decision {
                 },
             }
         }
+        Lookup::MalformedKey => Decision::Deny {
+            subject: Subject::default(),
+            reason: DenyReason::MalformedKey,
+        },
+        Lookup::NoIdentity => Decision::Deny {
+            subject: Subject::default(),
+            reason: DenyReason::NoIdentity,
+        },
         Lookup::Key { record: None, .. } => Decision::Deny {
             subject: Subject::default(),
             reason: DenyReason::UnknownKey,
@@ -247,6 +266,8 @@ fn quota_denial(plan: &Plan, blocks: &[Block], now: UnixMillis) -> Option<DenyRe
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use crate::{Limit, OveragePolicy, Window};
 
@@ -417,6 +438,17 @@ mod tests {
             NOW,
         );
         assert!(reason(denied).is_quota());
+    }
+
+    #[test]
+    fn malformed_keys_and_missing_identities_are_denied() {
+        let malformed = reason(decide(Lookup::MalformedKey, NOW));
+        assert_eq!(malformed, DenyReason::MalformedKey);
+        assert_eq!(malformed.code(), "malformed_key");
+        assert!(!malformed.is_quota() && malformed.reset_at().is_none());
+        let none = reason(decide(Lookup::NoIdentity, NOW));
+        assert_eq!(none, DenyReason::NoIdentity);
+        assert_eq!(none.code(), "no_identity");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::fmt;
 /// other variant names the record key it concerns (the prefixed hash or
 /// marker id), never the payload.
 #[derive(Debug, thiserror::Error)]
-pub enum IdempotencyError<E> {
+pub enum IdempotencyError<E = Never> {
     /// The caller's code failed (the handler closure, or `writes_for`). In
     /// `run` the lease was released first, so a retry executes again.
     #[error("handler failed: {0}")]
@@ -23,7 +23,9 @@ pub enum IdempotencyError<E> {
     ReplayedFailure(E),
 
     /// Another execution holds a live lease on this key.
-    #[error("idempotency key {key} is already in progress; its lease ends at {lease_expires_at_ms} ms")]
+    #[error(
+        "idempotency key {key} is already in progress; its lease ends at {lease_expires_at_ms} ms"
+    )]
     AlreadyInProgress {
         /// The record key.
         key: String,
@@ -124,12 +126,19 @@ pub enum IdempotencyError<E> {
 impl<E> IdempotencyError<E> {
     /// Wraps an SDK error, keeping its whole message chain.
     pub(crate) fn dynamo(operation: &'static str, key: &str, err: &dyn std::error::Error) -> Self {
-        IdempotencyError::Dynamo { operation, key: key.to_owned(), message: chain(err) }
+        IdempotencyError::Dynamo {
+            operation,
+            key: key.to_owned(),
+            message: chain(err),
+        }
     }
 
     /// Whether this is the caller's own error (fresh or replayed).
     pub fn is_handler_error(&self) -> bool {
-        matches!(self, IdempotencyError::Handler(_) | IdempotencyError::ReplayedFailure(_))
+        matches!(
+            self,
+            IdempotencyError::Handler(_) | IdempotencyError::ReplayedFailure(_)
+        )
     }
 
     /// The caller's own error, if this is one (fresh or replayed).
@@ -146,18 +155,46 @@ impl<E> IdempotencyError<E> {
         use IdempotencyError as I;
         Ok(match self {
             I::Handler(e) | I::ReplayedFailure(e) => return Err(e),
-            I::AlreadyInProgress { key, lease_expires_at_ms } => I::AlreadyInProgress { key, lease_expires_at_ms },
+            I::AlreadyInProgress {
+                key,
+                lease_expires_at_ms,
+            } => I::AlreadyInProgress {
+                key,
+                lease_expires_at_ms,
+            },
             I::PayloadMismatch { key } => I::PayloadMismatch { key },
             I::LeaseLost { key } => I::LeaseLost { key },
             I::MissingKey { selector } => I::MissingKey { selector },
             I::ResponseTooLarge { key, size, limit } => I::ResponseTooLarge { key, size, limit },
             I::Codec { key, message } => I::Codec { key, message },
             I::TooManyActions { key, writes } => I::TooManyActions { key, writes },
-            I::WriteCancelled { first_key, index, code, message } => {
-                I::WriteCancelled { first_key, index, code, message }
-            }
-            I::TransactionConflict { first_key, attempts } => I::TransactionConflict { first_key, attempts },
-            I::Dynamo { operation, key, message } => I::Dynamo { operation, key, message },
+            I::WriteCancelled {
+                first_key,
+                index,
+                code,
+                message,
+            } => I::WriteCancelled {
+                first_key,
+                index,
+                code,
+                message,
+            },
+            I::TransactionConflict {
+                first_key,
+                attempts,
+            } => I::TransactionConflict {
+                first_key,
+                attempts,
+            },
+            I::Dynamo {
+                operation,
+                key,
+                message,
+            } => I::Dynamo {
+                operation,
+                key,
+                message,
+            },
         })
     }
 }

@@ -9,6 +9,9 @@ use std::sync::Arc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+/// A selector closure.
+pub type SelectFn = Arc<dyn Fn(&Value) -> Option<Value> + Send + Sync>;
+
 /// Picks the part of an event that identifies it (or that a fingerprint
 /// covers).
 ///
@@ -36,7 +39,7 @@ pub enum KeySelector {
         /// A name for messages.
         name: String,
         /// The selector.
-        f: Arc<dyn Fn(&Value) -> Option<Value> + Send + Sync>,
+        f: SelectFn,
     },
 }
 
@@ -54,12 +57,23 @@ impl KeySelector {
 
     /// A selector for several JSON paths (their values, as an array).
     pub fn paths<'a>(paths: impl IntoIterator<Item = &'a str>) -> Result<Self, PathError> {
-        Ok(KeySelector::Paths(paths.into_iter().map(JsonPath::parse).collect::<Result<_, _>>()?))
+        Ok(KeySelector::Paths(
+            paths
+                .into_iter()
+                .map(JsonPath::parse)
+                .collect::<Result<_, _>>()?,
+        ))
     }
 
     /// A selector from a closure.
-    pub fn from_fn(name: &str, f: impl Fn(&Value) -> Option<Value> + Send + Sync + 'static) -> Self {
-        KeySelector::Fn { name: name.to_owned(), f: Arc::new(f) }
+    pub fn from_fn(
+        name: &str,
+        f: impl Fn(&Value) -> Option<Value> + Send + Sync + 'static,
+    ) -> Self {
+        KeySelector::Fn {
+            name: name.to_owned(),
+            f: Arc::new(f),
+        }
     }
 
     /// The selected value, or `None` when it is missing (absent, `null`, or
@@ -69,7 +83,9 @@ impl KeySelector {
             KeySelector::Whole => Some(event.clone()),
             KeySelector::Path(p) => p.select(event),
             KeySelector::Paths(ps) => Some(Value::Array(
-                ps.iter().map(|p| p.select(event).unwrap_or(Value::Null)).collect(),
+                ps.iter()
+                    .map(|p| p.select(event).unwrap_or(Value::Null))
+                    .collect(),
             )),
             KeySelector::Fn { f, .. } => f(event),
         }?;
@@ -82,7 +98,13 @@ impl KeySelector {
             KeySelector::Whole => "$".to_owned(),
             KeySelector::Path(p) => p.source.clone(),
             KeySelector::Paths(ps) => {
-                format!("[{}]", ps.iter().map(|p| p.source.as_str()).collect::<Vec<_>>().join(", "))
+                format!(
+                    "[{}]",
+                    ps.iter()
+                        .map(|p| p.source.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             }
             KeySelector::Fn { name, .. } => format!("fn {name}"),
         }
@@ -130,7 +152,10 @@ pub struct JsonPath {
 impl JsonPath {
     /// Parses a path.
     pub fn parse(path: &str) -> Result<Self, PathError> {
-        let err = |reason| PathError { path: path.to_owned(), reason };
+        let err = |reason| PathError {
+            path: path.to_owned(),
+            reason,
+        };
         let mut rest = path.trim();
         rest = rest.strip_prefix('$').unwrap_or(rest);
         let mut steps = Vec::new();
@@ -141,7 +166,9 @@ impl JsonPath {
                 let inner = r[..end].trim();
                 if let Some(quoted) = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
                     steps.push(Step::Field(quoted.to_owned()));
-                } else if let Some(quoted) = inner.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
+                } else if let Some(quoted) =
+                    inner.strip_prefix('\'').and_then(|s| s.strip_suffix('\''))
+                {
                     steps.push(Step::Field(quoted.to_owned()));
                 } else {
                     steps.push(Step::Index(inner.parse().map_err(|_| err("bad index"))?));
@@ -162,7 +189,10 @@ impl JsonPath {
             }
             first = false;
         }
-        Ok(JsonPath { source: path.to_owned(), steps })
+        Ok(JsonPath {
+            source: path.to_owned(),
+            steps,
+        })
     }
 
     /// The steps.
@@ -194,20 +224,15 @@ fn select_steps(cur: &Value, steps: &[Step]) -> Option<Value> {
 pub fn write_canonical<W: Write>(w: &mut W, v: &Value) -> io::Result<()> {
     match v {
         Value::Object(m) => {
-            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
-            if !entries.is_sorted_by(|a, b| a.0 <= b.0) {
+            // serde_json's map is a BTreeMap unless `preserve_order` is on:
+            // then it is already sorted and needs no copy.
+            if m.keys().is_sorted() {
+                write_object(w, m.iter())
+            } else {
+                let mut entries: Vec<(&String, &Value)> = m.iter().collect();
                 entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                write_object(w, entries.into_iter())
             }
-            w.write_all(b"{")?;
-            for (i, (k, v)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    w.write_all(b",")?;
-                }
-                serde_json::to_writer(&mut *w, k)?;
-                w.write_all(b":")?;
-                write_canonical(w, v)?;
-            }
-            w.write_all(b"}")
         }
         Value::Array(a) => {
             w.write_all(b"[")?;
@@ -221,6 +246,22 @@ pub fn write_canonical<W: Write>(w: &mut W, v: &Value) -> io::Result<()> {
         }
         other => serde_json::to_writer(w, other).map_err(io::Error::from),
     }
+}
+
+fn write_object<'a, W: Write>(
+    w: &mut W,
+    entries: impl Iterator<Item = (&'a String, &'a Value)>,
+) -> io::Result<()> {
+    w.write_all(b"{")?;
+    for (i, (k, v)) in entries.enumerate() {
+        if i > 0 {
+            w.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *w, k)?;
+        w.write_all(b":")?;
+        write_canonical(w, v)?;
+    }
+    w.write_all(b"}")
 }
 
 /// The canonical JSON of `v`, as a string.
@@ -268,9 +309,15 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys_and_drops_whitespace() {
-        let a: Value = serde_json::from_str(r#"{ "z": 1, "a": {"y": [1, 2.5, "é\n"], "b": true} }"#).unwrap_or_default();
-        let b: Value = serde_json::from_str(r#"{"a":{"b":true,"y":[1,2.5,"é\n"]},"z":1}"#).unwrap_or_default();
-        assert_eq!(canonical_json(&a), r#"{"a":{"b":true,"y":[1,2.5,"é\n"]},"z":1}"#);
+        let a: Value =
+            serde_json::from_str(r#"{ "z": 1, "a": {"y": [1, 2.5, "é\n"], "b": true} }"#)
+                .unwrap_or_default();
+        let b: Value =
+            serde_json::from_str(r#"{"a":{"b":true,"y":[1,2.5,"é\n"]},"z":1}"#).unwrap_or_default();
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"a":{"b":true,"y":[1,2.5,"é\n"]},"z":1}"#
+        );
         assert_eq!(canonical_json(&a), canonical_json(&b));
         assert_eq!(hash_canonical(&a), hash_canonical(&b));
     }
@@ -282,7 +329,10 @@ mod tests {
             hash_canonical(&json!({})),
             "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
         );
-        assert_ne!(hash_canonical(&json!({"a": 1})), hash_canonical(&json!({"a": "1"})));
+        assert_ne!(
+            hash_canonical(&json!({"a": 1})),
+            hash_canonical(&json!({"a": "1"}))
+        );
     }
 
     #[test]
@@ -306,9 +356,15 @@ mod tests {
         for p in ["a", "b", "d", "zz"] {
             assert_eq!(KeySelector::path(p).map(|s| s.select(&e)), Ok(None), "{p}");
         }
-        assert_eq!(KeySelector::path("e").map(|s| s.select(&e)), Ok(Some(json!(0))));
+        assert_eq!(
+            KeySelector::path("e").map(|s| s.select(&e)),
+            Ok(Some(json!(0)))
+        );
         let multi = KeySelector::paths(["a", "e"]).map(|s| s.select(&e));
         assert_eq!(multi, Ok(Some(json!([null, 0]))));
-        assert_eq!(KeySelector::paths(["a", "zz"]).map(|s| s.select(&e)), Ok(None));
+        assert_eq!(
+            KeySelector::paths(["a", "zz"]).map(|s| s.select(&e)),
+            Ok(None)
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! |---|---|---|---|
 //! | API key | `apikey#<sha256 hex>` | `apikey` | `key_id`, `customer`, `plan`, `status`, `expires_at`?, `created_at` |
 //! | customer's key | `customer#<customer>` | `key#<key_id>` | `digest`, `plan`, `status`, `created_at` |
+//! | key's plan by key id | `keyid#<key_id>` | `keyid` | `plan`, `customer` (for quota-sync, which sees only `key:<key_id>`) |
 //! | plan | `plan` | `<name>` | `doc` (the plan as JSON) |
 //! | meter | `meter` | `<name>` | `doc` (the meter definition as JSON) |
 //! | blocks of an identity | `block#<identity>` | `block` | one `blk:<meter>#<period>` map `{limit, used}` per reached limit; `ttl` |
@@ -28,6 +29,11 @@ const BLOCK_PREFIX: &str = "blk:";
 /// The partition key of an API key item.
 pub fn key_pk(digest: &KeyDigest) -> String {
     format!("apikey#{}", digest.0)
+}
+
+/// The partition key of the item that gives a key id's plan.
+pub fn key_id_pk(key_id: &str) -> String {
+    format!("keyid#{key_id}")
 }
 
 /// The partition key of an identity's block item.
@@ -191,6 +197,12 @@ impl KeysStore {
             .item("plan", s(&record.plan))
             .item("status", s("active"))
             .item("created_at", n(now));
+        let plan_item = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(key_id_pk(&record.key_id)))
+            .item("sk", s("keyid"))
+            .item("plan", s(&record.plan))
+            .item("customer", s(&record.customer));
         let build = |p: aws_sdk_dynamodb::types::builders::PutBuilder| {
             p.build()
                 .map(|put| TransactWriteItem::builder().put(put).build())
@@ -200,10 +212,29 @@ impl KeysStore {
             .transact_write_items()
             .transact_items(build(key_item)?)
             .transact_items(build(index_item)?)
+            .transact_items(build(plan_item)?)
             .send()
             .await
             .map_err(|e| StoreError::dynamo("TransactWriteItems", e))?;
         Ok(())
+    }
+
+    /// The plan of a key, by key id (`None`: no such key). One GetItem.
+    pub async fn plan_of_key(&self, key_id: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(key_id_pk(key_id)))
+            .key("sk", s("keyid"))
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("GetItem", e))?;
+        Ok(out
+            .item
+            .as_ref()
+            .and_then(|i| get_s(i, "plan"))
+            .map(str::to_owned))
     }
 
     /// The keys of a customer: `(key_id, digest, plan, status)`.
@@ -320,6 +351,38 @@ impl KeysStore {
                     .send()
                     .await
                     .map_err(|e| StoreError::dynamo("UpdateItem", e))?;
+                Ok(())
+            }
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
+    }
+
+    /// Removes one block of `identity` (the limit of `meter` in `period`),
+    /// keeping its others. Removing a block that is not there is not an error.
+    pub async fn remove_block(
+        &self,
+        identity: &Identity,
+        meter: &MeterName,
+        period: &Period,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(block_pk(identity)))
+            .key("sk", s("block"))
+            .update_expression("REMOVE #b")
+            // Without the condition an update would create an empty item.
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#b", format!("{BLOCK_PREFIX}{meter}#{period}"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
                 Ok(())
             }
             Err(e) => Err(StoreError::dynamo("UpdateItem", e)),

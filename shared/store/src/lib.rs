@@ -14,7 +14,9 @@ pub mod usage;
 pub use client::{client_from_env, local_client};
 pub use keys::KeysStore;
 pub use metrics::RequestCounter;
-pub use tables::{TableNames, TableSpec, IDEMPOTENCY, KEYS, TABLES, USAGE};
+pub use tables::{
+    IndexSpec, TableNames, TableSpec, IDEMPOTENCY, KEYS, TABLES, USAGE, USAGE_TOP_INDEX,
+};
 pub use usage::UsageStore;
 
 /// An error from a DynamoDB call, with the operation it came from.

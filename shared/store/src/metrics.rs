@@ -132,6 +132,17 @@ fn is_read_only(op: &str) -> bool {
     )
 }
 
+/// The (read, write) capacity units that a response body of operation `op`
+/// reports in its `ConsumedCapacity`.
+pub fn units(op: &str, body: &[u8]) -> (f64, f64) {
+    let (read, write) = consumed(body);
+    if is_read_only(op) {
+        (read + write, 0.0)
+    } else {
+        (read, write)
+    }
+}
+
 impl Intercept for RequestCounter {
     fn name(&self) -> &'static str {
         "tollgate::RequestCounter"
@@ -170,15 +181,11 @@ impl Intercept for RequestCounter {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let op = operation(cfg);
-        let (mut read, mut write) = context
+        let (read, write) = context
             .response()
             .and_then(|r| r.body().bytes())
-            .map(consumed)
+            .map(|body| units(&op, body))
             .unwrap_or((0.0, 0.0));
-        if is_read_only(&op) {
-            read += write;
-            write = 0.0;
-        }
         self.record(&op, |c| {
             c.requests += 1;
             c.read_units += read;

@@ -2,8 +2,9 @@
 //! compares them with `template.yaml`, so the two cannot drift.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -26,7 +27,31 @@ pub struct TableSpec {
     pub ttl_attribute: Option<&'static str>,
     /// Whether the table has a stream of new images.
     pub stream_new_image: bool,
+    /// Global secondary indexes.
+    pub indexes: &'static [IndexSpec],
 }
+
+/// A global secondary index with a string hash key, a number range key
+/// and a keys-only projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSpec {
+    /// The index name.
+    pub name: &'static str,
+    /// The hash key (a string); items without it are not in the index.
+    pub hash_key: &'static str,
+    /// The range key (a number).
+    pub range_key: &'static str,
+}
+
+/// The Usage table's sparse "top" index: hash `top` =
+/// `<meter>#<window>#<period>#<region>` (set on day and month counters
+/// only, see `usage::top_key`), range `n` (the counter), keys only. It
+/// answers "the largest counters of a meter in a period" without a Scan.
+pub const USAGE_TOP_INDEX: IndexSpec = IndexSpec {
+    name: "top",
+    hash_key: "top",
+    range_key: "n",
+};
 
 /// API keys by digest, plans, meters, customers' key lists and blocks.
 pub const KEYS: TableSpec = TableSpec {
@@ -37,6 +62,7 @@ pub const KEYS: TableSpec = TableSpec {
     range_key: Some("sk"),
     ttl_attribute: Some("ttl"),
     stream_new_image: false,
+    indexes: &[],
 };
 
 /// One counter per meter, identity, period and region.
@@ -48,6 +74,7 @@ pub const USAGE: TableSpec = TableSpec {
     range_key: Some("sk"),
     ttl_attribute: Some("ttl"),
     stream_new_image: true,
+    indexes: &[USAGE_TOP_INDEX],
 };
 
 /// Idempotency records (dedupe markers and leases).
@@ -59,6 +86,7 @@ pub const IDEMPOTENCY: TableSpec = TableSpec {
     range_key: None,
     ttl_attribute: Some("expiration"),
     stream_new_image: false,
+    indexes: &[],
 };
 
 /// Every table tollgate uses.
@@ -97,6 +125,38 @@ impl TableSpec {
                     KeySchemaElement::builder()
                         .attribute_name(attr)
                         .key_type(key_type)
+                        .build()
+                        .map_err(|e| StoreError::dynamo("CreateTable", e))?,
+                );
+        }
+        for index in self.indexes {
+            let def = |name: &str, kind| {
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(kind)
+                    .build()
+                    .map_err(|e| StoreError::dynamo("CreateTable", e))
+            };
+            let key = |name: &str, kind| {
+                KeySchemaElement::builder()
+                    .attribute_name(name)
+                    .key_type(kind)
+                    .build()
+                    .map_err(|e| StoreError::dynamo("CreateTable", e))
+            };
+            req = req
+                .attribute_definitions(def(index.hash_key, ScalarAttributeType::S)?)
+                .attribute_definitions(def(index.range_key, ScalarAttributeType::N)?)
+                .global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(index.name)
+                        .key_schema(key(index.hash_key, KeyType::Hash)?)
+                        .key_schema(key(index.range_key, KeyType::Range)?)
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::KeysOnly)
+                                .build(),
+                        )
                         .build()
                         .map_err(|e| StoreError::dynamo("CreateTable", e))?,
                 );

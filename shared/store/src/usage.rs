@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
-use tollgate_core::{Aggregation, CounterKey, Region, UnixMillis, UsageKey, Window};
+use tollgate_core::{
+    Aggregation, CounterKey, MeterName, Period, Region, UnixMillis, UsageKey, Window,
+};
 
 use crate::attr::{get_i64, get_s, get_u64, n, s, Item};
 use crate::StoreError;
@@ -20,6 +22,23 @@ pub fn ttl_for(key: &CounterKey) -> Option<i64> {
         Window::Day | Window::Month => return None,
     };
     Some((key.period.end() + keep_ms) / 1000)
+}
+
+/// The windows whose counters carry the `top` attribute and so appear in
+/// the Usage table's top index ([`crate::tables::USAGE_TOP_INDEX`]).
+pub const TOP_WINDOWS: [Window; 2] = [Window::Day, Window::Month];
+
+/// The `top` index key of a counter item: `<meter>#<window>#<period>#<region>`,
+/// for the windows in [`TOP_WINDOWS`] only (the index is sparse).
+pub fn top_key(key: &UsageKey) -> Option<String> {
+    TOP_WINDOWS
+        .contains(&key.counter.period.window)
+        .then(|| top_partition(&key.counter.meter, &key.counter.period, &key.region))
+}
+
+/// The top index partition of one meter, period and region.
+pub fn top_partition(meter: &MeterName, period: &Period, region: &Region) -> String {
+    format!("{meter}#{period}#{region}")
 }
 
 /// One region's counter, as read from an item or a stream image.
@@ -70,6 +89,12 @@ pub fn increment(
         .expression_attribute_values(":agg", s(aggregation.to_string()))
         .expression_attribute_values(":now", n(now));
     let mut expr = "ADD #n :a SET agg = :agg, updated_at = :now".to_owned();
+    if let Some(top) = top_key(key) {
+        expr.push_str(", #top = :top");
+        update = update
+            .expression_attribute_names("#top", "top")
+            .expression_attribute_values(":top", s(top));
+    }
     if let Some(ttl) = ttl_for(&key.counter) {
         expr.push_str(", #ttl = :ttl");
         update = update
@@ -112,13 +137,23 @@ impl UsageStore {
         value: u64,
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
+        let (top_set, top) = match top_key(key) {
+            Some(top) => (", #top = :top", Some(s(top))),
+            None => ("", None),
+        };
+        let mut req = self.client.update_item();
+        if let Some(top) = top {
+            req = req
+                .expression_attribute_names("#top", "top")
+                .expression_attribute_values(":top", top);
+        }
+        let result = req
             .table_name(&self.table)
             .key("pk", s(key.pk()))
             .key("sk", s(key.sk()))
-            .update_expression("SET #n = :v, agg = :agg, updated_at = :now")
+            .update_expression(format!(
+                "SET #n = :v, agg = :agg, updated_at = :now{top_set}"
+            ))
             .condition_expression("attribute_not_exists(#n) OR #n < :v")
             .expression_attribute_names("#n", "n")
             .expression_attribute_values(":v", n(value))
@@ -156,6 +191,9 @@ impl UsageStore {
             .expression_attribute_values(":n", n(item.value));
         if let Some(ttl) = ttl_for(&item.key.counter) {
             put = put.item("ttl", n(ttl));
+        }
+        if let Some(top) = top_key(&item.key) {
+            put = put.item("top", s(top));
         }
         match put.send().await {
             Ok(_) => Ok(true),
@@ -244,5 +282,90 @@ impl UsageStore {
             .map(UsageItem::parse)
             .collect::<Result<Vec<_>, _>>()?;
         Ok((items, out.last_evaluated_key))
+    }
+
+    /// One page of the top index partition `top` (see [`top_key`]), largest
+    /// counter first: `(usage key, value)` pairs and the key to go on from.
+    /// The index is eventually consistent.
+    pub async fn top_page(
+        &self,
+        top: &str,
+        start: Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+        limit: i32,
+    ) -> Result<
+        (
+            Vec<(UsageKey, u64)>,
+            Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+        ),
+        StoreError,
+    > {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(crate::tables::USAGE_TOP_INDEX.name)
+            .key_condition_expression("#top = :top")
+            .expression_attribute_names("#top", "top")
+            .expression_attribute_values(":top", s(top))
+            .scan_index_forward(false)
+            .set_exclusive_start_key(start)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("Query", e))?;
+        let mut entries = Vec::with_capacity(out.items().len());
+        for item in out.items() {
+            let malformed = |message: &str| StoreError::Malformed {
+                table: "Usage",
+                message: message.to_owned(),
+            };
+            let pk = get_s(item, "pk").ok_or_else(|| malformed("no pk"))?;
+            let sk = get_s(item, "sk").ok_or_else(|| malformed("no sk"))?;
+            let value = get_u64(item, "n").ok_or_else(|| malformed("no counter n"))?;
+            entries.push((UsageKey::parse(pk, sk)?, value));
+        }
+        Ok((entries, out.last_evaluated_key))
+    }
+
+    /// Every item of the given periods, in every region this table holds
+    /// (a Scan: for operators, such as recomputing blocks, never a hot path).
+    pub async fn scan_periods(
+        &self,
+        periods: &[tollgate_core::Period],
+    ) -> Result<Vec<UsageItem>, StoreError> {
+        if periods.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = (0..periods.len())
+            .map(|i| format!("begins_with(sk, :p{i})"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut req = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression(&filter)
+                .set_exclusive_start_key(start);
+            for (i, period) in periods.iter().enumerate() {
+                req = req.expression_attribute_values(format!(":p{i}"), s(format!("{period}#")));
+            }
+            let page = req
+                .send()
+                .await
+                .map_err(|e| StoreError::dynamo("Scan", e))?;
+            for item in page.items() {
+                let parsed = UsageItem::parse(item)?;
+                if periods.contains(&parsed.key.counter.period) {
+                    items.push(parsed);
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
     }
 }

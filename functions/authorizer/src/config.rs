@@ -1,0 +1,269 @@
+//! The authorizer's settings, read once at start-up from `TOLLGATE_*`
+//! environment variables. A value that does not parse stops the function
+//! at init (a deployment error should not silently change behaviour).
+
+use std::time::Duration;
+
+use tollgate_core::FailurePolicy;
+
+/// Everything the authorizer can be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The Keys table (`TOLLGATE_KEYS_TABLE`, default `tollgate-keys`).
+    pub keys_table: String,
+    /// The request header that carries the key, lower-case
+    /// (`TOLLGATE_API_KEY_HEADER`, default `x-api-key`; matched case-insensitively).
+    pub api_key_header: String,
+    /// A query-string parameter that may carry the key (`TOLLGATE_API_KEY_QUERY`, unset by default).
+    pub api_key_query: Option<String>,
+    /// How long key and block items stay cached (`TOLLGATE_CACHE_SECONDS`, default 5).
+    pub cache_ttl: Duration,
+    /// How long an unknown key stays cached (`TOLLGATE_NEGATIVE_CACHE_SECONDS`,
+    /// default 2, never longer than `cache_ttl`).
+    pub negative_cache_ttl: Duration,
+    /// The most entries the per-container cache holds (`TOLLGATE_CACHE_MAX_ENTRIES`, default 10,000).
+    pub cache_max_entries: usize,
+    /// How long the plans stay cached (`TOLLGATE_PLAN_CACHE_SECONDS`, default 60).
+    pub plan_cache_ttl: Duration,
+    /// The plan of callers without a key (`TOLLGATE_ANONYMOUS_PLAN`, default `anonymous`).
+    pub anonymous_plan: String,
+    /// Whether anonymous callers are also metered by their Referer host
+    /// (`TOLLGATE_ANONYMOUS_REFERER`, default false).
+    pub anonymous_referer: bool,
+    /// How many proxies in front of API Gateway append to `X-Forwarded-For`
+    /// and are trusted (`TOLLGATE_TRUSTED_PROXY_HOPS`, default 0: use the
+    /// source IP API Gateway saw, ignore `X-Forwarded-For`).
+    pub trusted_proxy_hops: usize,
+    /// What to do when the store fails and the caller's plan is not known
+    /// (`TOLLGATE_FAILURE_POLICY`, `closed` (default) or `open`).
+    pub failure_policy: FailurePolicy,
+    /// Whether REST responses carry `usageIdentifierKey` = the key id, for
+    /// API Gateway usage plans (`TOLLGATE_USAGE_IDENTIFIER_KEY`, default false).
+    pub usage_identifier_key: bool,
+    /// The longest a DynamoDB call may take, retries included
+    /// (`TOLLGATE_STORE_TIMEOUT_MS`, default 1000).
+    pub store_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            keys_table: tollgate_store::KEYS.default_name.to_owned(),
+            api_key_header: "x-api-key".to_owned(),
+            api_key_query: None,
+            cache_ttl: Duration::from_secs(5),
+            negative_cache_ttl: Duration::from_secs(2),
+            cache_max_entries: 10_000,
+            plan_cache_ttl: Duration::from_secs(60),
+            anonymous_plan: "anonymous".to_owned(),
+            anonymous_referer: false,
+            trusted_proxy_hops: 0,
+            failure_policy: FailurePolicy::Closed,
+            usage_identifier_key: false,
+            store_timeout: Duration::from_millis(1000),
+        }
+    }
+}
+
+/// A setting that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {name}={value:?}: {expected}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+impl Config {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `get` (the environment, or a map in tests).
+    /// Unset and empty variables take their defaults.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let d = Config::default();
+        let err = |name: &'static str, value: &str, expected: &'static str| ConfigError {
+            name,
+            value: value.to_owned(),
+            expected,
+        };
+        let seconds = |name: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .map(Duration::from_secs)
+                    .map_err(|_| err(name, &v, "a whole number of seconds")),
+            }
+        };
+        let boolean = |name: &'static str| -> Result<bool, ConfigError> {
+            match get(name).map(|v| v.to_ascii_lowercase()) {
+                None => Ok(false),
+                Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => Ok(true),
+                Some(v) if matches!(v.as_str(), "false" | "0" | "no") => Ok(false),
+                Some(v) => Err(err(name, &v, "true or false")),
+            }
+        };
+        let count = |name: &'static str, default: usize| -> Result<usize, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<usize>()
+                    .map_err(|_| err(name, &v, "a whole number")),
+            }
+        };
+
+        let api_key_header = match get("TOLLGATE_API_KEY_HEADER") {
+            None => d.api_key_header,
+            Some(h) if is_token(&h) => h.to_ascii_lowercase(),
+            Some(h) => return Err(err("TOLLGATE_API_KEY_HEADER", &h, "an HTTP header name")),
+        };
+        let api_key_query = get("TOLLGATE_API_KEY_QUERY");
+        let cache_ttl = seconds("TOLLGATE_CACHE_SECONDS", d.cache_ttl)?;
+        let negative_cache_ttl =
+            seconds("TOLLGATE_NEGATIVE_CACHE_SECONDS", d.negative_cache_ttl)?.min(cache_ttl);
+        let cache_max_entries = count("TOLLGATE_CACHE_MAX_ENTRIES", d.cache_max_entries)?.max(1);
+        let plan_cache_ttl = seconds("TOLLGATE_PLAN_CACHE_SECONDS", d.plan_cache_ttl)?;
+        let anonymous_plan = get("TOLLGATE_ANONYMOUS_PLAN").unwrap_or(d.anonymous_plan);
+        let failure_policy = match get("TOLLGATE_FAILURE_POLICY").map(|v| v.to_ascii_lowercase()) {
+            None => d.failure_policy,
+            Some(v) if v == "closed" => FailurePolicy::Closed,
+            Some(v) if v == "open" => FailurePolicy::Open,
+            Some(v) => return Err(err("TOLLGATE_FAILURE_POLICY", &v, "closed or open")),
+        };
+        let store_timeout = match get("TOLLGATE_STORE_TIMEOUT_MS") {
+            None => d.store_timeout,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis)
+                .ok_or_else(|| {
+                    err(
+                        "TOLLGATE_STORE_TIMEOUT_MS",
+                        &v,
+                        "a positive number of milliseconds",
+                    )
+                })?,
+        };
+        Ok(Config {
+            keys_table: get(tollgate_store::KEYS.env_var).unwrap_or(d.keys_table),
+            api_key_header,
+            api_key_query,
+            cache_ttl,
+            negative_cache_ttl,
+            cache_max_entries,
+            plan_cache_ttl,
+            anonymous_plan,
+            anonymous_referer: boolean("TOLLGATE_ANONYMOUS_REFERER")?,
+            trusted_proxy_hops: count("TOLLGATE_TRUSTED_PROXY_HOPS", d.trusted_proxy_hops)?,
+            failure_policy,
+            usage_identifier_key: boolean("TOLLGATE_USAGE_IDENTIFIER_KEY")?,
+            store_timeout,
+        })
+    }
+}
+
+/// Whether `s` is a valid HTTP header name (an RFC 9110 token).
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        assert_eq!(from(&[]).unwrap(), Config::default());
+        let c = Config::default();
+        assert_eq!(c.api_key_header, "x-api-key");
+        assert_eq!(c.cache_ttl, Duration::from_secs(5));
+        assert!(c.negative_cache_ttl < c.cache_ttl);
+        assert_eq!(c.failure_policy, FailurePolicy::Closed);
+        assert_eq!(c.anonymous_plan, "anonymous");
+        assert_eq!(c.trusted_proxy_hops, 0);
+    }
+
+    #[test]
+    fn reads_every_setting() {
+        let c = from(&[
+            ("TOLLGATE_KEYS_TABLE", "prod-keys"),
+            ("TOLLGATE_API_KEY_HEADER", "X-Tollgate-Key"),
+            ("TOLLGATE_API_KEY_QUERY", "api_key"),
+            ("TOLLGATE_CACHE_SECONDS", "10"),
+            ("TOLLGATE_NEGATIVE_CACHE_SECONDS", "30"),
+            ("TOLLGATE_CACHE_MAX_ENTRIES", "50"),
+            ("TOLLGATE_PLAN_CACHE_SECONDS", "120"),
+            ("TOLLGATE_ANONYMOUS_PLAN", "free"),
+            ("TOLLGATE_ANONYMOUS_REFERER", "TRUE"),
+            ("TOLLGATE_TRUSTED_PROXY_HOPS", "2"),
+            ("TOLLGATE_FAILURE_POLICY", "Open"),
+            ("TOLLGATE_USAGE_IDENTIFIER_KEY", "1"),
+            ("TOLLGATE_STORE_TIMEOUT_MS", "250"),
+        ])
+        .unwrap();
+        assert_eq!(c.keys_table, "prod-keys");
+        assert_eq!(c.api_key_header, "x-tollgate-key");
+        assert_eq!(c.api_key_query.as_deref(), Some("api_key"));
+        assert_eq!(c.cache_ttl, Duration::from_secs(10));
+        // The negative TTL never exceeds the positive one.
+        assert_eq!(c.negative_cache_ttl, Duration::from_secs(10));
+        assert_eq!(c.cache_max_entries, 50);
+        assert_eq!(c.plan_cache_ttl, Duration::from_secs(120));
+        assert_eq!(c.anonymous_plan, "free");
+        assert!(c.anonymous_referer && c.usage_identifier_key);
+        assert_eq!(c.trusted_proxy_hops, 2);
+        assert_eq!(c.failure_policy, FailurePolicy::Open);
+        assert_eq!(c.store_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for (name, value) in [
+            ("TOLLGATE_CACHE_SECONDS", "five"),
+            ("TOLLGATE_CACHE_SECONDS", "-1"),
+            ("TOLLGATE_FAILURE_POLICY", "opne"),
+            ("TOLLGATE_ANONYMOUS_REFERER", "maybe"),
+            ("TOLLGATE_TRUSTED_PROXY_HOPS", "x"),
+            ("TOLLGATE_API_KEY_HEADER", "x api key"),
+            ("TOLLGATE_STORE_TIMEOUT_MS", "0"),
+        ] {
+            let e = from(&[(name, value)]).unwrap_err();
+            assert_eq!(e.name, name);
+            assert!(e.to_string().contains(name), "{e}");
+        }
+    }
+
+    #[test]
+    fn empty_values_mean_defaults() {
+        assert_eq!(
+            from(&[
+                ("TOLLGATE_CACHE_SECONDS", " "),
+                ("TOLLGATE_API_KEY_QUERY", "")
+            ])
+            .unwrap(),
+            Config::default()
+        );
+    }
+}

@@ -1,0 +1,678 @@
+//! The authorizer: event bytes in, response JSON (or `Unauthorized`) out.
+//!
+//! Cost: a decision reads DynamoDB at most once (one `GetItem`, or one
+//! `BatchGetItem` for a key item and its block item, or an anonymous
+//! caller's IP and Referer block items), and not at all when the
+//! per-container cache holds a fresh entry. Plans are cached for
+//! `TOLLGATE_PLAN_CACHE_SECONDS` and reloaded with one `Query` when stale;
+//! a key whose plan is missing from the cache forces at most one early
+//! reload per `TOLLGATE_CACHE_SECONDS` (a plan created after the cache was
+//! filled). Nothing here writes.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tollgate_core::decision::Subject;
+use tollgate_core::{
+    decide, ApiKey, Decision, DenyReason, FailurePolicy, Identity, Lookup, Plan, UnixMillis,
+};
+use tollgate_store::KeysStore;
+
+use crate::cache::{Cached, Clock, Found, LookupCache};
+use crate::config::Config;
+use crate::event::{stage_resource, Caller, Event, EventError, EventKind};
+use crate::response::{render, Outcome, UNIDENTIFIED};
+
+/// The error API Gateway turns into 401: its message is exactly `Unauthorized`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unauthorized;
+
+impl fmt::Display for Unauthorized {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Unauthorized")
+    }
+}
+
+impl std::error::Error for Unauthorized {}
+
+impl From<Unauthorized> for lambda_runtime::Diagnostic {
+    fn from(_: Unauthorized) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: "Unauthorized".to_owned(),
+            error_message: "Unauthorized".to_owned(),
+        }
+    }
+}
+
+/// The plans as last loaded.
+#[derive(Debug, Default)]
+struct PlanCache {
+    plans: Option<Arc<HashMap<String, Plan>>>,
+    loaded_at: UnixMillis,
+    /// No reload is tried before this time (after a failure, or a forced reload).
+    next_attempt: UnixMillis,
+    last_forced: Option<UnixMillis>,
+}
+
+/// After a failed plan load, wait this long before trying again.
+const PLAN_RETRY: Duration = Duration::from_secs(5);
+
+/// The authorizer with its per-container state. Build it once per container.
+#[derive(Debug)]
+pub struct Authorizer {
+    config: Config,
+    store: KeysStore,
+    clock: Arc<dyn Clock>,
+    cache: Mutex<LookupCache>,
+    plans: Mutex<PlanCache>,
+}
+
+fn millis(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+impl Authorizer {
+    /// An authorizer over `store`, with empty caches.
+    pub fn new(config: Config, store: KeysStore, clock: Arc<dyn Clock>) -> Self {
+        Authorizer {
+            cache: Mutex::new(LookupCache::new(config.cache_max_entries)),
+            plans: Mutex::new(PlanCache::default()),
+            config,
+            store,
+            clock,
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Loads the plans now (at start-up, so the first request does not pay for it).
+    pub async fn load_plans(&self) -> Result<usize, tollgate_store::StoreError> {
+        let now = self.clock.now_millis();
+        let plans = self.store.list_plans().await?;
+        let n = plans.len();
+        self.set_plans(plans, now);
+        Ok(n)
+    }
+
+    /// Installs plans as if just loaded (tests and benchmarks).
+    pub fn prime_plans(&self, plans: Vec<Plan>) {
+        self.set_plans(plans, self.clock.now_millis());
+    }
+
+    /// Caches what a read for `key` would return, as if just read (tests and benchmarks).
+    pub fn prime_key(&self, key: &ApiKey, found: Found) {
+        let now = self.clock.now_millis();
+        let ttl = self.ttl_for(&found, true);
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(key_cache_key(key), Arc::new(found), now, ttl);
+        }
+    }
+
+    /// Entries in the lookup cache.
+    pub fn cached_entries(&self) -> usize {
+        self.cache.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    fn set_plans(&self, plans: Vec<Plan>, now: UnixMillis) {
+        let map: HashMap<String, Plan> = plans.into_iter().map(|p| (p.name.clone(), p)).collect();
+        if let Ok(mut p) = self.plans.lock() {
+            p.plans = Some(Arc::new(map));
+            p.loaded_at = now;
+            p.next_attempt = now;
+        }
+    }
+
+    /// Handles one event given as JSON bytes: the response JSON, or
+    /// `Unauthorized` for an event that is not a readable authorizer event.
+    pub async fn handle_bytes(&self, body: &[u8]) -> Result<String, Unauthorized> {
+        let event = Event::parse(body).map_err(|e| unreadable(&e))?;
+        self.handle_event(&event).await
+    }
+
+    /// Handles one parsed event.
+    pub async fn handle_event(&self, event: &Event<'_>) -> Result<String, Unauthorized> {
+        let resource = match event.kind {
+            EventKind::HttpV2 => None,
+            EventKind::Token | EventKind::Request => {
+                let arn = event.arn.as_deref().unwrap_or("");
+                Some(stage_resource(arn).ok_or_else(|| unreadable(&EventError::MissingArn))?)
+            }
+        };
+        let caller = event.caller(&self.config);
+        let outcome = self.authorize(caller).await;
+        log_outcome(&outcome);
+        Ok(render(
+            event.kind,
+            resource.as_deref(),
+            &outcome,
+            self.config.usage_identifier_key,
+            self.clock.now_millis(),
+        ))
+    }
+
+    /// Decides about one caller.
+    pub async fn authorize(&self, caller: Caller) -> Outcome {
+        match caller {
+            Caller::MalformedKey => unidentified(Lookup::MalformedKey, self.clock.now_millis()),
+            Caller::NoIdentity => unidentified(Lookup::NoIdentity, self.clock.now_millis()),
+            Caller::Key(key) => self.authorize_key(&key).await,
+            Caller::Anonymous { ip, referer } => self.authorize_anonymous(ip, referer).await,
+        }
+    }
+
+    async fn authorize_key(&self, key: &ApiKey) -> Outcome {
+        let digest = key.digest();
+        let key_id = digest.key_id();
+        let identity = Identity::Key(key_id.clone());
+        let outcome = |decision| Outcome {
+            decision,
+            principal: identity.to_string(),
+            referer: None,
+            key_id: Some(key_id.clone()),
+        };
+        let cache_key = format!("key#{}", digest.0);
+        let Some(mut plans) = self.plans().await else {
+            let now = self.clock.now_millis();
+            let failure = self.config.failure_policy;
+            tracing::warn!(identity = %identity, ?failure, "plans unavailable: applying the default failure policy");
+            return outcome(unavailable(Some(identity.clone()), failure, now));
+        };
+        let found = match self.cached(&cache_key) {
+            Cached::Fresh(found) => found,
+            stale_or_missing => match self
+                .store
+                .lookup(Some(&digest), std::slice::from_ref(&identity))
+                .await
+            {
+                Ok((record, blocks)) => self.remember(cache_key, Found { record, blocks }, true),
+                Err(e) => {
+                    // The key's plan is known only from an earlier read.
+                    let failure = match &stale_or_missing {
+                        Cached::Stale(f) => f
+                            .record
+                            .as_ref()
+                            .and_then(|r| plans.get(&r.plan))
+                            .map(|p| p.failure)
+                            .unwrap_or(self.config.failure_policy),
+                        _ => self.config.failure_policy,
+                    };
+                    tracing::warn!(identity = %identity, error = %e, ?failure, "key lookup failed: applying the failure policy");
+                    return outcome(unavailable(
+                        Some(identity.clone()),
+                        failure,
+                        self.clock.now_millis(),
+                    ));
+                }
+            },
+        };
+        if let Some(record) = &found.record {
+            if !plans.contains_key(&record.plan) {
+                if let Some(reloaded) = self.force_plan_reload().await {
+                    plans = reloaded;
+                }
+                if !plans.contains_key(&record.plan) {
+                    tracing::error!(identity = %identity, plan = %record.plan, "configuration error: the key's plan is not defined");
+                }
+            }
+        }
+        let now = self.clock.now_millis();
+        let plan = found.record.as_ref().and_then(|r| plans.get(&r.plan));
+        let decision = decide(
+            Lookup::Key {
+                record: found.record.clone(),
+                plan,
+                blocks: &found.blocks,
+            },
+            now,
+        );
+        outcome(decision)
+    }
+
+    async fn authorize_anonymous(&self, ip: Identity, referer: Option<Identity>) -> Outcome {
+        let outcome = |decision| Outcome {
+            decision,
+            principal: ip.to_string(),
+            referer: referer.as_ref().map(Identity::to_string),
+            key_id: None,
+        };
+        let Some(plans) = self.plans().await else {
+            let failure = self.config.failure_policy;
+            tracing::warn!(identity = %ip, ?failure, "plans unavailable: applying the default failure policy");
+            return outcome(unavailable(
+                Some(ip.clone()),
+                failure,
+                self.clock.now_millis(),
+            ));
+        };
+        let Some(plan) = plans.get(&self.config.anonymous_plan) else {
+            tracing::error!(
+                plan = %self.config.anonymous_plan,
+                "configuration error: the anonymous plan is not defined (TOLLGATE_ANONYMOUS_PLAN); denying anonymous requests"
+            );
+            return outcome(Decision::Deny {
+                subject: Subject {
+                    identity: Some(ip.clone()),
+                    customer: None,
+                    plan: Some(self.config.anonymous_plan.clone()),
+                },
+                reason: DenyReason::UnknownPlan,
+            });
+        };
+        if !plan.is_hard() || plan.limits.is_empty() {
+            // Never blocked: no read needed.
+            let decision = decide(
+                Lookup::Anonymous {
+                    identity: ip.clone(),
+                    plan,
+                    blocks: &[],
+                },
+                self.clock.now_millis(),
+            );
+            return outcome(decision);
+        }
+        let mut identities = vec![ip.clone()];
+        identities.extend(referer.clone());
+        let cache_key = anonymous_cache_key(&identities);
+        let found = match self.cached(&cache_key) {
+            Cached::Fresh(found) => found,
+            _ => match self.store.lookup(None, &identities).await {
+                Ok((_, blocks)) => self.remember(
+                    cache_key,
+                    Found {
+                        record: None,
+                        blocks,
+                    },
+                    false,
+                ),
+                Err(e) => {
+                    tracing::warn!(identity = %ip, error = %e, failure = ?plan.failure, "block lookup failed: applying the anonymous plan's failure policy");
+                    return outcome(unavailable(
+                        Some(ip.clone()),
+                        plan.failure,
+                        self.clock.now_millis(),
+                    ));
+                }
+            },
+        };
+        let decision = decide(
+            Lookup::Anonymous {
+                identity: ip.clone(),
+                plan,
+                blocks: &found.blocks,
+            },
+            self.clock.now_millis(),
+        );
+        outcome(decision)
+    }
+
+    fn cached(&self, key: &str) -> Cached {
+        let now = self.clock.now_millis();
+        self.cache
+            .lock()
+            .map(|c| c.get(key, now))
+            .unwrap_or(Cached::Missing)
+    }
+
+    fn ttl_for(&self, found: &Found, is_key: bool) -> Duration {
+        if is_key && found.record.is_none() {
+            self.config.negative_cache_ttl
+        } else {
+            self.config.cache_ttl
+        }
+    }
+
+    fn remember(&self, key: String, found: Found, is_key: bool) -> Arc<Found> {
+        let ttl = self.ttl_for(&found, is_key);
+        let found = Arc::new(found);
+        let now = self.clock.now_millis();
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(key, found.clone(), now, ttl);
+        }
+        found
+    }
+
+    /// The plans, reloaded if stale. `None` only when they were never
+    /// loaded and cannot be now. A failed reload keeps the old plans and
+    /// waits [`PLAN_RETRY`] before trying again.
+    async fn plans(&self) -> Option<Arc<HashMap<String, Plan>>> {
+        let now = self.clock.now_millis();
+        let current = {
+            let p = self.plans.lock().ok()?;
+            let fresh = now >= p.loaded_at
+                && now - p.loaded_at < millis(self.config.plan_cache_ttl)
+                && p.plans.is_some();
+            if fresh || now < p.next_attempt {
+                return p.plans.clone();
+            }
+            p.plans.clone()
+        };
+        self.reload_plans(now).await.or(current)
+    }
+
+    /// Reloads the plans early, at most once per `cache_ttl`.
+    async fn force_plan_reload(&self) -> Option<Arc<HashMap<String, Plan>>> {
+        let now = self.clock.now_millis();
+        {
+            let mut p = self.plans.lock().ok()?;
+            if p.last_forced
+                .is_some_and(|t| now >= t && now - t < millis(self.config.cache_ttl))
+            {
+                return None;
+            }
+            p.last_forced = Some(now);
+        }
+        self.reload_plans(now).await
+    }
+
+    async fn reload_plans(&self, now: UnixMillis) -> Option<Arc<HashMap<String, Plan>>> {
+        match self.store.list_plans().await {
+            Ok(plans) => {
+                self.set_plans(plans, now);
+                self.plans.lock().ok()?.plans.clone()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "loading plans failed; keeping the plans loaded before, if any");
+                let mut p = self.plans.lock().ok()?;
+                p.next_attempt = now + millis(PLAN_RETRY);
+                None
+            }
+        }
+    }
+}
+
+fn key_cache_key(key: &ApiKey) -> String {
+    format!("key#{}", key.digest().0)
+}
+
+fn anonymous_cache_key(identities: &[Identity]) -> String {
+    let mut k = String::from("anon");
+    for id in identities {
+        k.push('#');
+        k.push_str(&id.to_string());
+    }
+    k
+}
+
+fn unidentified(lookup: Lookup<'_>, now: UnixMillis) -> Outcome {
+    Outcome {
+        decision: decide(lookup, now),
+        principal: UNIDENTIFIED.to_owned(),
+        referer: None,
+        key_id: None,
+    }
+}
+
+fn unavailable(identity: Option<Identity>, failure: FailurePolicy, now: UnixMillis) -> Decision {
+    decide(Lookup::Unavailable { identity, failure }, now)
+}
+
+fn unreadable(e: &EventError) -> Unauthorized {
+    tracing::info!(error = %e, "unauthorized: unreadable event");
+    Unauthorized
+}
+
+/// One log line per decision: denials at INFO, allows at DEBUG, degraded
+/// allows at WARN. Only identities and codes, never a secret.
+fn log_outcome(o: &Outcome) {
+    let subject = o.decision.subject();
+    let plan = subject.plan.as_deref().unwrap_or("");
+    match &o.decision {
+        Decision::Allow { degraded: true, .. } => {
+            tracing::warn!(identity = %o.principal, plan, "allowed without a lookup (store unavailable, open policy)")
+        }
+        Decision::Allow { .. } => tracing::debug!(identity = %o.principal, plan, "allowed"),
+        Decision::Deny { reason, .. } => {
+            tracing::info!(identity = %o.principal, plan, reason = reason.code(), "denied")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::cache::ManualClock;
+    use tollgate_core::{Block, KeyRecord, KeyStatus, Limit, MeterName, OveragePolicy, Window};
+
+    const NOW: UnixMillis = 1_795_000_000_000;
+    const ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/pets";
+
+    /// A store that cannot be reached: any read fails fast.
+    fn dead_store() -> KeysStore {
+        let conf = tollgate_store::client::local_config("http://127.0.0.1:9", "local-a")
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .timeout_config(
+                aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+                    .operation_timeout(Duration::from_millis(500))
+                    .build(),
+            )
+            .build();
+        KeysStore::new(aws_sdk_dynamodb::Client::from_conf(conf), "t")
+    }
+
+    fn plan(name: &str, overage: OveragePolicy) -> Plan {
+        Plan {
+            name: name.into(),
+            limits: vec![Limit {
+                meter: MeterName::requests(),
+                window: Window::Day,
+                limit: 100,
+            }],
+            overage,
+            failure: FailurePolicy::Closed,
+        }
+    }
+
+    fn key() -> ApiKey {
+        ApiKey::generate([3u8; 32])
+    }
+
+    fn record(k: &ApiKey) -> KeyRecord {
+        KeyRecord {
+            key_id: k.key_id(),
+            customer: "acme".into(),
+            plan: "pro".into(),
+            status: KeyStatus::Active,
+            expires_at: None,
+        }
+    }
+
+    fn authorizer(config: Config) -> (Authorizer, ManualClock) {
+        let clock = ManualClock::at(NOW);
+        let a = Authorizer::new(config, dead_store(), Arc::new(clock.clone()));
+        a.prime_plans(vec![
+            plan("pro", OveragePolicy::Hard),
+            plan("anonymous", OveragePolicy::Hard),
+        ]);
+        (a, clock)
+    }
+
+    fn rest_event(headers: &str) -> String {
+        format!(
+            r#"{{"type":"REQUEST","methodArn":"{ARN}","headers":{headers},"requestContext":{{"identity":{{"sourceIp":"192.0.2.1"}}}}}}"#
+        )
+    }
+
+    async fn respond(a: &Authorizer, event: &str) -> serde_json::Value {
+        serde_json::from_str(&a.handle_bytes(event.as_bytes()).await.unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_cached_key_is_allowed_without_the_store() {
+        let (a, _) = authorizer(Config::default());
+        let k = key();
+        a.prime_key(
+            &k,
+            Found {
+                record: Some(record(&k)),
+                blocks: vec![],
+            },
+        );
+        let v = respond(
+            &a,
+            &rest_event(&format!(r#"{{"x-api-key":"{}"}}"#, k.expose_secret())),
+        )
+        .await;
+        assert_eq!(v["policyDocument"]["Statement"][0]["Effect"], "Allow");
+        assert_eq!(v["principalId"], format!("key:{}", k.key_id()));
+        assert_eq!(v["context"]["customer"], "acme");
+        assert_eq!(v["context"]["plan"], "pro");
+    }
+
+    #[tokio::test]
+    async fn cached_blocks_deny_with_a_reset_time() {
+        let (a, _) = authorizer(Config::default());
+        let k = key();
+        let block = Block {
+            meter: MeterName::requests(),
+            period: Window::Day.period_of(NOW).unwrap(),
+            limit: 100,
+            used: 100,
+        };
+        a.prime_key(
+            &k,
+            Found {
+                record: Some(record(&k)),
+                blocks: vec![block.clone()],
+            },
+        );
+        let v = respond(
+            &a,
+            &rest_event(&format!(r#"{{"x-api-key":"{}"}}"#, k.expose_secret())),
+        )
+        .await;
+        assert_eq!(v["policyDocument"]["Statement"][0]["Effect"], "Deny");
+        assert_eq!(v["context"]["reason"], "quota_exceeded");
+        assert_eq!(v["context"]["reset_at"], block.period.end());
+    }
+
+    #[tokio::test]
+    async fn unreadable_events_are_unauthorized() {
+        let (a, _) = authorizer(Config::default());
+        for bad in [
+            "",
+            "{",
+            "{}",
+            r#"{"type":"TOKEN","authorizationToken":"x"}"#,
+            r#"{"type":"COGNITO_USER_POOLS"}"#,
+        ] {
+            let err = a.handle_bytes(bad.as_bytes()).await.unwrap_err();
+            assert_eq!(err.to_string(), "Unauthorized");
+            let d: lambda_runtime::Diagnostic = err.into();
+            assert_eq!(d.error_message, "Unauthorized");
+        }
+    }
+
+    #[tokio::test]
+    async fn malformed_keys_are_denied_without_a_read() {
+        let (a, _) = authorizer(Config::default());
+        let v = respond(&a, &rest_event(r#"{"x-api-key":"tg_live_nope"}"#)).await;
+        assert_eq!(v["context"]["reason"], "malformed_key");
+        assert_eq!(v["principalId"], UNIDENTIFIED);
+        assert_eq!(a.cached_entries(), 0);
+    }
+
+    #[tokio::test]
+    async fn store_failure_follows_the_policies() {
+        // Closed by default: deny, 503.
+        let (a, _) = authorizer(Config::default());
+        let k = key();
+        let ev = rest_event(&format!(r#"{{"x-api-key":"{}"}}"#, k.expose_secret()));
+        let v = respond(&a, &ev).await;
+        assert_eq!(v["context"]["reason"], "store_unavailable");
+        assert_eq!(v["context"]["status"], 503);
+        // Open: allow, marked degraded.
+        let (a, _) = authorizer(Config {
+            failure_policy: FailurePolicy::Open,
+            ..Config::default()
+        });
+        let v = respond(&a, &ev).await;
+        assert_eq!(v["policyDocument"]["Statement"][0]["Effect"], "Allow");
+        assert_eq!(v["context"]["degraded"], true);
+    }
+
+    #[tokio::test]
+    async fn a_stale_entry_picks_the_known_plans_failure_policy() {
+        let (a, clock) = authorizer(Config::default());
+        let mut open = plan("pro", OveragePolicy::Hard);
+        open.failure = FailurePolicy::Open;
+        a.prime_plans(vec![open]);
+        let k = key();
+        a.prime_key(
+            &k,
+            Found {
+                record: Some(record(&k)),
+                blocks: vec![],
+            },
+        );
+        clock.advance(Duration::from_secs(6));
+        let out = a.authorize(Caller::Key(k)).await;
+        assert_eq!(
+            out.decision,
+            Decision::Allow {
+                subject: Subject {
+                    identity: Some(Identity::Key(out.key_id.clone().unwrap())),
+                    ..Subject::default()
+                },
+                degraded: true
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn the_anonymous_plan_must_exist() {
+        let (a, _) = authorizer(Config {
+            anonymous_plan: "free".into(),
+            ..Config::default()
+        });
+        let v = respond(&a, &rest_event("{}")).await;
+        assert_eq!(v["context"]["reason"], "unknown_plan");
+        assert_eq!(v["context"]["plan"], "free");
+        assert_eq!(v["principalId"], "ip:192.0.2.1");
+    }
+
+    #[tokio::test]
+    async fn anonymous_store_failure_uses_the_anonymous_plans_policy() {
+        let (a, _) = authorizer(Config::default());
+        let mut anon = plan("anonymous", OveragePolicy::Hard);
+        anon.failure = FailurePolicy::Open;
+        a.prime_plans(vec![anon]);
+        let v = respond(&a, &rest_event("{}")).await;
+        assert_eq!(v["policyDocument"]["Statement"][0]["Effect"], "Allow");
+        assert_eq!(v["context"]["degraded"], true);
+    }
+
+    #[tokio::test]
+    async fn missing_plans_fall_back_to_the_configured_policy() {
+        let clock = ManualClock::at(NOW);
+        let a = Authorizer::new(
+            Config {
+                failure_policy: FailurePolicy::Open,
+                ..Config::default()
+            },
+            dead_store(),
+            Arc::new(clock.clone()),
+        );
+        let out = a.authorize(Caller::Key(key())).await;
+        assert!(matches!(
+            out.decision,
+            Decision::Allow { degraded: true, .. }
+        ));
+        // Within the retry pause the store is not asked again (fast answer).
+        let t = std::time::Instant::now();
+        let out = a
+            .authorize(Caller::Anonymous {
+                ip: Identity::parse_ip("192.0.2.1").unwrap(),
+                referer: None,
+            })
+            .await;
+        assert!(out.decision.is_allowed());
+        assert!(t.elapsed() < Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,393 @@
+//! The HTTP API: `POST /v1/events`, `GET /v1/usage`, `GET /v1/usage/top`.
+//! Every request gets a JSON response; nothing here panics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use lambda_http::http::{HeaderValue, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tollgate_core::{Aggregation, MeterName, UnixMillis};
+use tollgate_idempotency::{
+    Clock, Deadline, Idempotency, IdempotencyConfig, IdempotencyError, SystemClock,
+};
+use tollgate_store::{KeysStore, UsageStore};
+
+use crate::body::{parse_body, Limits};
+use crate::commit::{commit, CommitError};
+use crate::config::Config;
+use crate::meters::MeterCache;
+use crate::top::{parse_top_query, top, TopQuery};
+use crate::usage_api::{parse_usage_query, query_usage, QueryError};
+use crate::validate::{validate_all, Checked, Rules};
+
+/// The longest `Idempotency-Key` header value.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// A response as data: what is returned, and what an `Idempotency-Key`
+/// replay returns again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// The JSON body.
+    pub body: Value,
+}
+
+impl ApiResponse {
+    /// A JSON error body `{"error": {"code", "message"}}`.
+    pub fn error(status: u16, code: &str, message: impl Into<String>) -> Self {
+        ApiResponse {
+            status,
+            body: json!({"error": {"code": code, "message": message.into()}}),
+        }
+    }
+
+    /// The HTTP response.
+    pub fn into_http(self) -> Response<Body> {
+        let mut response = Response::new(Body::Text(self.body.to_string()));
+        *response.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        response
+            .headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        response
+    }
+}
+
+fn unavailable(what: &str, err: &dyn std::fmt::Display) -> ApiResponse {
+    tracing::error!(error = %err, "{what} failed");
+    ApiResponse::error(
+        503,
+        "unavailable",
+        format!("{what} failed; retry the whole request (events counted already are reported as duplicate)"),
+    )
+}
+
+fn query_error(e: QueryError) -> ApiResponse {
+    match e {
+        QueryError::Param { .. } => ApiResponse::error(400, "bad_parameter", e.to_string()),
+        QueryError::Store(inner) => unavailable("reading usage", &inner),
+    }
+}
+
+/// The ingest function: its configuration and clients, built once.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    usage: UsageStore,
+    meters: MeterCache,
+    markers: Idempotency,
+    requests: Idempotency,
+    clock: Arc<dyn Clock>,
+}
+
+impl Ingest {
+    /// The function on `client`, with the system clock.
+    pub fn new(client: Client, config: Config) -> Self {
+        Self::with_clock(client, config, SystemClock)
+    }
+
+    /// The function with an injected clock (tests move it to expire markers).
+    pub fn with_clock<C: Clock + Clone + 'static>(
+        client: Client,
+        config: Config,
+        clock: C,
+    ) -> Self {
+        let markers = Idempotency::new(
+            client.clone(),
+            IdempotencyConfig::new(config.tables.idempotency.clone())
+                .namespace("ingest")
+                .marker_expiry(config.marker_expiry())
+                .clock(clock.clone()),
+        );
+        let requests_config = IdempotencyConfig::new(config.tables.idempotency.clone())
+            .namespace("ingest-request")
+            .expiry(config.request_key_expiry)
+            .clock(clock.clone());
+        // Both paths are constants, so the fallbacks are never taken.
+        let requests_config = requests_config
+            .clone()
+            .key_path("key")
+            .and_then(|c| c.payload_path("body"))
+            .unwrap_or(requests_config);
+        let requests = Idempotency::new(client.clone(), requests_config);
+        Ingest {
+            inner: Arc::new(Inner {
+                usage: UsageStore::new(client.clone(), config.tables.usage.clone()),
+                meters: MeterCache::new(
+                    KeysStore::new(client, config.tables.keys.clone()),
+                    config.meter_cache_ttl,
+                ),
+                markers,
+                requests,
+                clock: Arc::new(clock),
+                config,
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    fn now(&self) -> UnixMillis {
+        i64::try_from(self.inner.clock.now_ms()).unwrap_or(i64::MAX)
+    }
+
+    /// Handles one HTTP request (API Gateway HTTP API payload 2.0 or REST).
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        let path = req.uri().path().trim_end_matches('/').to_owned();
+        let method = req.method().as_str().to_owned();
+        let param = |name: &str| {
+            req.query_string_parameters_ref()
+                .and_then(|q| q.first(name))
+                .map(str::to_owned)
+        };
+        let response = if path.ends_with("/v1/events") {
+            if method == "POST" {
+                let bytes: &[u8] = match req.body() {
+                    Body::Empty => &[],
+                    Body::Text(t) => t.as_bytes(),
+                    Body::Binary(b) => b,
+                    _ => &[],
+                };
+                let key = req
+                    .headers()
+                    .get("idempotency-key")
+                    .map(|v| v.to_str().map(str::to_owned));
+                let deadline = req.lambda_context_ref().map(|c| c.deadline);
+                match key {
+                    Some(Ok(k)) => self.post_events_once(bytes, &k, deadline.into()).await,
+                    Some(Err(_)) => ApiResponse::error(
+                        400,
+                        "bad_idempotency_key",
+                        "the Idempotency-Key header must be visible ASCII",
+                    ),
+                    None => self.post_events(bytes).await,
+                }
+            } else {
+                ApiResponse::error(405, "method_not_allowed", "use POST")
+            }
+        } else if path.ends_with("/v1/usage/top") {
+            if method == "GET" {
+                match parse_top_query(param) {
+                    Ok(q) => self.top(&q).await,
+                    Err(e) => query_error(e),
+                }
+            } else {
+                ApiResponse::error(405, "method_not_allowed", "use GET")
+            }
+        } else if path.ends_with("/v1/usage") {
+            if method == "GET" {
+                match parse_usage_query(param, self.now()) {
+                    Ok(q) => match query_usage(&self.inner.usage, &q).await {
+                        Ok(report) => ApiResponse {
+                            status: 200,
+                            body: serde_json::to_value(report).unwrap_or(Value::Null),
+                        },
+                        Err(e) => query_error(e),
+                    },
+                    Err(e) => query_error(e),
+                }
+            } else {
+                ApiResponse::error(405, "method_not_allowed", "use GET")
+            }
+        } else {
+            ApiResponse::error(
+                404,
+                "not_found",
+                format!("no route for {method} {path}: POST /v1/events, GET /v1/usage, GET /v1/usage/top"),
+            )
+        };
+        response.into_http()
+    }
+
+    /// `POST /v1/events` with an `Idempotency-Key`: the first request with
+    /// a key runs; later ones (with the same body) get its stored response.
+    pub async fn post_events_once(
+        &self,
+        body: &[u8],
+        key: &str,
+        deadline: Deadline,
+    ) -> ApiResponse {
+        if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+            return ApiResponse::error(
+                400,
+                "bad_idempotency_key",
+                format!("the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} characters"),
+            );
+        }
+        let request = json!({"key": key, "body": hex::encode(Sha256::digest(body))});
+        let result = self
+            .inner
+            .requests
+            .run(&request, deadline, || async {
+                let response = self.post_events_inner(body).await?;
+                Ok::<_, CommitError>(response)
+            })
+            .await;
+        match result {
+            Ok(response) => response,
+            Err(IdempotencyError::AlreadyInProgress { .. }) => ApiResponse::error(
+                409,
+                "in_progress",
+                "a request with this Idempotency-Key is being processed; retry later",
+            ),
+            Err(IdempotencyError::PayloadMismatch { .. }) => ApiResponse::error(
+                422,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different body",
+            ),
+            Err(IdempotencyError::Handler(e) | IdempotencyError::ReplayedFailure(e)) => {
+                unavailable("counting the events", &e)
+            }
+            Err(other) => unavailable("the Idempotency-Key record", &other),
+        }
+    }
+
+    /// `POST /v1/events`: parses, checks and counts the events of a body.
+    pub async fn post_events(&self, body: &[u8]) -> ApiResponse {
+        match self.post_events_inner(body).await {
+            Ok(r) => r,
+            Err(e) => unavailable("counting the events", &e),
+        }
+    }
+
+    async fn post_events_inner(&self, body: &[u8]) -> Result<ApiResponse, CommitError> {
+        let config = &self.inner.config;
+        let limits = Limits {
+            max_bytes: config.max_body_bytes,
+            max_events: config.max_events,
+        };
+        let values = match parse_body(body, &limits) {
+            Ok(v) => v,
+            Err(e) => return Ok(ApiResponse::error(e.status(), e.code(), e.to_string())),
+        };
+        let now = self.now();
+        let mut meters = self.inner.meters.get().await?;
+        let names_unknown = values.iter().any(|v| {
+            v.get("meter")
+                .and_then(Value::as_str)
+                .and_then(|m| MeterName::new(m).ok())
+                .is_some_and(|m| !meters.contains_key(&m))
+        });
+        if names_unknown {
+            // A meter defined since the cache was filled: read again (at most once a second).
+            meters = self
+                .inner
+                .meters
+                .get_fresher_than(Duration::from_secs(1))
+                .await?;
+        }
+        let rules = Rules {
+            meters: &meters,
+            now,
+            dedupe_window_ms: i64::try_from(config.dedupe_window.as_millis()).unwrap_or(i64::MAX),
+            future_tolerance_ms: i64::try_from(config.future_tolerance.as_millis())
+                .unwrap_or(i64::MAX),
+        };
+        let checked = validate_all(&values, &rules);
+        let valid: Vec<_> = checked
+            .iter()
+            .filter_map(|c| match c {
+                Checked::Valid(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect();
+        let outcome = commit(
+            &self.inner.markers,
+            &self.inner.usage,
+            &config.region,
+            &config.windows,
+            &valid,
+            now,
+        )
+        .await?;
+        let (mut accepted, mut duplicates, mut rejected) = (0usize, 0usize, 0usize);
+        let results: Vec<Value> = checked
+            .iter()
+            .map(|c| match c {
+                Checked::Valid(e) if outcome.new.contains(&e.id) => {
+                    accepted += 1;
+                    json!({"index": e.index, "id": e.id, "status": "accepted"})
+                }
+                Checked::Valid(e) => {
+                    duplicates += 1;
+                    json!({"index": e.index, "id": e.id, "status": "duplicate"})
+                }
+                Checked::Duplicate { index, id } => {
+                    duplicates += 1;
+                    json!({"index": index, "id": id, "status": "duplicate"})
+                }
+                Checked::Rejected(r) => {
+                    rejected += 1;
+                    let id = values
+                        .get(r.index)
+                        .and_then(|v| v.get("id"))
+                        .and_then(Value::as_str);
+                    json!({"index": r.index, "id": id, "status": "rejected", "field": r.field, "reason": r.reason})
+                }
+            })
+            .collect();
+        tracing::info!(
+            events = values.len(),
+            accepted,
+            duplicates,
+            rejected,
+            transactions = outcome.transactions,
+            "events processed"
+        );
+        Ok(ApiResponse {
+            status: if rejected == 0 { 200 } else { 207 },
+            body: json!({
+                "accepted": accepted,
+                "duplicates": duplicates,
+                "rejected": rejected,
+                "results": results,
+            }),
+        })
+    }
+
+    /// `GET /v1/usage/top`.
+    pub async fn top(&self, q: &TopQuery) -> ApiResponse {
+        let aggregation = if q.meter.as_str() == MeterName::REQUESTS {
+            Some(Aggregation::Count)
+        } else {
+            match self.inner.meters.get().await {
+                Ok(m) => m.get(&q.meter).map(|d| d.aggregation),
+                Err(e) => return unavailable("reading the meters", &e),
+            }
+        };
+        let Some(aggregation) = aggregation else {
+            return ApiResponse::error(
+                400,
+                "bad_parameter",
+                format!("parameter meter: unknown meter {:?}", q.meter.as_str()),
+            );
+        };
+        match top(
+            &self.inner.usage,
+            &self.inner.config.regions,
+            aggregation,
+            q,
+        )
+        .await
+        {
+            Ok(report) => ApiResponse {
+                status: 200,
+                body: serde_json::to_value(report).unwrap_or(Value::Null),
+            },
+            Err(e) => query_error(e),
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The ingest function: meter events posted by the provider's backend
+//! (`POST /v1/events`), counted exactly once within a dedupe window, and the
+//! usage query API (`GET /v1/usage`, `GET /v1/usage/top`).
+//!
+//! - [`body`]: a body (JSON array or NDJSON) into one JSON value per event.
+//! - [`validate`]: each event checked, with index, field and reason.
+//! - [`commit`]: markers and aggregated increments committed together.
+//! - [`usage_api`], [`top`]: the queries, shared with the `tollgate` CLI.
+//! - [`handler`]: the HTTP routes; [`config`]: `TOLLGATE_*` settings.
+
+pub mod body;
+pub mod commit;
+pub mod config;
+pub mod handler;
+pub mod meters;
+pub mod top;
+pub mod usage_api;
+pub mod validate;
+
+pub use config::Config;
+pub use handler::{ApiResponse, Ingest};

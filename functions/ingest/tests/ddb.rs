@@ -1,0 +1,872 @@
+//! The ingest handler against DynamoDB Local: exact counting under
+//! concurrency and retries, the dedupe window, bad input, usage queries
+//! over regions, top-N, and the DynamoDB cost of a request.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::Client;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use serde_json::{json, Value};
+use tollgate_core::{Aggregation, CounterKey, Identity, MeterName, Region};
+use tollgate_store::client::local_config;
+use tollgate_store::usage::increment;
+use tollgate_store::UsageStore;
+use tollgate_tests::Harness;
+
+use common::*;
+use ingest::top::{parse_top_query, TopReport};
+use ingest::usage_api::{parse_usage_query, query_usage, UsageReport};
+
+const DAY: &str = "day#2026-11-18#local-a";
+const HOUR: &str = "hour#2026-11-18T11#local-a";
+const MONTH: &str = "month#2026-11#local-a";
+
+fn params(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k| map.get(k).cloned()
+}
+
+#[tokio::test]
+async fn counts_valid_events_and_reports_each_status() {
+    let (h, ingest, _) = setup("basic").await;
+    let client = h.client();
+    let body = array(&[
+        event("e1", "tokens", "key:alice", 100, NOW),
+        event("e2", "tokens", "key:alice", 50, NOW - 1000),
+        event("e3", "calls", "ip:::ffff:192.0.2.1", 7, NOW),
+        event("e4", "unknown", "key:bob", 1, NOW),
+        event("e1", "tokens", "key:alice", 999, NOW),
+        json!({"id": "e5", "meter": "tokens", "identity": "key:carol", "value": -3, "time": NOW}),
+    ]);
+    let r = ingest.post_events(&body).await;
+    assert_eq!(r.status, 207, "{}", r.body);
+    assert_eq!(
+        statuses(&r.body),
+        [
+            "accepted",
+            "accepted",
+            "accepted",
+            "rejected",
+            "duplicate",
+            "rejected"
+        ]
+    );
+    assert_eq!(r.body["results"][3]["field"], "meter");
+    assert_eq!(r.body["results"][3]["index"], 3);
+    assert_eq!(r.body["results"][5]["field"], "value");
+    assert_eq!(
+        (r.body["accepted"].as_u64(), r.body["rejected"].as_u64()),
+        (Some(3), Some(2))
+    );
+
+    let usage = &h.tables.usage;
+    for sk in [HOUR, DAY, MONTH] {
+        assert_eq!(
+            counter(&client, usage, "tokens#key:alice", sk).await,
+            Some(150),
+            "{sk}"
+        );
+        assert_eq!(
+            counter(&client, usage, "calls#ip:192.0.2.1", sk).await,
+            Some(1),
+            "count meters count events"
+        );
+    }
+    // Nothing for rejected events: no counter, no marker.
+    assert_eq!(counter(&client, usage, "tokens#key:carol", DAY).await, None);
+    assert_eq!(counter(&client, usage, "unknown#key:bob", DAY).await, None);
+    let markers = scan(&client, &h.tables.idempotency).await;
+    assert_eq!(markers.len(), 3, "one marker per counted event");
+
+    // The same request again: everything valid is a duplicate, nothing changes.
+    let again = ingest.post_events(&body).await;
+    assert_eq!(
+        statuses(&again.body),
+        [
+            "duplicate",
+            "duplicate",
+            "duplicate",
+            "rejected",
+            "duplicate",
+            "rejected"
+        ]
+    );
+    assert_eq!(
+        counter(&client, usage, "tokens#key:alice", DAY).await,
+        Some(150)
+    );
+    // All accepted or duplicate: 200.
+    let ok = ingest
+        .post_events(&array(&[event("e1", "tokens", "key:alice", 100, NOW)]))
+        .await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(statuses(&ok.body), ["duplicate"]);
+}
+
+#[tokio::test]
+async fn max_meters_keep_the_largest_value() {
+    let (h, ingest, _) = setup("max").await;
+    let r = ingest
+        .post_events(&array(&[
+            event("p1", "peak", "key:a", 10, NOW),
+            event("p2", "peak", "key:a", 30, NOW),
+            event("p3", "peak", "key:a", 20, NOW),
+        ]))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let lower = ingest
+        .post_events(&array(&[event("p4", "peak", "key:a", 25, NOW)]))
+        .await;
+    assert_eq!(statuses(&lower.body), ["accepted"]);
+    let c = h.client();
+    for sk in [HOUR, DAY, MONTH] {
+        assert_eq!(
+            counter(&c, &h.tables.usage, "peak#key:a", sk).await,
+            Some(30)
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_overlapping_batches_give_exact_totals() {
+    let (h, ingest, _) = setup("concurrent").await;
+    // 400 distinct events; task k posts ids k*40 .. k*40+120 (overlapping its neighbours).
+    let value_of = |i: usize| (i % 7 + 1) as u64;
+    let identity_of = |i: usize| format!("key:c{}", i % 4);
+    let mut tasks = Vec::new();
+    for k in 0..8usize {
+        let ingest = ingest.clone();
+        tasks.push(tokio::spawn(async move {
+            let ids: Vec<usize> = (k * 40..k * 40 + 120).map(|i| i % 400).collect();
+            let body = array(
+                &ids.iter()
+                    .map(|&i| {
+                        event(
+                            &format!("ev{i}"),
+                            "tokens",
+                            &identity_of(i),
+                            value_of(i),
+                            NOW,
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            // A client retries the whole request on 503 (conflicts that persisted).
+            for _ in 0..30 {
+                let r = ingest.post_events(&body).await;
+                if r.status == 200 {
+                    return (ids, r.body);
+                }
+                assert_eq!(r.status, 503, "{}", r.body);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("task {k} never succeeded");
+        }));
+    }
+    let mut accepted: HashMap<String, usize> = HashMap::new();
+    let mut posted = HashSet::new();
+    for t in tasks {
+        let (ids, body) = t.await.unwrap();
+        posted.extend(ids);
+        for r in body["results"].as_array().unwrap() {
+            if r["status"] == "accepted" {
+                *accepted
+                    .entry(r["id"].as_str().unwrap().to_owned())
+                    .or_default() += 1;
+            }
+        }
+    }
+    assert!(
+        accepted.values().all(|&n| n == 1),
+        "no event accepted twice"
+    );
+    let c = h.client();
+    for who in 0..4 {
+        let expected: u64 = posted
+            .iter()
+            .filter(|&&i| i % 4 == who)
+            .map(|&i| value_of(i))
+            .sum();
+        for sk in [HOUR, DAY, MONTH] {
+            let got = counter(&c, &h.tables.usage, &format!("tokens#key:c{who}"), sk).await;
+            assert_eq!(got, Some(expected), "identity c{who} {sk}");
+        }
+    }
+    assert_eq!(scan(&c, &h.tables.idempotency).await.len(), 400);
+}
+
+/// Fails the `n`-th TransactWriteItems of a client: before it is sent
+/// (`after_send: false`, nothing written) or after DynamoDB applied it
+/// (`after_send: true`, the answer is lost).
+#[derive(Debug, Clone)]
+struct FailNth {
+    n: u32,
+    after_send: bool,
+    seen: Arc<AtomicU32>,
+}
+
+impl FailNth {
+    fn check(&self, cfg: &ConfigBag) -> Result<(), BoxError> {
+        let op = cfg
+            .load::<Metadata>()
+            .map(|m| m.name().to_owned())
+            .unwrap_or_default();
+        if op == "TransactWriteItems" && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.n {
+            return Err("injected failure".into());
+        }
+        Ok(())
+    }
+}
+
+impl Intercept for FailNth {
+    fn name(&self) -> &'static str {
+        "FailNth"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if self.after_send {
+            Ok(())
+        } else {
+            self.check(cfg)
+        }
+    }
+
+    fn read_after_transmit(
+        &self,
+        _: &BeforeDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if self.after_send {
+            self.check(cfg)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_half_failed_request_retried_whole_counts_each_event_once() {
+    for after_send in [false, true] {
+        let h = Harness::new("halffail").await;
+        define_meters(&h.client(), &h.tables).await;
+        // 300 events of 60 identities: several transactions.
+        let events: Vec<Value> = (0..300)
+            .map(|i| {
+                event(
+                    &format!("h{i}"),
+                    "tokens",
+                    &format!("key:u{}", i % 60),
+                    2,
+                    NOW,
+                )
+            })
+            .collect();
+        let body = array(&events);
+        let failing = local_config(&h.endpoint, "local-a")
+            .interceptor(FailNth {
+                n: 3,
+                after_send,
+                seen: Arc::default(),
+            })
+            .build();
+        let (first, _) = ingest_at(Client::from_conf(failing), config(&h.tables, "local-a"));
+        let r = first.post_events(&body).await;
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert_eq!(r.body["error"]["code"], "unavailable");
+        let partial = scan(&h.client(), &h.tables.idempotency).await.len();
+        assert!(
+            partial > 0 && partial < 300,
+            "some chunks committed before the failure: {partial}"
+        );
+
+        let (retry, _) = ingest_at(h.client(), config(&h.tables, "local-a"));
+        let r = retry.post_events(&body).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let dups = statuses(&r.body)
+            .iter()
+            .filter(|s| *s == "duplicate")
+            .count();
+        assert_eq!(
+            dups, partial,
+            "the events of committed chunks are duplicates"
+        );
+        for u in 0..60 {
+            let got = counter(
+                &h.client(),
+                &h.tables.usage,
+                &format!("tokens#key:u{u}"),
+                DAY,
+            )
+            .await;
+            assert_eq!(got, Some(10), "after_send={after_send} u{u}: 5 events of 2");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_id_counts_again_once_the_dedupe_window_has_passed() {
+    let h = Harness::new("window").await;
+    define_meters(&h.client(), &h.tables).await;
+    let mut cfg = config(&h.tables, "local-a");
+    cfg.dedupe_window = Duration::from_secs(2 * 86_400);
+    let (ingest, clock) = ingest_at(h.client(), cfg);
+    let month = "month#2026-11#local-a";
+    let r = ingest
+        .post_events(&array(&[event("old", "tokens", "key:w", 5, NOW)]))
+        .await;
+    assert_eq!(statuses(&r.body), ["accepted"]);
+
+    clock.advance(Duration::from_secs(86_400));
+    let day1 = NOW + 86_400_000;
+    let r = ingest
+        .post_events(&array(&[event("old", "tokens", "key:w", 5, day1)]))
+        .await;
+    assert_eq!(statuses(&r.body), ["duplicate"], "within the window");
+    // Its original time is still inside the window: a retry of it is a duplicate too.
+    let r = ingest
+        .post_events(&array(&[event("old", "tokens", "key:w", 5, NOW)]))
+        .await;
+    assert_eq!(statuses(&r.body), ["duplicate"]);
+
+    clock.advance(Duration::from_secs(86_400 + 600));
+    let r = ingest
+        .post_events(&array(&[event("old", "tokens", "key:w", 5, NOW)]))
+        .await;
+    assert_eq!(
+        r.body["results"][0]["field"], "time",
+        "older than the window: rejected"
+    );
+    let later = NOW + 2 * 86_400_000 + 600_000;
+    let r = ingest
+        .post_events(&array(&[event("old", "tokens", "key:w", 5, later)]))
+        .await;
+    assert_eq!(
+        statuses(&r.body),
+        ["accepted"],
+        "the marker expired: the id counts again"
+    );
+    assert_eq!(
+        counter(&h.client(), &h.tables.usage, "tokens#key:w", month).await,
+        Some(10)
+    );
+}
+
+#[tokio::test]
+async fn bad_bodies_get_the_documented_error_and_write_nothing() {
+    let (h, ingest, _) = setup("badinput").await;
+    let ten_mb = vec![b' '; 10 * 1024 * 1024];
+    let many = array(&(0..10_001).map(|i| json!({"id": i})).collect::<Vec<_>>());
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "malformed",
+            b"[{\"id\": \"a\",".to_vec(),
+            400,
+            "malformed_json",
+        ),
+        (
+            "ndjson line",
+            b"{\"id\":\"a\"}\n{nope}\n".to_vec(),
+            400,
+            "malformed_json",
+        ),
+        ("scalar", b"42".to_vec(), 400, "not_events"),
+        ("object of arrays", b"{\"events\": []}".to_vec(), 207, ""),
+        ("empty", Vec::new(), 400, "no_events"),
+        ("10 MB", ten_mb, 413, "body_too_large"),
+        ("10,001 events", many, 413, "too_many_events"),
+        (
+            "not UTF-8",
+            b"[{\"id\":\"\xc3\x28\"}]".to_vec(),
+            400,
+            "not_utf8",
+        ),
+    ];
+    for (name, body, status, code) in cases {
+        let r = ingest.post_events(&body).await;
+        assert_eq!(r.status, status, "{name}: {}", r.body);
+        if !code.is_empty() {
+            assert_eq!(r.body["error"]["code"], code, "{name}");
+        }
+    }
+    // Wrong types: every event rejected, each naming its field.
+    let wrong = ingest
+        .post_events(&array(&[
+            json!({"id": 1, "meter": "tokens", "identity": "key:a", "time": NOW}),
+            json!({"id": "a", "meter": ["tokens"], "identity": "key:a", "time": NOW}),
+            json!({"id": "b", "meter": "tokens", "identity": "key:a", "value": "10", "time": NOW}),
+            json!({"id": "c", "meter": "tokens", "identity": "key:a", "time": true}),
+            json!("not an object"),
+        ]))
+        .await;
+    assert_eq!(wrong.status, 207);
+    let fields: Vec<&str> = wrong.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["id", "meter", "value", "time", "event"]);
+    let c = h.client();
+    assert!(
+        scan(&c, &h.tables.idempotency).await.is_empty(),
+        "no marker written"
+    );
+    assert!(
+        scan(&c, &h.tables.usage).await.is_empty(),
+        "no counter written"
+    );
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replays_the_stored_response() {
+    let (h, ingest, _) = setup("idemkey").await;
+    let body = array(&[
+        event("k1", "tokens", "key:a", 4, NOW),
+        event("k2", "nope", "key:a", 4, NOW),
+    ]);
+    let first = ingest.post_events_once(&body, "req-1", None.into()).await;
+    assert_eq!(first.status, 207);
+    assert_eq!(statuses(&first.body), ["accepted", "rejected"]);
+    let replay = ingest.post_events_once(&body, "req-1", None.into()).await;
+    assert_eq!(
+        replay, first,
+        "the stored response, not a new run (which would say duplicate)"
+    );
+    let other = ingest
+        .post_events_once(
+            &array(&[event("k3", "tokens", "key:a", 4, NOW)]),
+            "req-1",
+            None.into(),
+        )
+        .await;
+    assert_eq!(other.status, 422);
+    assert_eq!(
+        counter(&h.client(), &h.tables.usage, "tokens#key:a", DAY).await,
+        Some(4)
+    );
+    let bad = ingest.post_events_once(&body, "", None.into()).await;
+    assert_eq!(bad.status, 400);
+}
+
+/// Writes a counter item of `region` into one table, as replication would.
+async fn put_counter(
+    client: &Client,
+    table: &str,
+    meter: &str,
+    identity: &str,
+    period: &str,
+    region: &str,
+    n: u64,
+) {
+    let counter = CounterKey {
+        meter: MeterName::new(meter).unwrap(),
+        identity: identity.parse::<Identity>().unwrap(),
+        period: period.parse().unwrap(),
+    };
+    let agg = if meter == "peak" {
+        Aggregation::Max
+    } else {
+        Aggregation::Sum
+    };
+    let write = increment(
+        table,
+        &counter.in_region(&Region::new(region).unwrap()),
+        agg,
+        n,
+        NOW,
+    )
+    .unwrap();
+    client
+        .transact_write_items()
+        .transact_items(write)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn usage_queries_sum_regions_and_page() {
+    let (h, ingest, _) = setup("query").await;
+    let c = h.client();
+    let t = &h.tables.usage;
+    // local-a counted through the handler, local-b's items as quota-sync copies them.
+    let r = ingest
+        .post_events(&array(&[
+            event("q1", "tokens", "key:a", 10, NOW),
+            event("q2", "tokens", "key:a", 5, NOW - 86_400_000),
+        ]))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    put_counter(&c, t, "tokens", "key:a", "day#2026-11-18", "local-b", 7).await;
+    put_counter(&c, t, "tokens", "key:a", "day#2026-11-16", "local-b", 3).await;
+    put_counter(&c, t, "tokens", "key:a", "day#2026-11-17", "eu-west-1", 1).await;
+    // Another identity and another window must not leak in.
+    put_counter(&c, t, "tokens", "key:b", "day#2026-11-18", "local-b", 100).await;
+    put_counter(&c, t, "tokens", "key:a", "month#2026-11", "local-b", 1000).await;
+
+    let store = UsageStore::new(c.clone(), t.clone());
+    let q = parse_usage_query(
+        params(&[
+            ("identity", "key:a"),
+            ("meter", "tokens"),
+            ("window", "day"),
+            ("from", "2026-11-01"),
+            ("to", "2026-11-30"),
+            ("regions", "true"),
+        ]),
+        NOW,
+    )
+    .unwrap();
+    let all = query_usage(&store, &q).await.unwrap();
+    let totals: Vec<(&str, u64)> = all
+        .periods
+        .iter()
+        .map(|p| (p.period.as_str(), p.total))
+        .collect();
+    assert_eq!(
+        totals,
+        [("2026-11-16", 3), ("2026-11-17", 6), ("2026-11-18", 17)]
+    );
+    assert_eq!(
+        all.periods[2].regions,
+        Some(BTreeMap::from([
+            ("local-a".into(), 10),
+            ("local-b".into(), 7)
+        ]))
+    );
+    assert_eq!(all.next, None);
+
+    // Paged one period at a time: the same periods, each whole.
+    let mut paged = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let mut pairs = vec![
+            ("identity", "key:a"),
+            ("meter", "tokens"),
+            ("from", "2026-11-01"),
+            ("to", "2026-11-30"),
+            ("limit", "1"),
+        ];
+        if let Some(n) = next.as_deref() {
+            pairs.push(("next", n));
+        }
+        let page: UsageReport =
+            query_usage(&store, &parse_usage_query(params(&pairs), NOW).unwrap())
+                .await
+                .unwrap();
+        assert!(page.periods.len() <= 1);
+        assert!(page.periods.iter().all(|p| p.regions.is_none()));
+        paged.extend(page.periods.into_iter().map(|p| (p.period, p.total)));
+        next = page.next;
+        if next.is_none() {
+            break;
+        }
+    }
+    let paged: Vec<(&str, u64)> = paged.iter().map(|(p, t)| (p.as_str(), *t)).collect();
+    assert_eq!(paged, totals);
+
+    // Through HTTP: the month, summed over regions.
+    let req = lambda_http::http::Request::builder()
+        .method("GET")
+        .uri("https://api.example.com/v1/usage?identity=key:a&meter=tokens&window=month&from=2026-11&to=2026-11")
+        .body(lambda_http::Body::Empty)
+        .unwrap();
+    let req = lambda_http::RequestExt::with_query_string_parameters(
+        req,
+        HashMap::from([
+            ("identity".to_string(), "key:a".to_string()),
+            ("meter".into(), "tokens".into()),
+            ("window".into(), "month".into()),
+            ("from".into(), "2026-11".into()),
+        ]),
+    );
+    let resp = ingest.handle(req).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = serde_json::from_slice(resp.body().as_ref()).unwrap();
+    assert_eq!(body["periods"][0]["total"], 1015);
+}
+
+#[tokio::test]
+async fn top_lists_order_by_global_total_with_ties_by_identity() {
+    let (h, ingest, _) = setup("top").await;
+    let c = h.client();
+    let t = &h.tables.usage;
+    let month = "month#2026-11";
+    // Global totals: a = 60+60 = 120 (first in neither region's list),
+    // b = 100, c = 100 (tie: b before c), d = 90, e = 90+0, then 25 small ones.
+    for (who, region, n) in [
+        ("key:a", "local-a", 60),
+        ("key:a", "local-b", 60),
+        ("key:b", "local-a", 100),
+        ("key:c", "local-b", 100),
+        ("key:d", "local-a", 45),
+        ("key:d", "local-b", 45),
+        ("key:e", "local-b", 90),
+    ] {
+        put_counter(&c, t, "tokens", who, month, region, n).await;
+    }
+    for i in 0..25 {
+        put_counter(
+            &c,
+            t,
+            "tokens",
+            &format!("key:s{i:02}"),
+            month,
+            if i % 2 == 0 { "local-a" } else { "local-b" },
+            1 + i % 3,
+        )
+        .await;
+    }
+    let mut cfg = config(&h.tables, "local-a");
+    cfg.regions.push(Region::new("local-b").unwrap());
+    let (two_regions, _) = ingest_at(c.clone(), cfg);
+    let ask = |limit: &str| {
+        parse_top_query(params(&[
+            ("meter", "tokens"),
+            ("window", "month"),
+            ("period", "2026-11"),
+            ("limit", limit),
+        ]))
+        .unwrap()
+    };
+
+    let r = two_regions.top(&ask("4")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let report: TopReport = serde_json::from_value(r.body).unwrap();
+    let got: Vec<(String, u64)> = report
+        .top
+        .iter()
+        .map(|e| (e.identity.clone(), e.total))
+        .collect();
+    let want = [
+        ("key:a", 120),
+        ("key:b", 100),
+        ("key:c", 100),
+        ("key:d", 90),
+    ];
+    assert_eq!(got, want.map(|(i, n)| (i.to_string(), n)));
+    assert_eq!(
+        report.top.iter().map(|e| e.rank).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert!(report.complete);
+    // d (90) and e (90) tie at the cut: e is read too, and d sorts first.
+    let r5: TopReport = serde_json::from_value(two_regions.top(&ask("5")).await.body).unwrap();
+    assert_eq!(r5.top[4].identity, "key:e");
+    assert_eq!(r5.top[4].total, 90);
+    // The threshold stops early: not all 32 items were read for the top 2.
+    let r2: TopReport = serde_json::from_value(two_regions.top(&ask("2")).await.body).unwrap();
+    assert_eq!(r2.top.len(), 2);
+    assert!(r2.complete);
+
+    // Counted through the handler, the index follows every write.
+    let r = ingest
+        .post_events(&array(&[event("t1", "tokens", "key:z", 500, NOW)]))
+        .await;
+    assert_eq!(r.status, 200);
+    let after: TopReport = serde_json::from_value(two_regions.top(&ask("1")).await.body).unwrap();
+    assert_eq!(
+        (after.top[0].identity.as_str(), after.top[0].total),
+        ("key:z", 500)
+    );
+    assert!(
+        after.items_read < 32,
+        "read {} index items",
+        after.items_read
+    );
+
+    // Unknown meter and unindexed window: 400.
+    let unknown = parse_top_query(params(&[("meter", "nope"), ("period", "2026-11")])).unwrap();
+    assert_eq!(two_regions.top(&unknown).await.status, 400);
+}
+
+/// Records, for each TransactWriteItems sent, its marker puts, its counter
+/// updates (and how many of those are day or month counters, which the top
+/// index follows) and whether it committed. DynamoDB Local reports a
+/// transaction's capacity per table rather than per item, so write units are
+/// computed from these counts with DynamoDB's pricing rules.
+#[derive(Debug, Clone, Default)]
+struct Transactions(Arc<std::sync::Mutex<Vec<Tx>>>);
+
+/// (marker puts, counter updates, indexed updates, committed).
+type Tx = (usize, usize, usize, bool);
+
+impl Transactions {
+    fn take(&self) -> Vec<Tx> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl Intercept for Transactions {
+    fn name(&self) -> &'static str {
+        "Transactions"
+    }
+
+    fn read_before_transmit(
+        &self,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let op = cfg
+            .load::<Metadata>()
+            .map(|m| m.name().to_owned())
+            .unwrap_or_default();
+        if op != "TransactWriteItems" {
+            return Ok(());
+        }
+        let body: Value = serde_json::from_slice(ctx.request().body().bytes().unwrap_or_default())?;
+        let items = body["TransactItems"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let puts = items.iter().filter(|i| i.get("Put").is_some()).count();
+        let updates: Vec<&Value> = items.iter().filter_map(|i| i.get("Update")).collect();
+        let indexed = updates
+            .iter()
+            .filter(|u| {
+                let sk = u["Key"]["sk"]["S"].as_str().unwrap_or("");
+                sk.starts_with("day#") || sk.starts_with("month#")
+            })
+            .count();
+        self.0
+            .lock()
+            .unwrap()
+            .push((puts, updates.len(), indexed, false));
+        Ok(())
+    }
+
+    fn read_after_transmit(
+        &self,
+        ctx: &BeforeDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let op = cfg
+            .load::<Metadata>()
+            .map(|m| m.name().to_owned())
+            .unwrap_or_default();
+        if op == "TransactWriteItems" && ctx.response().status().is_success() {
+            if let Some(last) = self.0.lock().unwrap().last_mut() {
+                last.3 = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// (committed transactions, marker puts, counter updates, indexed updates,
+/// cancelled transactions, items in cancelled ones, write units): 2 units per
+/// item written in a committed transaction (items under 1 KB), plus up to 2
+/// per indexed counter update (the index deletes the old entry and puts the
+/// new one when `n` changes).
+#[allow(clippy::type_complexity)]
+fn write_units(txs: &[Tx]) -> (usize, usize, usize, usize, usize, usize, usize) {
+    let ok: Vec<_> = txs.iter().filter(|t| t.3).collect();
+    let failed: Vec<_> = txs.iter().filter(|t| !t.3).collect();
+    let (m, u, i) = ok
+        .iter()
+        .fold((0, 0, 0), |a, t| (a.0 + t.0, a.1 + t.1, a.2 + t.2));
+    let cancelled_items = failed.iter().map(|t| t.0 + t.1).sum();
+    (
+        ok.len(),
+        m,
+        u,
+        i,
+        failed.len(),
+        cancelled_items,
+        2 * (m + u) + 2 * i,
+    )
+}
+
+#[tokio::test]
+async fn cost_of_a_1000_event_request_with_10_percent_duplicates() {
+    let h = Harness::new("cost").await;
+    define_meters(&h.client(), &h.tables).await;
+    let txs = Transactions::default();
+    let counter = tollgate_store::RequestCounter::with_capacity();
+    let conf = local_config(&h.endpoint, "local-a")
+        .interceptor(counter.clone())
+        .interceptor(txs.clone())
+        .build();
+    let client = Client::from_conf(conf);
+    let (ingest, _) = ingest_at(client, config(&h.tables, "local-a"));
+    // 1,000 events of 50 customers over one hour, 100 of them posted before.
+    let events: Vec<Value> = (0..1000)
+        .map(|i| {
+            event(
+                &format!("c{i}"),
+                "tokens",
+                &format!("key:cust{}", i % 50),
+                10,
+                NOW - i as i64 * 1000,
+            )
+        })
+        .collect();
+    let r = ingest.post_events(&array(&events[..100])).await;
+    assert_eq!(r.status, 200);
+    counter.reset();
+    txs.take();
+    let r = ingest.post_events(&array(&events)).await;
+    assert_eq!(r.status, 200);
+    let mixed_units = write_units(&txs.take());
+    assert_eq!(
+        (r.body["accepted"].as_u64(), r.body["duplicates"].as_u64()),
+        (Some(900), Some(100))
+    );
+    let mixed_requests = counter.total_requests();
+    let (_, mixed_wcu) = counter.total_units();
+    let mixed = counter.snapshot();
+
+    counter.reset();
+    let r = ingest.post_events(&array(&events)).await;
+    assert_eq!(r.body["duplicates"].as_u64(), Some(1000));
+    let dup_requests = counter.total_requests();
+    let (_, dup_wcu) = counter.total_units();
+    let dup_units = write_units(&txs.take());
+    println!("COST units (committed txs, markers, updates, indexed updates, cancelled txs, cancelled items, WCU): mixed {mixed_units:?}, all-duplicate {dup_units:?}");
+    println!(
+        "COST computed WCU per accepted event: {:.3}; per duplicate (all-duplicate request): {:.3}",
+        mixed_units.6 as f64 / 900.0,
+        dup_units.6 as f64 / 1000.0
+    );
+    assert_eq!(mixed_units.1, 900, "one marker per accepted event");
+    assert_eq!(dup_units.6, 0, "duplicates write nothing");
+
+    println!("COST mixed 1000 (900 new, 100 dup): {mixed_requests} requests, {mixed_wcu} WCU; by op {mixed:?}");
+    println!(
+        "COST per accepted event (mixed request / 900): {:.4} requests, {:.3} WCU",
+        mixed_requests as f64 / 900.0,
+        mixed_wcu / 900.0
+    );
+    println!(
+        "COST all-duplicate 1000: {dup_requests} requests, {dup_wcu} WCU; per duplicate {:.4} requests, {:.3} WCU",
+        dup_requests as f64 / 1000.0,
+        dup_wcu / 1000.0
+    );
+    // Aggregation keeps increments far below one per event and window.
+    assert!(
+        mixed_requests < 100,
+        "{mixed_requests} requests for 1,000 events"
+    );
+}

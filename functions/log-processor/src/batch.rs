@@ -1,0 +1,437 @@
+//! From decoded log events to deterministic chunks of increments.
+//!
+//! A batch is aggregated first (one increment per meter, identity and
+//! period, whatever the number of requests behind it), then its sorted
+//! increments are cut into chunks of at most [`CHUNK_INCREMENTS`], so that a
+//! chunk and its dedupe marker fit in one `TransactWriteItems`. The same
+//! batch always gives the same chunks with the same ids, so a redelivered
+//! batch finds every chunk's marker and writes nothing again.
+
+use std::collections::BTreeSet;
+
+use sha2::{Digest, Sha256};
+use tollgate_core::{
+    Aggregation, Aggregator, CounterKey, Identity, MeterName, Region, UsageKey, Window,
+};
+
+use crate::decode::{truncate, LogEvent, LogsPayload};
+use crate::line::{parse_line, Line, NotCounted, Rules};
+
+/// Increments per chunk: with its dedupe marker, 100 actions, the most one
+/// transaction holds.
+pub const CHUNK_INCREMENTS: usize = 99;
+
+/// How many skipped lines per payload are sampled into the function's log.
+pub const SKIP_SAMPLES: usize = 3;
+
+/// How much of a skipped line a sample shows at most.
+pub const SAMPLE_BYTES: usize = 80;
+
+/// What a batch's lines turned out to be.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Tally {
+    /// Log events read.
+    pub events: u64,
+    /// Events counted.
+    pub counted: u64,
+    /// Valid access-log lines whose status does not count.
+    pub not_counted_status: u64,
+    /// Requests the gateway or the authorizer stopped.
+    pub denied: u64,
+    /// Requests without an identity.
+    pub no_identity: u64,
+    /// Lines in neither format, or invalid.
+    pub skipped: u64,
+}
+
+impl Tally {
+    /// Adds another tally.
+    pub fn merge(&mut self, other: &Tally) {
+        self.events += other.events;
+        self.counted += other.counted;
+        self.not_counted_status += other.not_counted_status;
+        self.denied += other.denied;
+        self.no_identity += other.no_identity;
+        self.skipped += other.skipped;
+    }
+}
+
+/// A skipped line, as sampled into the log: the reason, the log event id and
+/// a short, redacted prefix of the line (never the whole line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkipSample {
+    /// The skip reason.
+    pub reason: &'static str,
+    /// Its details.
+    pub detail: String,
+    /// The log event id.
+    pub event_id: String,
+    /// The line's length in bytes.
+    pub len: usize,
+    /// At most [`SAMPLE_BYTES`] of the line, cut before anything that may be a secret.
+    pub prefix: String,
+}
+
+/// Cuts a sample before anything that may start a secret (an API key
+/// `tg_...`, an `Authorization` header, a bearer token).
+pub fn redact(sample: &str) -> String {
+    let lower = sample.to_ascii_lowercase();
+    let cut = [
+        "tg_",
+        "authorization",
+        "bearer",
+        "secret",
+        "password",
+        "token",
+    ]
+    .iter()
+    .filter_map(|needle| lower.find(needle))
+    .min();
+    match cut {
+        Some(at) => format!("{}[redacted]", &sample[..at]),
+        None => sample.to_owned(),
+    }
+}
+
+/// What the lines of one or more payloads add up to.
+#[derive(Debug, Default)]
+pub struct BatchAggregate {
+    /// The increments, by counter.
+    pub aggregator: Aggregator,
+    /// What the lines were.
+    pub tally: Tally,
+    /// Up to [`SKIP_SAMPLES`] skipped lines.
+    pub samples: Vec<SkipSample>,
+}
+
+/// Counting settings besides the line rules.
+#[derive(Debug, Clone)]
+pub struct Counting {
+    /// The line rules.
+    pub rules: Rules,
+    /// The windows every counted event is added to.
+    pub windows: Vec<Window>,
+    /// Meters aggregated as `max`.
+    pub max_meters: BTreeSet<MeterName>,
+}
+
+impl Counting {
+    fn aggregation_of(&self, meter: &MeterName) -> Aggregation {
+        if meter.as_str() == MeterName::REQUESTS {
+            Aggregation::Count
+        } else if self.max_meters.contains(meter) {
+            Aggregation::Max
+        } else {
+            Aggregation::Sum
+        }
+    }
+}
+
+impl BatchAggregate {
+    /// An empty aggregate.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads every line of a payload's events into the aggregate.
+    pub fn add_events(&mut self, events: &[LogEvent<'_>], counting: &Counting) {
+        let requests = MeterName::requests();
+        for event in events {
+            self.tally.events += 1;
+            let skip = match parse_line(&event.message, event.timestamp, &counting.rules) {
+                Line::Count(usage) => {
+                    let meter = match usage.meter {
+                        None => Ok(requests.clone()),
+                        Some(m) => MeterName::new(&m),
+                    };
+                    let added = meter.and_then(|meter| {
+                        let identity: Identity = usage.identity.parse()?;
+                        let aggregation = counting.aggregation_of(&meter);
+                        self.aggregator.add(
+                            &meter,
+                            aggregation,
+                            &identity,
+                            usage.at,
+                            usage.value,
+                            &counting.windows,
+                        )
+                    });
+                    match added {
+                        Ok(()) => {
+                            self.tally.counted += 1;
+                            None
+                        }
+                        Err(e) => Some(("invalid_field", e.to_string())),
+                    }
+                }
+                Line::NotCounted(NotCounted::Status) => {
+                    self.tally.not_counted_status += 1;
+                    None
+                }
+                Line::NotCounted(NotCounted::Denied) => {
+                    self.tally.denied += 1;
+                    None
+                }
+                Line::NotCounted(NotCounted::NoIdentity) => {
+                    self.tally.no_identity += 1;
+                    None
+                }
+                Line::Skipped(skip) => Some((skip.reason, skip.detail)),
+            };
+            if let Some((reason, detail)) = skip {
+                self.tally.skipped += 1;
+                if self.samples.len() < SKIP_SAMPLES {
+                    self.samples.push(SkipSample {
+                        reason,
+                        detail: truncate(&detail, 200).to_owned(),
+                        event_id: truncate(&event.id, 64).to_owned(),
+                        len: event.message.len(),
+                        prefix: redact(truncate(&event.message, SAMPLE_BYTES)),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// One chunk of increments, committed with its dedupe marker in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// The dedupe id: the source id and the chunk's index.
+    pub id: String,
+    /// Count and sum increments of this region's items, sorted, at most [`CHUNK_INCREMENTS`].
+    pub increments: Vec<(UsageKey, Aggregation, u64)>,
+}
+
+/// What one source (a payload, a Kinesis record) writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WritePlan {
+    /// Count and sum increments, in chunks.
+    pub chunks: Vec<Chunk>,
+    /// `max` counters: raised outside the transactions (idempotent by nature).
+    pub maxes: Vec<(UsageKey, u64)>,
+}
+
+impl WritePlan {
+    /// The increments in all chunks.
+    pub fn increments(&self) -> usize {
+        self.chunks.iter().map(|c| c.increments.len()).sum()
+    }
+}
+
+/// Cuts sorted increments into chunks for `region`, the chunk ids being
+/// `<source_id>#<index>`. Increments that add nothing are dropped.
+pub fn plan(
+    source_id: &str,
+    increments: Vec<(CounterKey, Aggregation, u64)>,
+    region: &Region,
+) -> WritePlan {
+    let mut plan = WritePlan::default();
+    let mut adds = Vec::with_capacity(increments.len());
+    for (counter, aggregation, amount) in increments {
+        if amount == 0 {
+            continue;
+        }
+        let key = counter.in_region(region);
+        match aggregation {
+            Aggregation::Max => plan.maxes.push((key, amount)),
+            Aggregation::Count | Aggregation::Sum => adds.push((key, aggregation, amount)),
+        }
+    }
+    plan.chunks = adds
+        .chunks(CHUNK_INCREMENTS)
+        .enumerate()
+        .map(|(index, incs)| Chunk {
+            id: format!("{source_id}#{index}"),
+            increments: incs.to_vec(),
+        })
+        .collect();
+    plan
+}
+
+/// The stable id of a directly delivered payload: SHA-256 over its log
+/// group, log stream and every log event id, in order.
+pub fn cloudwatch_source_id(payload: &LogsPayload<'_>) -> String {
+    let mut hash = Sha256::new();
+    hash.update(payload.log_group.as_bytes());
+    hash.update([0]);
+    hash.update(payload.log_stream.as_bytes());
+    for event in &payload.log_events {
+        hash.update([0]);
+        hash.update(event.id.as_bytes());
+    }
+    format!("cwl#{}", hex::encode(hash.finalize()))
+}
+
+/// The stable id of a Kinesis record: its stream, shard and sequence number.
+pub fn kinesis_source_id(stream_arn: &str, event_id: &str, sequence_number: &str) -> String {
+    let stream = stream_arn.rsplit('/').next().unwrap_or(stream_arn);
+    let shard = event_id.split(':').next().unwrap_or("");
+    format!("kin#{stream}#{shard}#{sequence_number}")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::StatusRanges;
+    use std::borrow::Cow;
+
+    fn counting() -> Counting {
+        Counting {
+            rules: Rules {
+                count_status: StatusRanges::default_counted(),
+            },
+            windows: vec![Window::Day, Window::Month],
+            max_meters: [MeterName::new("peak").unwrap()].into_iter().collect(),
+        }
+    }
+
+    fn event(id: &str, message: &str) -> LogEvent<'static> {
+        LogEvent {
+            id: Cow::Owned(id.into()),
+            timestamp: 1_795_000_000_000,
+            message: Cow::Owned(message.into()),
+        }
+    }
+
+    #[test]
+    fn aggregates_and_tallies() {
+        let mut agg = BatchAggregate::new();
+        let mut events = Vec::new();
+        for i in 0..10 {
+            events.push(event(
+                &i.to_string(),
+                r#"{"tollgate":1,"identity":"key:a"}"#,
+            ));
+        }
+        events.push(event(
+            "a",
+            r#"{"tollgate":1,"identity":"key:a","meter":"tokens","value":40}"#,
+        ));
+        events.push(event(
+            "b",
+            r#"{"tollgate":1,"identity":"key:a","meter":"tokens","value":2}"#,
+        ));
+        events.push(event(
+            "c",
+            r#"{"tollgate":1,"identity":"key:a","meter":"peak","value":7}"#,
+        ));
+        events.push(event(
+            "d",
+            r#"{"tollgate":1,"identity":"key:a","meter":"peak","value":3}"#,
+        ));
+        events.push(event("e", r#"{"tollgate":1,"identity":"user:x"}"#));
+        events.push(event(
+            "f",
+            r#"{"tollgate":1,"identity":"key:a","meter":"Bad#"}"#,
+        ));
+        events.push(event(
+            "g",
+            "Authorization: Bearer tg_live_0123456789abcdef0123456789abcdef and more",
+        ));
+        events.push(event(
+            "h",
+            r#"{"requestId":"r","status":503,"identity":"key:a"}"#,
+        ));
+        agg.add_events(&events, &counting());
+        assert_eq!(
+            agg.tally,
+            Tally {
+                events: 18,
+                counted: 14,
+                not_counted_status: 1,
+                denied: 0,
+                no_identity: 0,
+                skipped: 3
+            }
+        );
+        assert_eq!(agg.samples.len(), 3);
+        assert!(agg.samples.iter().all(|s| !s.prefix.contains("tg_live")));
+        assert_eq!(agg.samples[2].prefix, "[redacted]");
+        let region = Region::new("local-a").unwrap();
+        let plan = plan("src", agg.aggregator.into_increments(), &region);
+        // requests, tokens: day and month each; peak: day and month maxes.
+        assert_eq!(plan.chunks.len(), 1);
+        let incs = &plan.chunks[0].increments;
+        assert_eq!(incs.len(), 4);
+        let find = |pk: &str, w: &str| {
+            incs.iter()
+                .find(|(k, _, _)| k.pk() == pk && k.sk().starts_with(w))
+                .map(|x| (x.1, x.2))
+        };
+        assert_eq!(
+            find("requests#key:a", "day#"),
+            Some((Aggregation::Count, 10))
+        );
+        assert_eq!(find("tokens#key:a", "month#"), Some((Aggregation::Sum, 42)));
+        assert!(incs.iter().all(|(k, _, _)| k.sk().ends_with("#local-a")));
+        assert_eq!(plan.maxes.len(), 2);
+        assert!(plan
+            .maxes
+            .iter()
+            .all(|(k, v)| k.pk() == "peak#key:a" && *v == 7));
+    }
+
+    #[test]
+    fn chunks_deterministically() {
+        let build = |order: &[usize]| {
+            let mut agg = BatchAggregate::new();
+            let events: Vec<_> = order
+                .iter()
+                .map(|i| {
+                    event(
+                        &i.to_string(),
+                        &format!(r#"{{"tollgate":1,"identity":"key:k{i}"}}"#),
+                    )
+                })
+                .collect();
+            agg.add_events(&events, &counting());
+            plan(
+                "s",
+                agg.aggregator.into_increments(),
+                &Region::new("r").unwrap(),
+            )
+        };
+        let forward: Vec<usize> = (0..250).collect();
+        let backward: Vec<usize> = (0..250).rev().collect();
+        let a = build(&forward);
+        // 250 identities x 2 windows = 500 increments: 6 chunks of <= 99.
+        assert_eq!(a.increments(), 500);
+        assert_eq!(a.chunks.len(), 6);
+        assert!(a
+            .chunks
+            .iter()
+            .all(|c| c.increments.len() <= CHUNK_INCREMENTS));
+        assert_eq!(a.chunks[5].id, "s#5");
+        assert_eq!(
+            a,
+            build(&backward),
+            "the order of lines does not change the chunks"
+        );
+    }
+
+    #[test]
+    fn source_ids() {
+        let payload = |ids: &[&str]| LogsPayload {
+            message_type: "DATA_MESSAGE".into(),
+            owner: "o".into(),
+            log_group: "g".into(),
+            log_stream: "s".into(),
+            log_events: ids.iter().map(|i| event(i, "x")).collect(),
+        };
+        let a = cloudwatch_source_id(&payload(&["1", "2"]));
+        assert_eq!(a, cloudwatch_source_id(&payload(&["1", "2"])));
+        assert_ne!(a, cloudwatch_source_id(&payload(&["12"])));
+        assert_ne!(a, cloudwatch_source_id(&payload(&["1", "2", "3"])));
+        assert!(a.starts_with("cwl#") && a.len() == 4 + 64);
+        assert_eq!(
+            kinesis_source_id(
+                "arn:aws:kinesis:eu-west-1:123:stream/logs",
+                "shardId-000000000006:4959033",
+                "4959033"
+            ),
+            "kin#logs#shardId-000000000006#4959033"
+        );
+    }
+}

@@ -1,0 +1,280 @@
+//! The function's configuration, read once from `TOLLGATE_*` variables.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use tollgate_core::{MeterName, Region, Window};
+use tollgate_store::{IDEMPOTENCY, USAGE};
+
+/// The largest decompressed CloudWatch Logs payload accepted (16 MiB).
+/// CloudWatch Logs sends at most about 1 MB of log events per batch, so a
+/// larger payload is a gzip bomb or not a CloudWatch payload at all.
+pub const DEFAULT_MAX_DECOMPRESSED: usize = 16 * 1024 * 1024;
+
+/// A rejected configuration value.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A variable is required but unset.
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    /// A variable's value is invalid.
+    #[error("{var}={value:?} is invalid: {why}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What is expected.
+        why: String,
+    },
+}
+
+/// Inclusive HTTP status ranges, such as `200-499` or `200-299,404`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusRanges(Vec<(u16, u16)>);
+
+impl StatusRanges {
+    /// The default: 2xx, 3xx and 4xx count; 5xx (the provider's failures) do not.
+    pub fn default_counted() -> Self {
+        StatusRanges(vec![(200, 499)])
+    }
+
+    /// Parses `200-499`, `200-299,404` or `2xx,4xx`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut ranges = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let range = if let Some(class) = part.strip_suffix("xx") {
+                let d: u16 = class
+                    .parse()
+                    .ok()
+                    .filter(|d| (1..=5).contains(d))
+                    .ok_or_else(|| format!("{part:?} is not a status class 1xx-5xx"))?;
+                (d * 100, d * 100 + 99)
+            } else if let Some((a, b)) = part.split_once('-') {
+                (status(a)?, status(b)?)
+            } else {
+                let s = status(part)?;
+                (s, s)
+            };
+            if range.0 > range.1 {
+                return Err(format!("{part:?} is an empty range"));
+            }
+            ranges.push(range);
+        }
+        if ranges.is_empty() {
+            return Err("expected ranges such as 200-499 or 2xx,4xx".into());
+        }
+        Ok(StatusRanges(ranges))
+    }
+
+    /// Whether `status` is in one of the ranges.
+    pub fn contains(&self, status: u16) -> bool {
+        self.0.iter().any(|(a, b)| (*a..=*b).contains(&status))
+    }
+}
+
+fn status(text: &str) -> Result<u16, String> {
+    text.trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|s| (100..=599).contains(s))
+        .ok_or_else(|| format!("{text:?} is not an HTTP status 100-599"))
+}
+
+/// Everything the handler needs to know besides its clients.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The Usage table (`TOLLGATE_USAGE_TABLE`).
+    pub usage_table: String,
+    /// The Idempotency table (`TOLLGATE_IDEMPOTENCY_TABLE`).
+    pub idempotency_table: String,
+    /// This stack's region (`TOLLGATE_REGION`, else `AWS_REGION`): only its
+    /// Usage items are written.
+    pub region: Region,
+    /// The windows counted (`TOLLGATE_WINDOWS`, default `day,month`).
+    pub windows: Vec<Window>,
+    /// The statuses of access-log requests that count (`TOLLGATE_COUNT_STATUS`, default `200-499`).
+    pub count_status: StatusRanges,
+    /// Meters of application lines aggregated as `max` (`TOLLGATE_MAX_METERS`,
+    /// comma-separated; default none). `requests` is a count; every other meter a sum.
+    pub max_meters: BTreeSet<MeterName>,
+    /// The decompressed payload cap in bytes (`TOLLGATE_MAX_DECOMPRESSED_BYTES`, default 16 MiB).
+    pub max_decompressed: usize,
+    /// How long a batch's dedupe markers are kept (`TOLLGATE_DEDUPE_HOURS`, default 48):
+    /// longer than any redelivery (CloudWatch retries for up to 24 hours; Kinesis
+    /// keeps records 24 hours by default).
+    pub dedupe_ttl: Duration,
+    /// The namespace of the dedupe markers (`TOLLGATE_DEDUPE_NAMESPACE`, default `log-processor`).
+    pub dedupe_namespace: String,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (a variable's value, if set).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let invalid = |var: &'static str, value: &str, why: String| ConfigError::Invalid {
+            var,
+            value: value.to_owned(),
+            why,
+        };
+
+        let region_text = get("TOLLGATE_REGION")
+            .or_else(|| get("AWS_REGION"))
+            .ok_or(ConfigError::Missing("TOLLGATE_REGION"))?;
+        let region = Region::new(region_text.trim())
+            .map_err(|e| invalid("TOLLGATE_REGION", &region_text, e.to_string()))?;
+
+        let windows = match get("TOLLGATE_WINDOWS") {
+            None => vec![Window::Day, Window::Month],
+            Some(text) => {
+                let mut set = BTreeSet::new();
+                for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    let w = part
+                        .parse::<Window>()
+                        .map_err(|e| invalid("TOLLGATE_WINDOWS", &text, e.to_string()))?;
+                    set.insert(w);
+                }
+                if set.is_empty() {
+                    return Err(invalid(
+                        "TOLLGATE_WINDOWS",
+                        &text,
+                        "name at least one of minute, hour, day, month".into(),
+                    ));
+                }
+                set.into_iter().collect()
+            }
+        };
+
+        let count_status = match get("TOLLGATE_COUNT_STATUS") {
+            None => StatusRanges::default_counted(),
+            Some(text) => StatusRanges::parse(&text)
+                .map_err(|why| invalid("TOLLGATE_COUNT_STATUS", &text, why))?,
+        };
+
+        let mut max_meters = BTreeSet::new();
+        if let Some(text) = get("TOLLGATE_MAX_METERS") {
+            for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let meter = MeterName::new(part)
+                    .map_err(|e| invalid("TOLLGATE_MAX_METERS", &text, e.to_string()))?;
+                if meter.as_str() == MeterName::REQUESTS {
+                    return Err(invalid(
+                        "TOLLGATE_MAX_METERS",
+                        &text,
+                        "requests is always a count".into(),
+                    ));
+                }
+                max_meters.insert(meter);
+            }
+        }
+
+        let number = |var: &'static str, default: u64, min: u64, max: u64| match get(var) {
+            None => Ok(default),
+            Some(text) => text
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| invalid(var, &text, format!("expected a whole number {min}-{max}"))),
+        };
+        let max_decompressed = number(
+            "TOLLGATE_MAX_DECOMPRESSED_BYTES",
+            DEFAULT_MAX_DECOMPRESSED as u64,
+            1024,
+            256 * 1024 * 1024,
+        )? as usize;
+        let dedupe_hours = number("TOLLGATE_DEDUPE_HOURS", 48, 1, 24 * 366)?;
+
+        Ok(Config {
+            usage_table: get(USAGE.env_var).unwrap_or_else(|| USAGE.default_name.to_owned()),
+            idempotency_table: get(IDEMPOTENCY.env_var)
+                .unwrap_or_else(|| IDEMPOTENCY.default_name.to_owned()),
+            region,
+            windows,
+            count_status,
+            max_meters,
+            max_decompressed,
+            dedupe_ttl: Duration::from_secs(dedupe_hours * 3600),
+            dedupe_namespace: get("TOLLGATE_DEDUPE_NAMESPACE")
+                .unwrap_or_else(|| "log-processor".to_owned()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[("AWS_REGION", "eu-central-1")]).unwrap();
+        assert_eq!(c.region.as_str(), "eu-central-1");
+        assert_eq!(c.windows, vec![Window::Day, Window::Month]);
+        assert!(c.count_status.contains(200) && c.count_status.contains(404));
+        assert!(!c.count_status.contains(500) && !c.count_status.contains(199));
+        assert_eq!(c.usage_table, "tollgate-usage");
+        assert_eq!(c.idempotency_table, "tollgate-idempotency");
+        assert_eq!(c.max_decompressed, 16 * 1024 * 1024);
+        assert_eq!(c.dedupe_ttl, Duration::from_secs(48 * 3600));
+        assert!(c.max_meters.is_empty());
+    }
+
+    #[test]
+    fn explicit_values() {
+        let c = config(&[
+            ("TOLLGATE_REGION", "local-a"),
+            ("AWS_REGION", "ignored"),
+            ("TOLLGATE_WINDOWS", "month, hour,hour"),
+            ("TOLLGATE_COUNT_STATUS", "2xx,404"),
+            ("TOLLGATE_MAX_METERS", "concurrency"),
+            ("TOLLGATE_USAGE_TABLE", "u"),
+        ])
+        .unwrap();
+        assert_eq!(c.region.as_str(), "local-a");
+        assert_eq!(c.windows, vec![Window::Hour, Window::Month]);
+        assert!(c.count_status.contains(204) && c.count_status.contains(404));
+        assert!(!c.count_status.contains(403));
+        assert!(c
+            .max_meters
+            .contains(&MeterName::new("concurrency").unwrap()));
+        assert_eq!(c.usage_table, "u");
+    }
+
+    #[test]
+    fn rejections_name_the_variable() {
+        assert_eq!(
+            config(&[]).unwrap_err(),
+            ConfigError::Missing("TOLLGATE_REGION")
+        );
+        for (var, value) in [
+            ("TOLLGATE_WINDOWS", "week"),
+            ("TOLLGATE_WINDOWS", ","),
+            ("TOLLGATE_COUNT_STATUS", "500-200"),
+            ("TOLLGATE_COUNT_STATUS", "abc"),
+            ("TOLLGATE_COUNT_STATUS", "9xx"),
+            ("TOLLGATE_MAX_METERS", "requests"),
+            ("TOLLGATE_MAX_DECOMPRESSED_BYTES", "12"),
+            ("TOLLGATE_DEDUPE_HOURS", "0"),
+        ] {
+            let err = config(&[("AWS_REGION", "r"), (var, value)]).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { var: v, .. } if *v == var),
+                "{var}={value}: {err}"
+            );
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! The handler: one core for CloudWatch Logs subscription events delivered
+//! directly and for Kinesis events carrying the same payloads.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use aws_sdk_dynamodb::Client;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tollgate_core::{Aggregation, UnixMillis, UsageKey};
+use tollgate_idempotency::{Idempotency, IdempotencyConfig, IdempotencyError};
+use tollgate_store::{usage::increment, StoreError, UsageStore};
+
+use crate::batch::{
+    cloudwatch_source_id, kinesis_source_id, plan, BatchAggregate, Chunk, Counting, Tally,
+    WritePlan,
+};
+use crate::config::Config;
+use crate::decode::{decode_data, parse_payload, DecodeError, MessageType};
+use crate::line::Rules;
+
+/// Why an invocation (direct delivery) or a record (Kinesis) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The event is neither a CloudWatch Logs nor a Kinesis event.
+    #[error("unrecognised event: {0}")]
+    UnknownEvent(String),
+    /// A payload could not be decoded: nothing of it was written.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A DynamoDB write failed. Chunks committed before it stay committed;
+    /// a retry finds their markers and writes only the rest.
+    #[error("writing usage failed: {0}")]
+    Store(String),
+}
+
+impl From<IdempotencyError<StoreError>> for ProcessError {
+    fn from(e: IdempotencyError<StoreError>) -> Self {
+        ProcessError::Store(e.to_string())
+    }
+}
+
+impl From<StoreError> for ProcessError {
+    fn from(e: StoreError) -> Self {
+        ProcessError::Store(e.to_string())
+    }
+}
+
+/// What an invocation did (the response of a direct invocation, and logged).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Data payloads processed.
+    pub payloads: u64,
+    /// Control messages acknowledged.
+    pub control_messages: u64,
+    /// What the lines were.
+    #[serde(flatten)]
+    pub tally: Tally,
+    /// Count and sum increments planned.
+    pub increments: u64,
+    /// Chunks planned.
+    pub chunks: u64,
+    /// Chunks committed now.
+    pub new_chunks: u64,
+    /// Chunks found committed before (redeliveries).
+    pub duplicate_chunks: u64,
+    /// Transactions committed.
+    pub transactions: u64,
+    /// `max` counters raised (or found at least as high).
+    pub max_updates: u64,
+}
+
+/// The direct delivery shape: `{"awslogs": {"data": "<base64 gzip>"}}`.
+#[derive(Debug, Deserialize)]
+struct DirectEvent {
+    awslogs: DirectData,
+}
+
+#[derive(Debug, Deserialize)]
+struct DirectData {
+    data: String,
+}
+
+/// The log-processor, with its clients and configuration.
+#[derive(Debug, Clone)]
+pub struct Processor {
+    usage: UsageStore,
+    idempotency: Idempotency,
+    config: Config,
+    counting: Counting,
+}
+
+impl Processor {
+    /// A processor writing with `client` to the tables of `config`.
+    pub fn new(client: Client, config: Config) -> Self {
+        let idem_config = IdempotencyConfig::new(config.idempotency_table.clone())
+            .namespace(config.dedupe_namespace.clone())
+            .expiry(config.dedupe_ttl);
+        Processor {
+            usage: UsageStore::new(client.clone(), config.usage_table.clone()),
+            idempotency: Idempotency::new(client, idem_config),
+            counting: Counting {
+                rules: Rules {
+                    count_status: config.count_status.clone(),
+                },
+                windows: config.windows.clone(),
+                max_meters: config.max_meters.clone(),
+            },
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Handles any event: a direct CloudWatch Logs delivery (returns a
+    /// [`Summary`]; an error makes Lambda retry the invocation) or a Kinesis
+    /// event (returns a `KinesisEventResponse` naming the failed records).
+    pub async fn handle(&self, event: Value) -> Result<Value, ProcessError> {
+        if event.get("awslogs").is_some() {
+            let direct: DirectEvent = serde_json::from_value(event)
+                .map_err(|e| ProcessError::UnknownEvent(format!("bad awslogs event: {e}")))?;
+            let summary = self.handle_direct(&direct.awslogs.data).await?;
+            return serde_json::to_value(summary)
+                .map_err(|e| ProcessError::Store(format!("cannot encode the summary: {e}")));
+        }
+        if event.get("Records").is_some_and(Value::is_array) {
+            let kinesis: KinesisEvent = serde_json::from_value(event)
+                .map_err(|e| ProcessError::UnknownEvent(format!("bad Kinesis event: {e}")))?;
+            let (response, _) = self.handle_kinesis(kinesis).await;
+            return serde_json::to_value(response)
+                .map_err(|e| ProcessError::Store(format!("cannot encode the response: {e}")));
+        }
+        let keys: Vec<&str> = event
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).take(5).collect())
+            .unwrap_or_default();
+        Err(ProcessError::UnknownEvent(format!(
+            "expected a CloudWatch Logs event (awslogs) or a Kinesis event (Records); top-level keys: {keys:?}"
+        )))
+    }
+
+    /// Processes one directly delivered payload (`awslogs.data`).
+    pub async fn handle_direct(&self, data: &str) -> Result<Summary, ProcessError> {
+        let bytes = decode_data(data, self.config.max_decompressed)?;
+        let payload = parse_payload(&bytes)?;
+        let mut summary = Summary::default();
+        if payload.kind()? == MessageType::Control {
+            summary.control_messages = 1;
+            tracing::info!("control message acknowledged");
+            return Ok(summary);
+        }
+        let mut aggregate = BatchAggregate::new();
+        aggregate.add_events(&payload.log_events, &self.counting);
+        log_samples(&aggregate);
+        let source = cloudwatch_source_id(&payload);
+        let plan = plan(
+            &source,
+            aggregate.aggregator.into_increments(),
+            &self.config.region,
+        );
+        summary.payloads = 1;
+        summary.tally = aggregate.tally;
+        self.apply(&[&plan], &mut summary).await?;
+        tracing::info!(summary = ?summary, "batch processed");
+        Ok(summary)
+    }
+
+    /// Processes a Kinesis event: every record is one CloudWatch Logs
+    /// payload. Returns the records to retry (those that failed to decode,
+    /// and those whose writes failed) and what was done.
+    pub async fn handle_kinesis(&self, event: KinesisEvent) -> (KinesisEventResponse, Summary) {
+        let mut summary = Summary::default();
+        let mut failures: Vec<String> = Vec::new();
+        let mut plans: Vec<(String, WritePlan)> = Vec::new();
+        for record in &event.records {
+            let seq = record.kinesis.sequence_number.clone();
+            let source = kinesis_source_id(
+                record.event_source_arn.as_deref().unwrap_or(""),
+                record.event_id.as_deref().unwrap_or(""),
+                &seq,
+            );
+            let decoded =
+                crate::decode::gunzip_capped(&record.kinesis.data.0, self.config.max_decompressed)
+                    .and_then(|bytes| {
+                        let payload = parse_payload(&bytes)?;
+                        if payload.kind()? == MessageType::Control {
+                            return Ok(None);
+                        }
+                        let mut aggregate = BatchAggregate::new();
+                        aggregate.add_events(&payload.log_events, &self.counting);
+                        Ok(Some(aggregate))
+                    });
+            match decoded {
+                Ok(None) => summary.control_messages += 1,
+                Ok(Some(aggregate)) => {
+                    log_samples(&aggregate);
+                    summary.payloads += 1;
+                    summary.tally.merge(&aggregate.tally);
+                    let plan = plan(
+                        &source,
+                        aggregate.aggregator.into_increments(),
+                        &self.config.region,
+                    );
+                    plans.push((seq, plan));
+                }
+                Err(e) => {
+                    // Retrying cannot fix it: the event source mapping's retry
+                    // limit and on-failure destination keep the record.
+                    tracing::error!(sequence_number = %seq, error = %e, "Kinesis record rejected; nothing of it was written");
+                    failures.push(seq);
+                }
+            }
+        }
+        let refs: Vec<&WritePlan> = plans.iter().map(|(_, p)| p).collect();
+        if let Err(e) = self.apply(&refs, &mut summary).await {
+            tracing::error!(error = %e, records = plans.len(), "writing usage failed; the records will be retried");
+            failures.extend(plans.into_iter().map(|(seq, _)| seq));
+        }
+        tracing::info!(summary = ?summary, failed_records = failures.len(), "Kinesis batch processed");
+        let mut response = KinesisEventResponse::default();
+        response.batch_item_failures = failures
+            .into_iter()
+            .map(|seq| {
+                let mut failure = KinesisBatchItemFailure::default();
+                failure.item_identifier = Some(seq);
+                failure
+            })
+            .collect();
+        (response, summary)
+    }
+
+    /// Commits the plans' chunks (each with its dedupe marker, in as few
+    /// transactions as fit), then raises their `max` counters.
+    async fn apply(&self, plans: &[&WritePlan], summary: &mut Summary) -> Result<(), ProcessError> {
+        let now = now_millis();
+        let chunks: HashMap<&str, &Chunk> = plans
+            .iter()
+            .flat_map(|p| p.chunks.iter())
+            .map(|c| (c.id.as_str(), c))
+            .collect();
+        let ids: Vec<String> = plans
+            .iter()
+            .flat_map(|p| p.chunks.iter())
+            .map(|c| c.id.clone())
+            .collect();
+        summary.chunks += ids.len() as u64;
+        summary.increments += plans.iter().map(|p| p.increments() as u64).sum::<u64>();
+        if !ids.is_empty() {
+            let table = self.usage.table();
+            let outcome = self
+                .idempotency
+                .commit_batch(&ids, |group| writes_for(table, &chunks, group, now))
+                .await?;
+            summary.new_chunks += outcome.new.len() as u64;
+            summary.duplicate_chunks += outcome.duplicates.len() as u64;
+            summary.transactions += u64::from(outcome.transactions);
+        }
+        for (key, value) in plans.iter().flat_map(|p| p.maxes.iter()) {
+            self.usage.raise_max(key, *value, now).await?;
+            summary.max_updates += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The writes for a group of chunks sharing one transaction: their
+/// increments, merged by item (a transaction may touch an item only once).
+fn writes_for(
+    table: &str,
+    chunks: &HashMap<&str, &Chunk>,
+    group: &[String],
+    now: UnixMillis,
+) -> Result<Vec<TransactWriteItem>, StoreError> {
+    let mut merged: BTreeMap<&UsageKey, (Aggregation, u64)> = BTreeMap::new();
+    for id in group {
+        let chunk = chunks
+            .get(id.as_str())
+            .ok_or_else(|| StoreError::Malformed {
+                table: "Idempotency",
+                message: format!("no chunk planned for id {id}"),
+            })?;
+        for (key, aggregation, amount) in &chunk.increments {
+            let entry = merged.entry(key).or_insert((*aggregation, 0));
+            entry.1 = entry.1.saturating_add(*amount);
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(key, (aggregation, amount))| increment(table, key, aggregation, amount, now))
+        .collect()
+}
+
+fn now_millis() -> UnixMillis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn log_samples(aggregate: &BatchAggregate) {
+    for s in &aggregate.samples {
+        tracing::warn!(
+            reason = s.reason,
+            detail = %s.detail,
+            event_id = %s.event_id,
+            len = s.len,
+            prefix = %s.prefix,
+            skipped_in_batch = aggregate.tally.skipped,
+            "skipped a log line"
+        );
+    }
+}

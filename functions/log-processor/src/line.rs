@@ -1,0 +1,579 @@
+//! The two log line formats tollgate counts, and which requests count.
+//!
+//! 1. The API Gateway access log line, in [`ACCESS_LOG_FORMAT`] (which
+//!    `template.yaml` configures for the stage).
+//! 2. An application line that the provider's backend prints itself: one
+//!    JSON object with a `"tollgate": 1` marker (see [`AppLine`]).
+//!
+//! Every other line is skipped, never an error: a log group holds much more
+//! than tollgate's lines (Lambda's START/END/REPORT lines, debug output).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use tollgate_core::{Identity, MeterName, UnixMillis};
+
+use crate::config::StatusRanges;
+use crate::decode::truncate;
+
+/// The API Gateway access log format that `template.yaml` sets for the REST
+/// API stage (`AccessLogSetting.Format`). One JSON object per request.
+///
+/// - `requestTimeEpoch` and `status` are numbers (API Gateway always sets them).
+/// - `identity` is the authorizer's context value `identity` (`key:<id>`,
+///   `ip:<addr>`, `referer:<host>`); `principalId` is the fallback.
+/// - `errorType` (`$context.error.responseType`) names the gateway response
+///   when API Gateway answered itself (`ACCESS_DENIED`, `UNAUTHORIZED`,
+///   `AUTHORIZER_FAILURE`, `THROTTLED`, ...), and `integrationStatus` is `-`
+///   when the request never reached the integration.
+/// - Values that API Gateway has no value for come out as `"-"` or `""`.
+pub const ACCESS_LOG_FORMAT: &str = r#"{"requestId":"$context.requestId","requestTimeEpoch":$context.requestTimeEpoch,"ip":"$context.identity.sourceIp","method":"$context.httpMethod","resourcePath":"$context.resourcePath","status":$context.status,"integrationStatus":"$context.integrationStatus","errorType":"$context.error.responseType","principalId":"$context.authorizer.principalId","identity":"$context.authorizer.identity","authorizerError":"$context.authorizer.error"}"#;
+
+/// Gateway responses that mean the request was stopped before the API:
+/// tollgate's own denials (the authorizer denied it, found no identity, or
+/// failed) and API Gateway's own throttles and filters. They are not counted.
+pub const GATEWAY_DENIALS: [&str; 9] = [
+    "ACCESS_DENIED",
+    "UNAUTHORIZED",
+    "AUTHORIZER_FAILURE",
+    "AUTHORIZER_CONFIGURATION_ERROR",
+    "MISSING_AUTHENTICATION_TOKEN",
+    "INVALID_API_KEY",
+    "THROTTLED",
+    "QUOTA_EXCEEDED",
+    "WAF_FILTERED",
+];
+
+/// Lines longer than this are skipped without parsing (tollgate's lines are
+/// a few hundred bytes; CloudWatch Logs allows 256 KB).
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+
+/// Epoch-millisecond times below this (March 1973) are taken for seconds and rejected.
+const MIN_EPOCH_MS: i64 = 100_000_000_000;
+
+/// What the counting rules need.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// Statuses of access-log requests that count.
+    pub count_status: StatusRanges,
+}
+
+/// Where a counted line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    /// An API Gateway access log line.
+    Access,
+    /// An application line with the `tollgate` marker.
+    App,
+}
+
+/// One countable usage event read from a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage<'a> {
+    /// The line's format.
+    pub kind: LineKind,
+    /// The meter, as written (checked when aggregated); `None` for `requests`.
+    pub meter: Option<Cow<'a, str>>,
+    /// The identity text, as written (checked when aggregated).
+    pub identity: Cow<'a, str>,
+    /// When it happened, epoch milliseconds.
+    pub at: UnixMillis,
+    /// The value (1 for a request).
+    pub value: u64,
+}
+
+/// Why a valid line is not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotCounted {
+    /// The status is outside `TOLLGATE_COUNT_STATUS`.
+    Status,
+    /// The gateway or the authorizer stopped the request (see [`GATEWAY_DENIALS`]).
+    Denied,
+    /// The request carries no identity (no tollgate authorizer on its route).
+    NoIdentity,
+}
+
+/// Why a line is skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skip {
+    /// A short, stable reason (`not_json`, `too_long`, `invalid_json`,
+    /// `unknown_format`, `invalid_field`).
+    pub reason: &'static str,
+    /// Details, never the line itself.
+    pub detail: String,
+}
+
+impl Skip {
+    fn new(reason: &'static str, detail: impl Into<String>) -> Self {
+        Skip {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// What a line turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line<'a> {
+    /// A usage event to count.
+    Count(Usage<'a>),
+    /// A valid tollgate line that does not count.
+    NotCounted(NotCounted),
+    /// Not a tollgate line, or an invalid one.
+    Skipped(Skip),
+}
+
+/// A number that may come as a JSON number or as a numeric string; `"-"`
+/// and `""` are absent values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Num {
+    Int(i64),
+    Float(f64),
+    Absent,
+}
+
+impl<'de> Deserialize<'de> for Num {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Num;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number or a numeric string")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Num, E> {
+                Ok(Num::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Num, E> {
+                i64::try_from(v).map(Num::Int).or(Ok(Num::Float(v as f64)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Num, E> {
+                Ok(Num::Float(v))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Num, E> {
+                Ok(Num::Absent)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Num, E> {
+                let v = v.trim();
+                if v.is_empty() || v == "-" {
+                    return Ok(Num::Absent);
+                }
+                if let Ok(i) = v.parse::<i64>() {
+                    return Ok(Num::Int(i));
+                }
+                v.parse::<f64>()
+                    .map(Num::Float)
+                    .map_err(|_| E::custom(format!("{:?} is not a number", truncate(v, 24))))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Num {
+    fn as_i64(self) -> Option<i64> {
+        match self {
+            Num::Int(i) => Some(i),
+            Num::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(f as i64),
+            _ => None,
+        }
+    }
+}
+
+/// A time given as epoch milliseconds or an RFC 3339 text.
+#[derive(Debug, Clone, PartialEq)]
+enum Time<'a> {
+    Millis(Num),
+    Text(Cow<'a, str>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Time<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Time<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("epoch milliseconds or an RFC 3339 time")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Time::Millis(Num::Int(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Time::Millis(
+                    i64::try_from(v).map_or(Num::Float(v as f64), Num::Int),
+                ))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Time::Millis(Num::Float(v)))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Time::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Time::Text(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The fields of both formats; which ones are present says which format a line is in.
+#[derive(Debug, Deserialize)]
+struct RawLine<'a> {
+    /// The application line marker.
+    #[serde(default)]
+    tollgate: Option<serde_json::Value>,
+    #[serde(rename = "requestId", default, borrow)]
+    request_id: Option<Cow<'a, str>>,
+    #[serde(rename = "requestTimeEpoch", default)]
+    request_time_epoch: Option<Num>,
+    #[serde(default)]
+    status: Option<Num>,
+    #[serde(rename = "errorType", default, borrow)]
+    error_type: Option<Cow<'a, str>>,
+    #[serde(rename = "principalId", default, borrow)]
+    principal_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    identity: Option<Cow<'a, str>>,
+    #[serde(rename = "authorizerError", default, borrow)]
+    authorizer_error: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    meter: Option<Cow<'a, str>>,
+    #[serde(default)]
+    value: Option<Num>,
+    #[serde(default, borrow)]
+    time: Option<Time<'a>>,
+}
+
+/// A value API Gateway had none for: `""` or `"-"`.
+fn present<'s, 'a>(v: &'s Option<Cow<'a, str>>) -> Option<&'s Cow<'a, str>> {
+    v.as_ref()
+        .filter(|s| !s.is_empty() && s.as_ref() != "-" && !s.trim().is_empty())
+}
+
+/// The JSON object in a message: the message itself, or what follows the
+/// first tab when a runtime prefixed it (`<time>\t<request id>\tINFO\t{...}`).
+fn json_part(message: &str) -> Option<&str> {
+    let m = message.trim_ascii();
+    if m.starts_with('{') {
+        return Some(m);
+    }
+    m.find("\t{").map(|i| &m[i + 1..])
+}
+
+/// Classifies one log line. `event_time` (the log event's timestamp) is the
+/// fallback time of a line that has none.
+pub fn parse_line<'a>(message: &'a str, event_time: UnixMillis, rules: &Rules) -> Line<'a> {
+    if message.len() > MAX_LINE_BYTES {
+        return Line::Skipped(Skip::new(
+            "too_long",
+            format!("{} bytes; at most {MAX_LINE_BYTES}", message.len()),
+        ));
+    }
+    let Some(json) = json_part(message) else {
+        return Line::Skipped(Skip::new("not_json", "no JSON object"));
+    };
+    let raw: RawLine<'a> = match serde_json::from_str(json) {
+        Ok(raw) => raw,
+        Err(e) => return Line::Skipped(Skip::new("invalid_json", e.to_string())),
+    };
+    if let Some(marker) = &raw.tollgate {
+        let marker_ok = marker.as_u64() == Some(1) || marker.as_bool() == Some(true);
+        return app_line(marker_ok, raw, event_time);
+    }
+    if raw.status.is_some() && raw.request_id.is_some() {
+        return access_line(raw, event_time, rules);
+    }
+    Line::Skipped(Skip::new(
+        "unknown_format",
+        "neither an access log line nor a tollgate line",
+    ))
+}
+
+fn invalid(detail: impl Into<String>) -> Line<'static> {
+    Line::Skipped(Skip::new("invalid_field", detail))
+}
+
+fn access_line<'a>(raw: RawLine<'a>, event_time: UnixMillis, rules: &Rules) -> Line<'a> {
+    let Some(status) = raw.status.and_then(Num::as_i64) else {
+        return invalid("status is not a number");
+    };
+    let Some(status) = u16::try_from(status)
+        .ok()
+        .filter(|s| (100..=599).contains(s))
+    else {
+        return invalid(format!("status {status} is not an HTTP status"));
+    };
+    let at = match raw.request_time_epoch {
+        None | Some(Num::Absent) => event_time,
+        Some(n) => match n.as_i64().filter(|t| *t >= MIN_EPOCH_MS) {
+            Some(t) => t,
+            None => return invalid("requestTimeEpoch is not epoch milliseconds"),
+        },
+    };
+    let denied = present(&raw.error_type).is_some_and(|t| GATEWAY_DENIALS.contains(&t.as_ref()))
+        || present(&raw.authorizer_error).is_some();
+    if denied {
+        return Line::NotCounted(NotCounted::Denied);
+    }
+    if !rules.count_status.contains(status) {
+        return Line::NotCounted(NotCounted::Status);
+    }
+    let identity = match (present(&raw.identity), present(&raw.principal_id)) {
+        (Some(id), _) => id.clone(),
+        // A principal id counts only when it is an identity's text form.
+        (None, Some(p)) if p.parse::<Identity>().is_ok() => p.clone(),
+        _ => return Line::NotCounted(NotCounted::NoIdentity),
+    };
+    Line::Count(Usage {
+        kind: LineKind::Access,
+        meter: None,
+        identity,
+        at,
+        value: 1,
+    })
+}
+
+fn app_line<'a>(marker_ok: bool, raw: RawLine<'a>, event_time: UnixMillis) -> Line<'a> {
+    if !marker_ok {
+        return invalid("tollgate must be 1");
+    }
+    let Some(identity) = present(&raw.identity).cloned() else {
+        return invalid("identity is missing");
+    };
+    let meter = match present(&raw.meter) {
+        Some(m) if m.as_ref() == MeterName::REQUESTS => None,
+        Some(m) => Some(m.clone()),
+        None if raw.meter.is_some() => return invalid("meter is empty"),
+        None => None,
+    };
+    let value = match raw.value {
+        None => 1,
+        Some(Num::Absent) => return invalid("value is empty"),
+        Some(Num::Int(i)) => match u64::try_from(i) {
+            Ok(v) if v as f64 <= 9.0e15 => v,
+            _ => return invalid("value must be a whole number 0 to 9e15"),
+        },
+        Some(Num::Float(f)) => match tollgate_core::meter::parse_value(f) {
+            Ok(v) => v,
+            Err(e) => return invalid(e.to_string()),
+        },
+    };
+    let at = match raw.time {
+        None => event_time,
+        Some(Time::Millis(n)) => match n.as_i64().filter(|t| *t >= MIN_EPOCH_MS) {
+            Some(t) => t,
+            None => return invalid("time is not epoch milliseconds"),
+        },
+        Some(Time::Text(text)) => match chrono::DateTime::parse_from_rfc3339(text.trim()) {
+            Ok(t) => t.timestamp_millis(),
+            Err(_) => return invalid("time is not RFC 3339"),
+        },
+    };
+    Line::Count(Usage {
+        kind: LineKind::App,
+        meter,
+        identity,
+        at,
+        value,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn rules() -> Rules {
+        Rules {
+            count_status: StatusRanges::default_counted(),
+        }
+    }
+
+    /// An access log line as API Gateway renders [`ACCESS_LOG_FORMAT`].
+    fn access(status: &str, identity: &str, error_type: &str, authorizer_error: &str) -> String {
+        ACCESS_LOG_FORMAT
+            .replace("$context.requestId", "c0ffee00-1111-2222-3333-444455556666")
+            .replace("$context.requestTimeEpoch", "1795000000123")
+            .replace("$context.identity.sourceIp", "203.0.113.7")
+            .replace("$context.httpMethod", "GET")
+            .replace("$context.resourcePath", "/v1/lookup/{ip}")
+            .replace("$context.status", status)
+            .replace("$context.integrationStatus", "200")
+            .replace("$context.error.responseType", error_type)
+            .replace("$context.authorizer.principalId", "cust_1")
+            .replace("$context.authorizer.identity", identity)
+            .replace("$context.authorizer.error", authorizer_error)
+    }
+
+    #[test]
+    fn the_format_is_json_once_rendered() {
+        let line = access("200", "key:k1", "-", "-");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["requestTimeEpoch"], 1795000000123i64);
+        assert!(!line.contains('$'));
+    }
+
+    #[test]
+    fn counts_an_access_line() {
+        let line = access("200", "key:k1", "-", "-");
+        assert_eq!(
+            parse_line(&line, 0, &rules()),
+            Line::Count(Usage {
+                kind: LineKind::Access,
+                meter: None,
+                identity: "key:k1".into(),
+                at: 1_795_000_000_123,
+                value: 1
+            })
+        );
+        // 4xx count by default; the time falls back to the event's.
+        let line = access("404", "ip:203.0.113.7", "-", "-").replace("1795000000123", "\"-\"");
+        match parse_line(&line, 1_795_000_000_999, &rules()) {
+            Line::Count(u) => assert_eq!(u.at, 1_795_000_000_999),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn does_not_count_denials_5xx_or_anonymous_routes() {
+        for (status, error_type, authz_error) in [
+            ("403", "ACCESS_DENIED", "-"),
+            ("429", "ACCESS_DENIED", "-"),
+            ("401", "UNAUTHORIZED", "-"),
+            ("500", "AUTHORIZER_FAILURE", "-"),
+            ("429", "THROTTLED", "-"),
+            ("403", "-", "blocked"),
+        ] {
+            assert_eq!(
+                parse_line(
+                    &access(status, "key:k1", error_type, authz_error),
+                    0,
+                    &rules()
+                ),
+                Line::NotCounted(NotCounted::Denied),
+                "{status} {error_type}"
+            );
+        }
+        assert_eq!(
+            parse_line(&access("502", "key:k1", "-", "-"), 0, &rules()),
+            Line::NotCounted(NotCounted::Status)
+        );
+        // A gateway response after authorization (a bad request body) counts.
+        assert!(matches!(
+            parse_line(
+                &access("400", "key:k1", "BAD_REQUEST_BODY", ""),
+                0,
+                &rules()
+            ),
+            Line::Count(_)
+        ));
+        let no_identity = access("200", "", "-", "-").replace("cust_1", "-");
+        assert_eq!(
+            parse_line(&no_identity, 0, &rules()),
+            Line::NotCounted(NotCounted::NoIdentity)
+        );
+        // A principal id in identity form is the fallback.
+        let principal = access("200", "-", "-", "-").replace("cust_1", "key:k9");
+        assert!(
+            matches!(parse_line(&principal, 0, &rules()), Line::Count(u) if u.identity == "key:k9")
+        );
+    }
+
+    #[test]
+    fn configurable_statuses() {
+        let only_2xx = Rules {
+            count_status: StatusRanges::parse("2xx").unwrap(),
+        };
+        assert_eq!(
+            parse_line(&access("404", "key:k1", "-", "-"), 0, &only_2xx),
+            Line::NotCounted(NotCounted::Status)
+        );
+    }
+
+    #[test]
+    fn counts_application_lines() {
+        let line = r#"{"tollgate":1,"requestId":"r1","identity":"key:k1","meter":"tokens","value":1234,"time":"2026-11-21T13:05:07.123Z"}"#;
+        assert_eq!(
+            parse_line(line, 0, &rules()),
+            Line::Count(Usage {
+                kind: LineKind::App,
+                meter: Some("tokens".into()),
+                identity: "key:k1".into(),
+                at: 1_795_266_307_123,
+                value: 1234
+            })
+        );
+        // Defaults: requests, value 1, the event's time; a runtime's prefix is fine.
+        let prefixed = "2026-11-21T13:05:07.123Z\tabc-123\tINFO\t{\"tollgate\":1,\"identity\":\"ip:192.0.2.1\",\"time\":1795000000000}\n";
+        assert_eq!(
+            parse_line(prefixed, 7, &rules()),
+            Line::Count(Usage {
+                kind: LineKind::App,
+                meter: None,
+                identity: "ip:192.0.2.1".into(),
+                at: 1_795_000_000_000,
+                value: 1
+            })
+        );
+        let minimal = r#"{"tollgate":1,"identity":"key:k1","meter":"requests"}"#;
+        assert!(
+            matches!(parse_line(minimal, 1_795_000_000_000, &rules()), Line::Count(u) if u.meter.is_none() && u.at == 1_795_000_000_000)
+        );
+    }
+
+    #[test]
+    fn skips_everything_else() {
+        let long = format!(
+            "{{\"tollgate\":1,\"identity\":\"{}\"}}",
+            "a".repeat(256 * 1024)
+        );
+        for (line, reason) in [
+            ("START RequestId: 1 Version: $LATEST", "not_json"),
+            ("", "not_json"),
+            ("{not json", "invalid_json"),
+            (r#"{"level":"info","msg":"hello"}"#, "unknown_format"),
+            (r#"{"tollgate":2,"identity":"key:k"}"#, "invalid_field"),
+            (r#"{"tollgate":1}"#, "invalid_field"),
+            (
+                r#"{"tollgate":1,"identity":"key:k","value":-1}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"tollgate":1,"identity":"key:k","value":1.5}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"tollgate":1,"identity":"key:k","value":"x"}"#,
+                "invalid_json",
+            ),
+            (
+                r#"{"tollgate":1,"identity":"key:k","time":1795000000}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"tollgate":1,"identity":"key:k","time":"yesterday"}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"tollgate":1,"identity":"key:k","meter":""}"#,
+                "invalid_field",
+            ),
+            (r#"{"tollgate":1,"identity":7}"#, "invalid_json"),
+            (r#"{"requestId":"r","status":"abc"}"#, "invalid_json"),
+            (r#"{"requestId":"r","status":999}"#, "invalid_field"),
+            (
+                r#"{"requestId":"r","status":200,"requestTimeEpoch":12}"#,
+                "invalid_field",
+            ),
+            (long.as_str(), "too_long"),
+        ] {
+            match parse_line(line, 0, &rules()) {
+                Line::Skipped(skip) => assert_eq!(skip.reason, reason, "{}", truncate(line, 80)),
+                other => panic!("{} gave {other:?}", truncate(line, 80)),
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Helpers shared by the log-processor's DynamoDB Local tests.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use log_processor::sample::Generated;
+use log_processor::Config;
+use tollgate_core::Window;
+use tollgate_tests::{Harness, TEST_REGION};
+
+/// The configuration for a harness's tables.
+pub fn config(h: &Harness, extra: &[(&str, &str)]) -> Config {
+    let mut vars: BTreeMap<String, String> = [
+        ("TOLLGATE_REGION", TEST_REGION),
+        ("TOLLGATE_USAGE_TABLE", h.tables.usage.as_str()),
+        ("TOLLGATE_IDEMPOTENCY_TABLE", h.tables.idempotency.as_str()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    Config::from_lookup(|k| vars.get(k).cloned()).unwrap()
+}
+
+/// Every Usage item: `(pk, sk) -> n`.
+pub async fn usage_items(client: &Client, table: &str) -> BTreeMap<(String, String), u64> {
+    let mut items = BTreeMap::new();
+    let mut start = None;
+    loop {
+        let out = client
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        for item in out.items() {
+            let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).unwrap().clone();
+            let n = match item.get("n") {
+                Some(AttributeValue::N(n)) => n.parse().unwrap(),
+                other => panic!("no counter in {item:?}: {other:?}"),
+            };
+            items.insert((s("pk"), s("sk")), n);
+        }
+        match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return items,
+        }
+    }
+}
+
+/// The Usage items that the counted requests must produce.
+pub fn expected(truth: &[Generated], windows: &[Window]) -> BTreeMap<(String, String), u64> {
+    let mut want = BTreeMap::new();
+    for g in truth.iter().filter(|g| g.counts) {
+        for w in windows {
+            let period = w.period_of(g.time_ms).unwrap();
+            *want
+                .entry((
+                    format!("requests#{}", g.identity),
+                    format!("{period}#{TEST_REGION}"),
+                ))
+                .or_insert(0) += 1;
+        }
+    }
+    want
+}
+
+/// Number of items in a table.
+pub async fn count_items(client: &Client, table: &str) -> usize {
+    let mut total = 0;
+    let mut start = None;
+    loop {
+        let out = client
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        total += out.items().len();
+        match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return total,
+        }
+    }
+}

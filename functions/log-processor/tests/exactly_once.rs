@@ -1,0 +1,360 @@
+//! Exactly-once counting against DynamoDB Local: redeliveries, concurrent
+//! workers, a store failure between chunks, Kinesis partial failures and bad
+//! input.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::Client;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use log_processor::sample::{
+    control_json, direct_event, gzip, kinesis_event, payload_json, Event, Traffic,
+};
+use log_processor::Processor;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use tollgate_core::Window;
+use tollgate_tests::{Harness, TEST_REGION};
+
+use common::{config, count_items, expected, usage_items};
+
+const START: i64 = 1_795_000_000_000;
+
+/// Every batch delivered 1 to 5 times, in shuffled order, by 8 concurrent
+/// workers (direct deliveries and Kinesis events mixed): the counters equal
+/// the true counts exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redelivered_batches_count_exactly_once() {
+    let h = Harness::new("lp-once").await;
+    let processor = Arc::new(Processor::new(h.client(), config(&h, &[])));
+    let mut traffic = Traffic::new(300, 1.1, 400, 0.3, 7);
+    let mut truth = Vec::new();
+    let mut deliveries: Vec<Value> = Vec::new();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut t = START;
+    // 16 direct batches (some crossing a day boundary) ...
+    for b in 0..16 {
+        let size = [50, 400, 900][b % 3];
+        let (events, gen) = traffic.events(size, t, 97);
+        t += size as i64 * 97 + if b == 7 { 86_400_000 / 3 } else { 0 };
+        truth.extend(gen);
+        let event = direct_event(&payload_json(
+            "api-logs",
+            &format!("stream-{}", b % 4),
+            &events,
+        ));
+        for _ in 0..rng.random_range(1..=5) {
+            deliveries.push(event.clone());
+        }
+    }
+    // ... and 4 Kinesis events of 3 records each (one a control message).
+    for k in 0..4u128 {
+        let mut records = Vec::new();
+        for r in 0..3 {
+            if k == 2 && r == 1 {
+                records.push(gzip(&control_json()));
+                continue;
+            }
+            let (events, gen) = traffic.events(150, t, 53);
+            t += 150 * 53;
+            truth.extend(gen);
+            records.push(gzip(&payload_json("api-logs", "kin-stream", &events)));
+        }
+        let event = kinesis_event(&records, 1_000 + k * 10);
+        for _ in 0..rng.random_range(1..=5) {
+            deliveries.push(event.clone());
+        }
+    }
+    deliveries.shuffle(&mut rng);
+    let total = deliveries.len();
+    let queue = Arc::new(std::sync::Mutex::new(deliveries));
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let (queue, processor) = (queue.clone(), processor.clone());
+        workers.push(tokio::spawn(async move {
+            let mut handled = 0;
+            loop {
+                let Some(event) = queue.lock().unwrap().pop() else {
+                    return handled;
+                };
+                // As Lambda does: retry a failed invocation (for example a
+                // transaction conflict between two workers on one marker).
+                for attempt in 0.. {
+                    match processor.handle(event.clone()).await {
+                        Ok(resp)
+                            if resp
+                                .get("batchItemFailures")
+                                .is_some_and(|f| f.as_array().is_some_and(|a| !a.is_empty())) => {}
+                        Ok(_) => break,
+                        Err(e) => assert!(attempt < 20, "still failing: {e}"),
+                    }
+                }
+                handled += 1;
+            }
+        }));
+    }
+    let mut handled = 0;
+    for w in workers {
+        handled += w.await.unwrap();
+    }
+    assert_eq!(handled, total);
+    let want = expected(&truth, &[Window::Day, Window::Month]);
+    let got = usage_items(&h.client(), &h.tables.usage).await;
+    assert!(
+        want.len() > 500,
+        "a meaningful number of counters: {}",
+        want.len()
+    );
+    assert_eq!(got, want, "the counters equal the true counts");
+    assert!(got
+        .keys()
+        .all(|(_, sk)| sk.ends_with(&format!("#{TEST_REGION}"))));
+}
+
+/// Fails the `nth` (1-based) `TransactWriteItems` request, and only that one.
+#[derive(Debug, Clone)]
+struct FailNthTransaction {
+    seen: Arc<AtomicU32>,
+    nth: u32,
+}
+
+impl Intercept for FailNthTransaction {
+    fn name(&self) -> &'static str {
+        "FailNthTransaction"
+    }
+
+    fn modify_before_signing(
+        &self,
+        _context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let op = cfg.load::<Metadata>().map(|m| m.name().to_owned());
+        if op.as_deref() == Some("TransactWriteItems")
+            && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.nth
+        {
+            return Err("injected store failure".into());
+        }
+        Ok(())
+    }
+}
+
+fn failing_client(h: &Harness, nth: u32) -> (Client, Arc<AtomicU32>) {
+    let seen = Arc::new(AtomicU32::new(0));
+    let conf = tollgate_store::client::local_config(&h.endpoint, TEST_REGION)
+        .interceptor(FailNthTransaction {
+            seen: seen.clone(),
+            nth,
+        })
+        .build();
+    (Client::from_conf(conf), seen)
+}
+
+/// A batch of 7 chunks whose 4th transaction fails: the invocation fails
+/// with 3 chunks committed; the retry commits only the other 4, and the
+/// counts are exact.
+#[tokio::test]
+async fn a_store_failure_between_chunks_is_repaired_by_the_retry() {
+    let h = Harness::new("lp-fail").await;
+    // 330 distinct keys x 2 windows = 660 increments = 7 chunks.
+    let events: Vec<Event> = (0..330)
+        .map(|i| Event {
+            id: format!("{i:056}"),
+            timestamp: START,
+            message: format!(r#"{{"tollgate":1,"identity":"key:k{i}","time":{START}}}"#),
+        })
+        .collect();
+    let event = direct_event(&payload_json("g", "s", &events));
+    let (client, seen) = failing_client(&h, 4);
+    let failing = Processor::new(client, config(&h, &[]));
+    let err = failing.handle(event.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("injected store failure"), "{err}");
+    assert_eq!(seen.load(Ordering::SeqCst), 4);
+    let partial = usage_items(&h.client(), &h.tables.usage).await;
+    assert_eq!(
+        partial.len(),
+        3 * 99,
+        "three chunks committed before the failure"
+    );
+
+    let retry = Processor::new(h.client(), config(&h, &[]));
+    let summary = retry.handle(event.clone()).await.unwrap();
+    assert_eq!(summary["chunks"], 7);
+    assert_eq!(summary["duplicate_chunks"], 3);
+    assert_eq!(summary["new_chunks"], 4);
+    let got = usage_items(&h.client(), &h.tables.usage).await;
+    assert_eq!(got.len(), 660);
+    assert!(got.values().all(|n| *n == 1), "every counter exactly 1");
+
+    // A third delivery changes nothing.
+    let again = retry.handle(event).await.unwrap();
+    assert_eq!(again["new_chunks"], 0);
+    assert_eq!(again["duplicate_chunks"], 7);
+    assert_eq!(usage_items(&h.client(), &h.tables.usage).await, got);
+}
+
+/// A Kinesis batch with a record that is not gzip: that record is
+/// reported in `batchItemFailures`, the others are counted; a store failure
+/// reports the records it concerned.
+#[tokio::test]
+async fn kinesis_reports_failed_records() {
+    let h = Harness::new("lp-kin").await;
+    let processor = Processor::new(h.client(), config(&h, &[]));
+    let line = |id: &str| Event {
+        id: id.into(),
+        timestamp: START,
+        message: r#"{"tollgate":1,"identity":"key:a"}"#.into(),
+    };
+    let good = gzip(&payload_json("g", "s", &[line("1"), line("2")]));
+    let event = kinesis_event(&[good.clone(), b"plain text".to_vec(), good.clone()], 500);
+    let resp = processor.handle(event.clone()).await.unwrap();
+    let failures = resp["batchItemFailures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0]["itemIdentifier"], format!("{:056}", 501));
+    let got = usage_items(&h.client(), &h.tables.usage).await;
+    // Two records of two requests each.
+    assert_eq!(
+        got.get(&(
+            "requests#key:a".into(),
+            format!("day#2026-11-18#{TEST_REGION}")
+        )),
+        Some(&4)
+    );
+    // The retry (Lambda resends from the failed record on) counts nothing twice.
+    processor.handle(event).await.unwrap();
+    assert_eq!(usage_items(&h.client(), &h.tables.usage).await, got);
+
+    // A store failure: every record with writes is reported.
+    let (client, _) = failing_client(&h, 1);
+    let failing = Processor::new(client, config(&h, &[]));
+    let fresh = kinesis_event(&[good.clone(), good], 900);
+    let resp = failing.handle(fresh).await.unwrap();
+    let ids: Vec<&str> = resp["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [format!("{:056}", 900), format!("{:056}", 901)]);
+    assert_eq!(usage_items(&h.client(), &h.tables.usage).await, got);
+}
+
+/// Bad payloads fail clearly and write nothing; control messages and
+/// batches of foreign lines succeed and write nothing.
+#[tokio::test]
+async fn bad_input_writes_nothing() {
+    let h = Harness::new("lp-bad").await;
+    let processor = Processor::new(h.client(), config(&h, &[]));
+    let mut bomb_input = Vec::new();
+    bomb_input.resize(20 << 20, b' ');
+    let events = [Event {
+        id: "1".into(),
+        timestamp: START,
+        message: r#"{"tollgate":1,"identity":"key:a"}"#.into(),
+    }];
+    let good = gzip(&payload_json("g", "s", &events));
+    let b64 = |b: &[u8]| log_processor::sample::base64(b);
+    for (event, want) in [
+        (json!({"awslogs": {"data": "%%% not base64 %%%"}}), "base64"),
+        (json!({"awslogs": {"data": b64(b"not gzip")}}), "not gzip"),
+        (
+            json!({"awslogs": {"data": b64(&good[..good.len() - 9])}}),
+            "truncated",
+        ),
+        (
+            json!({"awslogs": {"data": b64(&gzip(&bomb_input))}}),
+            "gzip bomb",
+        ),
+        (
+            json!({"awslogs": {"data": b64(&gzip(b"[1,2,3]"))}}),
+            "not a CloudWatch Logs",
+        ),
+        (json!({"awslogs": {"data": 42}}), "bad awslogs event"),
+        (json!({"hello": "world"}), "unrecognised event"),
+    ] {
+        let err = processor.handle(event).await.unwrap_err();
+        assert!(err.to_string().contains(want), "{want}: {err}");
+    }
+    assert_eq!(count_items(&h.client(), &h.tables.usage).await, 0);
+    assert_eq!(count_items(&h.client(), &h.tables.idempotency).await, 0);
+
+    let control = processor
+        .handle(direct_event(&control_json()))
+        .await
+        .unwrap();
+    assert_eq!(control["control_messages"], 1);
+    let huge_line = "x".repeat(256 * 1024);
+    let foreign: Vec<Event> = [
+        "START RequestId: 1",
+        "{\"level\":\"info\"}",
+        huge_line.as_str(),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, m)| Event {
+        id: i.to_string(),
+        timestamp: START,
+        message: m.to_string(),
+    })
+    .collect();
+    let summary = processor
+        .handle(direct_event(&payload_json("g", "s", &foreign)))
+        .await
+        .unwrap();
+    assert_eq!(summary["skipped"], 3);
+    assert_eq!(summary["chunks"], 0);
+    assert_eq!(count_items(&h.client(), &h.tables.usage).await, 0);
+    assert_eq!(count_items(&h.client(), &h.tables.idempotency).await, 0);
+}
+
+/// Application lines: sums and `max` meters, only in the configured
+/// windows, in this region's items.
+#[tokio::test]
+async fn application_meters() {
+    let h = Harness::new("lp-app").await;
+    let processor = Processor::new(
+        h.client(),
+        config(
+            &h,
+            &[
+                ("TOLLGATE_WINDOWS", "hour,month"),
+                ("TOLLGATE_MAX_METERS", "peak"),
+            ],
+        ),
+    );
+    let lines = [
+        r#"{"tollgate":1,"identity":"key:a","meter":"tokens","value":100,"time":"2026-11-18T08:00:00Z"}"#,
+        r#"{"tollgate":1,"identity":"key:a","meter":"tokens","value":23,"time":"2026-11-18T08:59:59.999Z"}"#,
+        r#"{"tollgate":1,"identity":"key:a","meter":"peak","value":9,"time":"2026-11-18T08:10:00Z"}"#,
+        r#"{"tollgate":1,"identity":"key:a","meter":"peak","value":4,"time":"2026-11-18T08:20:00Z"}"#,
+    ];
+    let events: Vec<Event> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Event {
+            id: i.to_string(),
+            timestamp: START,
+            message: m.to_string(),
+        })
+        .collect();
+    let event = direct_event(&payload_json("g", "s", &events));
+    processor.handle(event.clone()).await.unwrap();
+    processor.handle(event).await.unwrap();
+    let got = usage_items(&h.client(), &h.tables.usage).await;
+    let key = |pk: &str, sk: &str| (pk.to_owned(), format!("{sk}#{TEST_REGION}"));
+    assert_eq!(
+        got.get(&key("tokens#key:a", "hour#2026-11-18T08")),
+        Some(&123)
+    );
+    assert_eq!(got.get(&key("tokens#key:a", "month#2026-11")), Some(&123));
+    assert_eq!(got.get(&key("peak#key:a", "hour#2026-11-18T08")), Some(&9));
+    assert_eq!(got.get(&key("peak#key:a", "month#2026-11")), Some(&9));
+    assert_eq!(got.len(), 4, "no day items: {got:?}");
+}

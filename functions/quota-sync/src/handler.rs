@@ -1,0 +1,374 @@
+//! The handler: one batch of Usage stream records in, replicas written to
+//! the peer regions, blocks written where a hard limit is reached, and the
+//! records that must be retried out (`batchItemFailures`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+use tollgate_core::{Aggregation, Block, CounterKey, Identity, MeterName, Period, Region};
+use tollgate_store::{KeysStore, StoreError, UsageStore};
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::evaluate::{block_for, hard_limit, read_global};
+use crate::plans::PlanCache;
+use crate::record::{collapse, decode, Collapsed, SequenceNumber, Skip};
+
+/// How many writes (or evaluations) run at once per peer (or for evaluation).
+const CONCURRENCY: usize = 16;
+/// At most this many written blocks are remembered; beyond it the memo starts afresh.
+const MAX_REMEMBERED: usize = 10_000;
+
+/// A peer region's Usage table.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The peer's region name.
+    pub region: Region,
+    /// Its Usage table (a client for that region).
+    pub usage: UsageStore,
+}
+
+/// An event that is not a DynamoDB stream event at all. Records of other
+/// shapes inside a stream event are skipped instead, never an error.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("not a DynamoDB stream event: {0}")]
+    NotAStreamEvent(&'static str),
+}
+
+/// What one invocation did, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Records in the event.
+    pub records: usize,
+    /// Records skipped (other tables or shapes, REMOVEs).
+    pub skipped: usize,
+    /// Distinct Usage items after collapsing repeated updates.
+    pub items: usize,
+    /// Of those, this region's own items (the ones copied to peers).
+    pub own_items: usize,
+    /// Replica writes sent (own items × peers, minus those not tried).
+    pub replica_writes: usize,
+    /// Replica writes that raised (or created) a peer's copy.
+    pub replicas_raised: usize,
+    /// Replica writes that changed nothing (the peer had the value already).
+    pub replicas_unchanged: usize,
+    /// Replica writes that failed, or were not tried after their peer failed.
+    pub replica_failures: usize,
+    /// Distinct counters (meter, identity, period) changed by the batch.
+    pub counters: usize,
+    /// Counters under a hard limit of their identity's plan.
+    pub limited_counters: usize,
+    /// Queries that read a counter's region items.
+    pub queries: usize,
+    /// Block items written.
+    pub blocks_written: usize,
+    /// Counters known blocked already (written by this container): no Query, no write.
+    pub blocks_remembered: usize,
+    /// Counters whose evaluation failed.
+    pub evaluation_failures: usize,
+    /// Sequence numbers reported in `batchItemFailures`.
+    pub failed_records: usize,
+}
+
+/// The result of one invocation.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// What Lambda gets back: the records to retry from.
+    pub response: DynamoDbEventResponse,
+    /// What happened.
+    pub stats: Stats,
+    /// The blocks written, by identity.
+    pub blocks: Vec<(Identity, Block)>,
+}
+
+/// The result of one replica write.
+#[derive(Debug)]
+enum Replica {
+    Raised,
+    Unchanged,
+    Failed(StoreError),
+    NotTried,
+}
+
+/// The result of evaluating one counter.
+#[derive(Debug)]
+enum Evaluation {
+    /// No plan, a soft plan, or no limit for the counter's meter and window.
+    Unlimited,
+    /// Under its limit.
+    Under,
+    /// Blocked by this container within the cache time: nothing read or written.
+    Remembered,
+    /// A block was written.
+    Blocked(Block),
+}
+
+type BlockKey = (Identity, MeterName, Period);
+
+/// quota-sync for one region: holds the clients and caches of a container.
+#[derive(Debug)]
+pub struct QuotaSync {
+    region: Region,
+    global_tables: bool,
+    usage: UsageStore,
+    keys: KeysStore,
+    peers: Vec<Peer>,
+    plans: PlanCache,
+    memo_ttl: Duration,
+    written: Mutex<HashMap<BlockKey, (u64, Instant)>>,
+}
+
+impl QuotaSync {
+    /// A handler for `config.region`: `usage` and `keys` are this region's
+    /// tables, `peers` the peer regions' Usage tables (ignored in the Global
+    /// Tables mode).
+    pub fn new(config: &Config, usage: UsageStore, keys: KeysStore, peers: Vec<Peer>) -> Self {
+        QuotaSync {
+            region: config.region.clone(),
+            global_tables: config.global_tables,
+            usage,
+            plans: PlanCache::new(keys.clone(), config.cache_ttl, &config.anonymous_plan),
+            keys,
+            peers,
+            memo_ttl: config.cache_ttl,
+            written: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// This handler's region.
+    pub fn region(&self) -> &Region {
+        &self.region
+    }
+
+    fn written(&self) -> MutexGuard<'_, HashMap<BlockKey, (u64, Instant)>> {
+        self.written.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Handles one Lambda DynamoDB stream event (`{"Records": [...]}`).
+    ///
+    /// Never fails for a record: a record that cannot be processed is either
+    /// skipped (not a Usage change) or reported in `batchItemFailures` (a
+    /// write or read failed), so Lambda retries from the earliest such record.
+    pub async fn handle(&self, event: &serde_json::Value) -> Result<Outcome, HandlerError> {
+        let records = event
+            .get("Records")
+            .ok_or(HandlerError::NotAStreamEvent("no Records"))?
+            .as_array()
+            .ok_or(HandlerError::NotAStreamEvent("Records is not a list"))?;
+        let mut stats = Stats {
+            records: records.len(),
+            ..Stats::default()
+        };
+        let usage_table = self.usage.table().to_owned();
+        let mut changes = Vec::with_capacity(records.len());
+        for (position, record) in records.iter().enumerate() {
+            match decode(record, position, &usage_table) {
+                Ok(change) => changes.push(change),
+                Err(skip) => {
+                    stats.skipped += 1;
+                    match skip {
+                        Skip::Remove | Skip::OtherTable(_) => debug!(position, %skip, "skipped"),
+                        _ => info!(position, %skip, "skipped a record"),
+                    }
+                }
+            }
+        }
+        let items = collapse(&changes);
+        stats.items = items.len();
+        let own: Vec<&Collapsed> = if self.global_tables {
+            Vec::new()
+        } else {
+            items
+                .iter()
+                .filter(|c| c.item.key.region == self.region)
+                .collect()
+        };
+        stats.own_items = own.len();
+
+        let (replicas, evaluations) = tokio::join!(self.replicate(&own), self.evaluate(&items));
+
+        let mut failed: BTreeSet<SequenceNumber> = BTreeSet::new();
+        let mut sent_failures = 0;
+        for (peer, results) in self.peers.iter().zip(replicas) {
+            let mut first_error = None;
+            for (i, result) in results {
+                match result {
+                    Replica::Raised => stats.replicas_raised += 1,
+                    Replica::Unchanged => stats.replicas_unchanged += 1,
+                    Replica::Failed(e) => {
+                        first_error.get_or_insert(e);
+                        sent_failures += 1;
+                        stats.replica_failures += 1;
+                        failed.insert(own[i].first.clone());
+                    }
+                    Replica::NotTried => {
+                        stats.replica_failures += 1;
+                        failed.insert(own[i].first.clone());
+                    }
+                }
+            }
+            if let Some(e) = first_error {
+                warn!(peer = %peer.region, error = %e, "replication to a peer region failed; its records will be retried");
+            }
+        }
+        stats.replica_writes = stats.replicas_raised + stats.replicas_unchanged + sent_failures;
+        let mut blocks = Vec::new();
+        stats.counters = evaluations.len();
+        for (counter, firsts, result) in evaluations {
+            match result {
+                Ok(Evaluation::Unlimited) => {}
+                Ok(Evaluation::Under) => {
+                    stats.limited_counters += 1;
+                    stats.queries += 1;
+                }
+                Ok(Evaluation::Remembered) => {
+                    stats.limited_counters += 1;
+                    stats.blocks_remembered += 1;
+                }
+                Ok(Evaluation::Blocked(block)) => {
+                    stats.limited_counters += 1;
+                    stats.queries += 1;
+                    stats.blocks_written += 1;
+                    info!(identity = %counter.identity, meter = %block.meter, period = %block.period,
+                          limit = block.limit, used = block.used, "limit reached: blocked");
+                    blocks.push((counter.identity.clone(), block));
+                }
+                Err(e) => {
+                    stats.evaluation_failures += 1;
+                    warn!(identity = %counter.identity, meter = %counter.meter, period = %counter.period,
+                          error = %e, "evaluation failed; its records will be retried");
+                    failed.extend(firsts);
+                }
+            }
+        }
+        stats.failed_records = failed.len();
+        let mut response = DynamoDbEventResponse::default();
+        for seq in failed {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(seq.0);
+            response.batch_item_failures.push(failure);
+        }
+        info!(stats = ?stats, "batch done");
+        Ok(Outcome {
+            response,
+            stats,
+            blocks,
+        })
+    }
+
+    /// Writes each own item to each peer, peers concurrently. A peer that
+    /// fails is not tried again within this batch: its remaining items fail
+    /// at once, so a peer that is down costs one timeout, not one per item.
+    async fn replicate(&self, own: &[&Collapsed]) -> Vec<Vec<(usize, Replica)>> {
+        if own.is_empty() {
+            return self.peers.iter().map(|_| Vec::new()).collect();
+        }
+        futures::future::join_all(self.peers.iter().map(|peer| async move {
+            let down = AtomicBool::new(false);
+            let down = &down;
+            // The futures are built first: a stream's `map` closure would
+            // make the handler's future not provably `Send`.
+            let writes: Vec<_> = own
+                .iter()
+                .enumerate()
+                .map(|(i, c)| async move {
+                    if down.load(Ordering::Relaxed) {
+                        return (i, Replica::NotTried);
+                    }
+                    match peer.usage.put_replica(&c.item).await {
+                        Ok(true) => (i, Replica::Raised),
+                        Ok(false) => (i, Replica::Unchanged),
+                        Err(e) => {
+                            down.store(true, Ordering::Relaxed);
+                            (i, Replica::Failed(e))
+                        }
+                    }
+                })
+                .collect();
+            stream::iter(writes)
+                .buffer_unordered(CONCURRENCY)
+                .collect::<Vec<_>>()
+                .await
+        }))
+        .await
+    }
+
+    /// Evaluates every counter the batch changed. Returns, per counter, the
+    /// first sequence numbers of its items (to report if it fails) and the result.
+    async fn evaluate(
+        &self,
+        items: &[Collapsed],
+    ) -> Vec<(
+        CounterKey,
+        Vec<SequenceNumber>,
+        Result<Evaluation, StoreError>,
+    )> {
+        let mut counters: Vec<(CounterKey, Aggregation, Vec<SequenceNumber>)> = Vec::new();
+        let mut index: HashMap<&CounterKey, usize> = HashMap::new();
+        for c in items {
+            match index.get(&c.item.key.counter) {
+                Some(&i) => counters[i].2.push(c.first.clone()),
+                None => {
+                    index.insert(&c.item.key.counter, counters.len());
+                    counters.push((
+                        c.item.key.counter.clone(),
+                        c.item.aggregation,
+                        vec![c.first.clone()],
+                    ));
+                }
+            }
+        }
+        let evaluations: Vec<_> = counters
+            .into_iter()
+            .map(|(counter, aggregation, firsts)| async move {
+                let result = self.evaluate_counter(&counter, aggregation).await;
+                (counter, firsts, result)
+            })
+            .collect();
+        stream::iter(evaluations)
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    async fn evaluate_counter(
+        &self,
+        counter: &CounterKey,
+        aggregation: Aggregation,
+    ) -> Result<Evaluation, StoreError> {
+        let Some(plan) = self.plans.plan_for(&counter.identity).await? else {
+            debug!(identity = %counter.identity, "no plan known for this identity: not evaluated");
+            return Ok(Evaluation::Unlimited);
+        };
+        let Some(limit) = hard_limit(&plan, counter) else {
+            return Ok(Evaluation::Unlimited);
+        };
+        let memo_key = (
+            counter.identity.clone(),
+            counter.meter.clone(),
+            counter.period,
+        );
+        if let Some((written_limit, at)) = self.written().get(&memo_key) {
+            if *written_limit == limit && at.elapsed() < self.memo_ttl {
+                return Ok(Evaluation::Remembered);
+            }
+        }
+        let used = read_global(&self.usage, counter, aggregation).await?;
+        let Some(block) = block_for(&plan, counter, used) else {
+            return Ok(Evaluation::Under);
+        };
+        self.keys.put_block(&counter.identity, &block).await?;
+        let mut written = self.written();
+        if written.len() >= MAX_REMEMBERED {
+            written.clear();
+        }
+        written.insert(memo_key, (limit, Instant::now()));
+        Ok(Evaluation::Blocked(block))
+    }
+}

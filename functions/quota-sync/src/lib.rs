@@ -1,0 +1,188 @@
+//! quota-sync: consumes the Usage table's DynamoDB stream in one region.
+//!
+//! 1. **Replicate**: this region's Usage items are copied to each peer
+//!    region's Usage table with a conditional write that only ever raises a
+//!    count, so replayed, duplicated or reordered records change nothing and
+//!    every copy converges to the true value. Repeated updates of one item
+//!    within a batch are collapsed to the largest value first.
+//! 2. **Evaluate**: for every changed counter (meter, identity, period)
+//!    under a hard limit of the identity's plan, the counter's region items
+//!    are read with one Query and summed; at the limit, a block is written to
+//!    this region's Keys table (idempotent, expiring at the period's end).
+//! 3. **Fail narrowly**: failed records come back as `batchItemFailures`;
+//!    a peer that is down delays only its own copies.
+//!
+//! [`handler::QuotaSync`] is the handler, [`pump`] the local stream pump
+//! that stands in for the event source mapping, [`recompute`] the block
+//! recomputation after plan changes.
+
+pub mod config;
+pub mod evaluate;
+pub mod handler;
+pub mod plans;
+pub mod pump;
+pub mod recompute;
+pub mod record;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::Client;
+use tollgate_store::{KeysStore, UsageStore};
+
+pub use config::{Config, ConfigError, PeerConfig};
+pub use handler::{HandlerError, Outcome, Peer, QuotaSync, Stats};
+
+/// Bounds a peer client's calls: a connect timeout, attempt and operation
+/// timeouts within `timeout`, and two attempts, so that a peer region that is
+/// down fails fast instead of holding the batch.
+pub fn peer_limits(
+    builder: aws_sdk_dynamodb::config::Builder,
+    timeout: Duration,
+) -> aws_sdk_dynamodb::config::Builder {
+    let attempt = timeout / 2;
+    builder
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(attempt.min(Duration::from_secs(1)))
+                .operation_attempt_timeout(attempt)
+                .operation_timeout(timeout)
+                .build(),
+        )
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(2)
+                .with_initial_backoff(Duration::from_millis(20)),
+        )
+}
+
+/// The handler of `config.region`, with clients from `sdk` (the standard
+/// AWS configuration; `AWS_ENDPOINT_URL_DYNAMODB` applies to every region).
+/// A peer with an endpoint in the configuration is reached there.
+pub fn from_sdk_config(config: &Config, sdk: &aws_config::SdkConfig) -> QuotaSync {
+    let local = Client::new(sdk);
+    let peers = config
+        .peers
+        .iter()
+        .map(|peer| {
+            let mut builder = aws_sdk_dynamodb::config::Builder::from(sdk)
+                .region(aws_config::Region::new(peer.region.as_str().to_owned()));
+            if let Some(endpoint) = &peer.endpoint {
+                builder = builder.endpoint_url(endpoint);
+            }
+            let client = Client::from_conf(peer_limits(builder, config.peer_timeout).build());
+            Peer {
+                region: peer.region.clone(),
+                usage: UsageStore::new(client, &config.tables.usage),
+            }
+        })
+        .collect();
+    QuotaSync::new(
+        config,
+        UsageStore::new(local.clone(), &config.tables.usage),
+        KeysStore::new(local, &config.tables.keys),
+        peers,
+    )
+}
+
+/// The handler of `config.region` on DynamoDB Local at `endpoint` (one
+/// database per region name). A peer with an endpoint in the configuration
+/// is reached there instead.
+pub fn local(config: &Config, endpoint: &str) -> QuotaSync {
+    let client = tollgate_store::local_client(endpoint, config.region.as_str());
+    let peers = config
+        .peers
+        .iter()
+        .map(|peer| {
+            let builder = tollgate_store::client::local_config(
+                peer.endpoint.as_deref().unwrap_or(endpoint),
+                peer.region.as_str(),
+            );
+            let client = Client::from_conf(peer_limits(builder, config.peer_timeout).build());
+            Peer {
+                region: peer.region.clone(),
+                usage: UsageStore::new(client, &config.tables.usage),
+            }
+        })
+        .collect();
+    QuotaSync::new(
+        config,
+        UsageStore::new(client.clone(), &config.tables.usage),
+        KeysStore::new(client, &config.tables.keys),
+        peers,
+    )
+}
+
+/// The configuration of one region of a local simulation: `region` with
+/// every other name in `regions` as a peer, the given tables, the defaults
+/// otherwise.
+pub fn local_config(
+    region: &str,
+    regions: &[&str],
+    tables: &tollgate_store::TableNames,
+) -> Result<Config, ConfigError> {
+    let peers: Vec<&str> = regions.iter().copied().filter(|r| *r != region).collect();
+    let peers = peers.join(",");
+    let mut config = Config::from_vars(|name| match name {
+        "TOLLGATE_REGION" => Some(region.to_owned()),
+        "TOLLGATE_PEER_REGIONS" => Some(peers.clone()),
+        _ => None,
+    })?;
+    config.tables = tables.clone();
+    Ok(config)
+}
+
+/// A pump over DynamoDB Local at `endpoint` with one in-process handler per
+/// region of `regions` (each with the others as peers), for tests and the demo.
+pub fn local_pump(
+    endpoint: &str,
+    regions: &[&str],
+    tables: &tollgate_store::TableNames,
+    options: pump::PumpOptions,
+) -> Result<(pump::Pump, Vec<Arc<QuotaSync>>), ConfigError> {
+    let mut pumps = Vec::new();
+    let mut handlers = Vec::new();
+    for region in regions {
+        let config = local_config(region, regions, tables)?;
+        let handler = Arc::new(local(&config, endpoint));
+        handlers.push(handler.clone());
+        pumps.push(pump::RegionPump::new(
+            local_reader(endpoint, region, &tables.usage, options.start),
+            Arc::new(pump::InProcess(handler)),
+            options.clone(),
+        ));
+    }
+    Ok((pump::Pump { regions: pumps }, handlers))
+}
+
+/// A stream reader of `table` in `region` of DynamoDB Local at `endpoint`.
+pub fn local_reader(
+    endpoint: &str,
+    region: &str,
+    table: &str,
+    start: pump::StartPosition,
+) -> pump::StreamReader {
+    let streams_conf = aws_sdk_dynamodbstreams::Config::builder()
+        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_sdk_dynamodbstreams::config::Region::new(
+            region.to_owned(),
+        ))
+        .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "tollgate-local",
+        ))
+        .build();
+    pump::StreamReader::new(
+        region,
+        table,
+        tollgate_store::local_client(endpoint, region),
+        aws_sdk_dynamodbstreams::Client::from_conf(streams_conf),
+        start,
+    )
+}

@@ -1,0 +1,94 @@
+//! Which plan applies to an identity, cached in the container for a short
+//! time: plans (one Query for all of them) and key plans (one GetItem per key id).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tollgate_core::{Identity, Plan};
+use tollgate_store::{KeysStore, StoreError};
+
+/// At most this many key plans are kept; beyond it the map starts afresh.
+const MAX_KEY_PLANS: usize = 50_000;
+
+/// The plans and key plans of one Keys table, cached for `ttl`.
+#[derive(Debug)]
+pub struct PlanCache {
+    keys: KeysStore,
+    ttl: Duration,
+    anonymous: String,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    plans: Option<(Instant, Arc<HashMap<String, Plan>>)>,
+    key_plans: HashMap<String, (Instant, Option<String>)>,
+}
+
+impl PlanCache {
+    /// A cache over `keys`; identities without a key use the plan named `anonymous`.
+    pub fn new(keys: KeysStore, ttl: Duration, anonymous: impl Into<String>) -> Self {
+        PlanCache {
+            keys,
+            ttl,
+            anonymous: anonymous.into(),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere cannot leave the maps inconsistent: keep using them.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every plan, by name.
+    pub async fn plans(&self) -> Result<Arc<HashMap<String, Plan>>, StoreError> {
+        if let Some((at, plans)) = &self.state().plans {
+            if at.elapsed() < self.ttl {
+                return Ok(plans.clone());
+            }
+        }
+        let plans: Arc<HashMap<String, Plan>> = Arc::new(
+            self.keys
+                .list_plans()
+                .await?
+                .into_iter()
+                .map(|p| (p.name.clone(), p))
+                .collect(),
+        );
+        self.state().plans = Some((Instant::now(), plans.clone()));
+        Ok(plans)
+    }
+
+    /// The name of the plan `identity` is on: its key's plan (`None` for an
+    /// unknown key), or the anonymous plan.
+    pub async fn plan_name(&self, identity: &Identity) -> Result<Option<String>, StoreError> {
+        let key_id = match identity {
+            Identity::Key(id) => id,
+            _ => return Ok(Some(self.anonymous.clone())),
+        };
+        if let Some((at, plan)) = self.state().key_plans.get(key_id) {
+            if at.elapsed() < self.ttl {
+                return Ok(plan.clone());
+            }
+        }
+        let plan = self.keys.plan_of_key(key_id).await?;
+        let mut state = self.state();
+        if state.key_plans.len() >= MAX_KEY_PLANS {
+            state.key_plans.clear();
+        }
+        state
+            .key_plans
+            .insert(key_id.clone(), (Instant::now(), plan.clone()));
+        Ok(plan)
+    }
+
+    /// The plan `identity` is on, if it and the plan are known.
+    pub async fn plan_for(&self, identity: &Identity) -> Result<Option<Plan>, StoreError> {
+        let Some(name) = self.plan_name(identity).await? else {
+            return Ok(None);
+        };
+        Ok(self.plans().await?.get(&name).cloned())
+    }
+}

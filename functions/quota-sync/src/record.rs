@@ -1,0 +1,331 @@
+//! Stream records in, counter changes out: decoding a Lambda DynamoDB
+//! stream record of the Usage table, and collapsing repeated updates of one
+//! item within a batch to its largest value.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::fmt;
+
+use aws_lambda_events::event::dynamodb::EventRecord;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Deserialize;
+use tollgate_store::attr::Item;
+use tollgate_store::usage::UsageItem;
+
+/// A stream record's sequence number. Sequence numbers are decimal strings
+/// of varying length, so they order by numeric value, not as text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SequenceNumber(pub String);
+
+impl SequenceNumber {
+    fn digits(&self) -> &str {
+        let t = self.0.trim_start_matches('0');
+        if t.is_empty() && !self.0.is_empty() {
+            "0"
+        } else {
+            t
+        }
+    }
+}
+
+impl Ord for SequenceNumber {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let numeric = |s: &SequenceNumber| s.0.bytes().all(|b| b.is_ascii_digit());
+        if numeric(self) && numeric(other) {
+            let (a, b) = (self.digits(), other.digits());
+            a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+        } else {
+            self.0.cmp(&other.0)
+        }
+    }
+}
+
+impl PartialOrd for SequenceNumber {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for SequenceNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One Usage item's new value, from one stream record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The record's position in its batch.
+    pub position: usize,
+    /// The record's sequence number (what `batchItemFailures` reports).
+    pub sequence: SequenceNumber,
+    /// The item as the record's new image shows it.
+    pub item: UsageItem,
+}
+
+/// Why a record was skipped rather than processed. Skipped records succeed:
+/// retrying them could never change the outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// Not a DynamoDB stream record at all.
+    NotARecord(String),
+    /// A record of another table's stream.
+    OtherTable(String),
+    /// A REMOVE (a TTL expiry, or a deleted item): nothing to copy or count.
+    Remove,
+    /// An event name other than INSERT, MODIFY or REMOVE.
+    UnknownEvent(String),
+    /// No new image (a stream view type without one).
+    NoNewImage,
+    /// No sequence number, so a failure could not be reported for it.
+    NoSequenceNumber,
+    /// The new image is not a Usage item.
+    NotUsage(String),
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skip::NotARecord(why) => write!(f, "not a DynamoDB stream record: {why}"),
+            Skip::OtherTable(arn) => write!(f, "a record of another table ({arn})"),
+            Skip::Remove => f.write_str("a REMOVE (TTL expiry or deletion)"),
+            Skip::UnknownEvent(name) => write!(f, "unknown event name {name:?}"),
+            Skip::NoNewImage => f.write_str("no NewImage"),
+            Skip::NoSequenceNumber => f.write_str("no SequenceNumber"),
+            Skip::NotUsage(why) => write!(f, "not a Usage item: {why}"),
+        }
+    }
+}
+
+/// The table name in a stream ARN (`arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>`).
+pub fn table_of_stream_arn(arn: &str) -> Option<&str> {
+    let rest = arn.split_once(":table/")?.1;
+    Some(rest.split('/').next().unwrap_or(rest))
+}
+
+/// Decodes one record of a Lambda DynamoDB stream event. `usage_table` is
+/// the Usage table's name: records whose `eventSourceARN` names another
+/// table are skipped (a record without an ARN is judged by its shape).
+pub fn decode(
+    record: &serde_json::Value,
+    position: usize,
+    usage_table: &str,
+) -> Result<Change, Skip> {
+    let record = EventRecord::deserialize(record).map_err(|e| Skip::NotARecord(e.to_string()))?;
+    if let Some(arn) = record.event_source_arn.as_deref() {
+        if table_of_stream_arn(arn) != Some(usage_table) {
+            return Err(Skip::OtherTable(arn.to_owned()));
+        }
+    }
+    match record.event_name.as_str() {
+        "INSERT" | "MODIFY" => {}
+        "REMOVE" => return Err(Skip::Remove),
+        other => return Err(Skip::UnknownEvent(other.to_owned())),
+    }
+    let image = &record.change.new_image;
+    if image.is_empty() {
+        return Err(Skip::NoNewImage);
+    }
+    let sequence = record
+        .change
+        .sequence_number
+        .filter(|s| !s.is_empty())
+        .ok_or(Skip::NoSequenceNumber)?;
+    // Only the attributes a Usage item has, and only as strings and numbers.
+    let mut item: Item = HashMap::with_capacity(5);
+    for name in ["pk", "sk", "n", "agg", "updated_at"] {
+        match image.get(name) {
+            Some(serde_dynamo::AttributeValue::S(v)) => {
+                item.insert(name.to_owned(), AttributeValue::S(v.clone()));
+            }
+            Some(serde_dynamo::AttributeValue::N(v)) => {
+                item.insert(name.to_owned(), AttributeValue::N(v.clone()));
+            }
+            _ => {}
+        }
+    }
+    let item = UsageItem::parse(&item).map_err(|e| Skip::NotUsage(e.to_string()))?;
+    Ok(Change {
+        position,
+        sequence: SequenceNumber(sequence),
+        item,
+    })
+}
+
+/// One Usage item after collapsing a batch: its largest value, and the
+/// earliest record that carried it (where a retry must start if the item fails).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collapsed {
+    /// The item at the largest value seen in the batch.
+    pub item: UsageItem,
+    /// The lowest sequence number among the item's records.
+    pub first: SequenceNumber,
+    /// How many records of the batch carried this item.
+    pub records: usize,
+}
+
+/// Collapses the changes of a batch to one per Usage item (its largest
+/// value; a tie keeps the later `updated_at`), in order of first appearance.
+/// Counters only grow within a period, so the largest value is the newest,
+/// whatever order the records came in.
+pub fn collapse(changes: &[Change]) -> Vec<Collapsed> {
+    let mut index: HashMap<(&str, &str), usize> = HashMap::with_capacity(changes.len());
+    let mut keys: Vec<(String, String)> = Vec::with_capacity(changes.len());
+    let mut out: Vec<Collapsed> = Vec::with_capacity(changes.len());
+    // Keys are built once per change; the map borrows them from `keys`.
+    for change in changes {
+        keys.push((change.item.key.pk(), change.item.key.sk()));
+    }
+    for (change, (pk, sk)) in changes.iter().zip(&keys) {
+        match index.get(&(pk.as_str(), sk.as_str())) {
+            Some(&i) => {
+                let entry = &mut out[i];
+                entry.records += 1;
+                if supersedes(&change.item, &entry.item) {
+                    entry.item = change.item.clone();
+                }
+                if change.sequence < entry.first {
+                    entry.first = change.sequence.clone();
+                }
+            }
+            None => {
+                index.insert((pk.as_str(), sk.as_str()), out.len());
+                out.push(Collapsed {
+                    item: change.item.clone(),
+                    first: change.sequence.clone(),
+                    records: 1,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Whether `new` should replace `current` (the same item): a larger value
+/// wins; on equal values, the later update.
+pub fn supersedes(new: &UsageItem, current: &UsageItem) -> bool {
+    new.value > current.value || (new.value == current.value && new.updated_at > current.updated_at)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn record(event: &str, seq: &str, pk: &str, sk: &str, n: u64) -> serde_json::Value {
+        json!({
+            "eventID": "1", "eventName": event, "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb", "awsRegion": "local-a",
+            "eventSourceARN": "arn:aws:dynamodb:local-a:000000000000:table/usage/stream/2026-01-01T00:00:00.000",
+            "dynamodb": {
+                "ApproximateCreationDateTime": 1_795_000_000.0,
+                "Keys": {"pk": {"S": pk}, "sk": {"S": sk}},
+                "NewImage": {"pk": {"S": pk}, "sk": {"S": sk}, "n": {"N": n.to_string()},
+                             "agg": {"S": "count"}, "updated_at": {"N": "5"}},
+                "SequenceNumber": seq, "SizeBytes": 60, "StreamViewType": "NEW_IMAGE"
+            }
+        })
+    }
+
+    #[test]
+    fn sequence_numbers_order_numerically() {
+        let s = |v: &str| SequenceNumber(v.to_owned());
+        assert!(s("9") < s("10"));
+        assert!(s("0009") < s("10"));
+        assert!(s("100000000000000000001") > s("99999999999999999999"));
+        assert_eq!(s("007").cmp(&s("7")), Ordering::Equal);
+    }
+
+    #[test]
+    fn decodes_a_usage_record() {
+        let c = decode(
+            &record(
+                "MODIFY",
+                "42",
+                "requests#key:k1",
+                "month#2026-11#local-b",
+                7,
+            ),
+            3,
+            "usage",
+        )
+        .unwrap();
+        assert_eq!(c.position, 3);
+        assert_eq!(c.sequence.0, "42");
+        assert_eq!(c.item.value, 7);
+        assert_eq!(c.item.key.region.as_str(), "local-b");
+        assert_eq!(c.item.key.counter.identity.to_string(), "key:k1");
+        assert_eq!(c.item.updated_at, 5);
+    }
+
+    #[test]
+    fn skips_what_is_not_a_usage_change() {
+        let good = record(
+            "INSERT",
+            "1",
+            "requests#key:k1",
+            "day#2026-11-21#local-a",
+            1,
+        );
+        assert!(matches!(
+            decode(&good, 0, "other-table"),
+            Err(Skip::OtherTable(_))
+        ));
+        let remove = record(
+            "REMOVE",
+            "1",
+            "requests#key:k1",
+            "day#2026-11-21#local-a",
+            1,
+        );
+        assert_eq!(decode(&remove, 0, "usage"), Err(Skip::Remove));
+        let foreign = record("INSERT", "1", "user#1", "profile", 1);
+        assert!(matches!(
+            decode(&foreign, 0, "usage"),
+            Err(Skip::NotUsage(_))
+        ));
+        let mut no_seq = good.clone();
+        no_seq["dynamodb"]
+            .as_object_mut()
+            .unwrap()
+            .remove("SequenceNumber");
+        assert_eq!(decode(&no_seq, 0, "usage"), Err(Skip::NoSequenceNumber));
+        let mut no_image = good.clone();
+        no_image["dynamodb"]["NewImage"] = json!(null);
+        assert_eq!(decode(&no_image, 0, "usage"), Err(Skip::NoNewImage));
+        assert!(matches!(
+            decode(&json!({"hello": 1}), 0, "usage"),
+            Err(Skip::NotARecord(_))
+        ));
+        assert!(matches!(
+            decode(&json!("text"), 0, "usage"),
+            Err(Skip::NotARecord(_))
+        ));
+        let mut no_arn = good;
+        no_arn.as_object_mut().unwrap().remove("eventSourceARN");
+        assert!(decode(&no_arn, 0, "usage").is_ok());
+    }
+
+    #[test]
+    fn collapses_to_the_largest_value_and_the_earliest_record() {
+        let pk = "requests#key:k1";
+        let changes: Vec<Change> = [
+            ("12", "day#2026-11-21#local-a", 5),
+            ("10", "day#2026-11-21#local-a", 3),
+            ("11", "day#2026-11-21#local-b", 2),
+            ("13", "day#2026-11-21#local-a", 4),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, (seq, sk, n))| decode(&record("MODIFY", seq, pk, sk, *n), i, "usage").unwrap())
+        .collect();
+        let out = collapse(&changes);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].item.value, 5);
+        assert_eq!(out[0].first.0, "10");
+        assert_eq!(out[0].records, 3);
+        assert_eq!(out[1].item.key.region.as_str(), "local-b");
+        assert_eq!(out[1].records, 1);
+    }
+}

@@ -1,0 +1,253 @@
+//! Hard limits reached across regions become blocks in every region; soft
+//! plans never do; plan changes are applied by recomputing blocks.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use quota_sync::pump::PumpOptions;
+use quota_sync::recompute::{recompute, Scope};
+use tollgate_core::{Aggregation, Identity, OveragePolicy, Window};
+use tollgate_tests::Harness;
+
+/// The pump's polling interval in these tests.
+const POLL: Duration = Duration::from_millis(100);
+
+#[tokio::test]
+async fn a_hard_monthly_limit_crossed_in_two_regions_blocks_all_three() {
+    let h = Harness::with_regions("qs-block", &REGIONS).await;
+    put_plan_everywhere(
+        &h,
+        &plan(
+            "starter",
+            "requests",
+            Window::Month,
+            10,
+            OveragePolicy::Hard,
+        ),
+    )
+    .await;
+    put_plan_everywhere(
+        &h,
+        &plan("payg", "requests", Window::Month, 10, OveragePolicy::Soft),
+    )
+    .await;
+    let hard_key = key_on_plan(&h, "starter").await;
+    let soft_key = key_on_plan(&h, "payg").await;
+    let (mut pump, _) =
+        quota_sync::local_pump(&h.endpoint, &REGIONS, &h.tables, PumpOptions::default()).unwrap();
+
+    // Under the limit in each region alone, and in total: no block.
+    for key in [&hard_key, &soft_key] {
+        let month = counter("requests", key, Window::Month);
+        increment_in(&h, "local-a", &[(&month, Aggregation::Count, 6)]).await;
+        increment_in(&h, "local-b", &[(&month, Aggregation::Count, 3)]).await;
+    }
+    let (_, idle) = pump.run_until_idle(POLL, 50).await.unwrap();
+    assert!(idle);
+    for region in REGIONS {
+        assert!(
+            blocks_in(&h, region, &hard_key).await.is_empty(),
+            "{region}: 9 < 10"
+        );
+    }
+
+    // local-b's next increment crosses the limit of 10 (6 + 4).
+    let crossed = Instant::now();
+    for key in [&hard_key, &soft_key] {
+        let month = counter("requests", key, Window::Month);
+        increment_in(&h, "local-b", &[(&month, Aggregation::Count, 1)]).await;
+    }
+    let mut lag = None;
+    for _ in 0..50 {
+        pump.round().await.unwrap();
+        let mut everywhere = true;
+        for region in REGIONS {
+            everywhere &= !blocks_in(&h, region, &hard_key).await.is_empty();
+        }
+        if everywhere {
+            lag = Some(crossed.elapsed());
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let lag = lag.expect("the block reached every region");
+    eprintln!("enforcement lag (poll interval {POLL:?}): {lag:?}");
+    pump.run_until_idle(POLL, 50).await.unwrap();
+
+    let month = counter("requests", &hard_key, Window::Month);
+    for region in REGIONS {
+        let blocks = blocks_in(&h, region, &hard_key).await;
+        assert_eq!(blocks.len(), 1, "{region}");
+        assert_eq!(blocks[0].meter.as_str(), "requests");
+        assert_eq!(blocks[0].period, month.period);
+        assert_eq!(blocks[0].limit, 10);
+        assert!(blocks[0].used >= 10, "{region}: {:?}", blocks[0]);
+        // The same global sum everywhere.
+        assert_eq!(
+            values_in(&h, region, &month).await.values().sum::<u64>(),
+            10
+        );
+        // The soft plan's key is over its limit too, and never blocked.
+        assert!(
+            blocks_in(&h, region, &soft_key).await.is_empty(),
+            "{region}: soft"
+        );
+        let soft_month = counter("requests", &soft_key, Window::Month);
+        assert_eq!(
+            values_in(&h, region, &soft_month)
+                .await
+                .values()
+                .sum::<u64>(),
+            10
+        );
+    }
+}
+
+#[tokio::test]
+async fn anonymous_identities_use_the_anonymous_plan_and_unknown_keys_none() {
+    let h = Harness::with_regions("qs-anon", &REGIONS).await;
+    put_plan_everywhere(
+        &h,
+        &plan("anonymous", "requests", Window::Day, 3, OveragePolicy::Hard),
+    )
+    .await;
+    let ip: Identity = "ip:192.0.2.77".parse().unwrap();
+    let stranger: Identity = "key:k_nobody".parse().unwrap();
+    let (mut pump, _) =
+        quota_sync::local_pump(&h.endpoint, &REGIONS, &h.tables, PumpOptions::default()).unwrap();
+    for id in [&ip, &stranger] {
+        let day = counter("requests", id, Window::Day);
+        increment_in(&h, "local-c", &[(&day, Aggregation::Count, 2)]).await;
+        increment_in(&h, "local-a", &[(&day, Aggregation::Count, 2)]).await;
+    }
+    let (total, idle) = pump.run_until_idle(POLL, 50).await.unwrap();
+    assert!(idle);
+    assert_eq!(total.partial_failures + total.failed_invocations, 0);
+    for region in REGIONS {
+        let blocks = blocks_in(&h, region, &ip).await;
+        assert_eq!(blocks.len(), 1, "{region}");
+        assert_eq!((blocks[0].limit, blocks[0].period.window), (3, Window::Day));
+        assert!(
+            blocks_in(&h, region, &stranger).await.is_empty(),
+            "no plan, no block"
+        );
+    }
+}
+
+#[tokio::test]
+async fn recomputing_after_a_plan_change_clears_and_writes_blocks() {
+    let h = Harness::with_regions("qs-recompute", &REGIONS).await;
+    put_plan_everywhere(
+        &h,
+        &plan("basic", "requests", Window::Month, 5, OveragePolicy::Hard),
+    )
+    .await;
+    let key = key_on_plan(&h, "basic").await;
+    let month = counter("requests", &key, Window::Month);
+    let (mut pump, _) =
+        quota_sync::local_pump(&h.endpoint, &REGIONS, &h.tables, PumpOptions::default()).unwrap();
+    increment_in(&h, "local-a", &[(&month, Aggregation::Count, 4)]).await;
+    increment_in(&h, "local-b", &[(&month, Aggregation::Count, 3)]).await;
+    pump.run_until_idle(POLL, 50).await.unwrap();
+    for region in REGIONS {
+        assert_eq!(blocks_in(&h, region, &key).await.len(), 1, "{region}");
+    }
+
+    // An upgrade: 7 of 100 is no reason for a block.
+    put_plan_everywhere(
+        &h,
+        &plan("basic", "requests", Window::Month, 100, OveragePolicy::Hard),
+    )
+    .await;
+    let dry = recompute(
+        &keys(&h, "local-a"),
+        &usage(&h, "local-a"),
+        "anonymous",
+        &Scope {
+            identity: None,
+            dry_run: true,
+        },
+        now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(dry.removed.len(), 1);
+    assert_eq!(
+        blocks_in(&h, "local-a", &key).await.len(),
+        1,
+        "a dry run changes nothing"
+    );
+    for region in REGIONS {
+        let report = recompute(
+            &keys(&h, region),
+            &usage(&h, region),
+            "anonymous",
+            &Scope::default(),
+            now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.removed.len(), 1, "{region}: {report:?}");
+        assert_eq!(report.removed[0].identity, key);
+        assert!(report.written.is_empty() && report.kept.is_empty());
+        assert!(blocks_in(&h, region, &key).await.is_empty(), "{region}");
+    }
+
+    // A downgrade to 6: the block is due again, written by the recomputation
+    // (for one identity), with the new limit.
+    put_plan_everywhere(
+        &h,
+        &plan("basic", "requests", Window::Month, 6, OveragePolicy::Hard),
+    )
+    .await;
+    let scope = Scope {
+        identity: Some(key.clone()),
+        dry_run: false,
+    };
+    let report = recompute(
+        &keys(&h, "local-c"),
+        &usage(&h, "local-c"),
+        "anonymous",
+        &scope,
+        now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.written.len(), 1, "{report:?}");
+    let blocks = blocks_in(&h, "local-c", &key).await;
+    assert_eq!((blocks[0].limit, blocks[0].used), (6, 7));
+    // Recomputing again keeps it.
+    let again = recompute(
+        &keys(&h, "local-c"),
+        &usage(&h, "local-c"),
+        "anonymous",
+        &scope,
+        now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (again.kept.len(), again.written.len(), again.removed.len()),
+        (1, 0, 0)
+    );
+    // A soft plan: the block goes.
+    put_plan_everywhere(
+        &h,
+        &plan("basic", "requests", Window::Month, 6, OveragePolicy::Soft),
+    )
+    .await;
+    let soft = recompute(
+        &keys(&h, "local-c"),
+        &usage(&h, "local-c"),
+        "anonymous",
+        &Scope::default(),
+        now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(soft.removed.len(), 1);
+    assert!(blocks_in(&h, "local-c", &key).await.is_empty());
+}

@@ -1,0 +1,155 @@
+//! What a counter update costs quota-sync in DynamoDB requests, counted
+//! with `RequestCounter` on every client the handler uses.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use aws_sdk_dynamodb::Client;
+use common::*;
+use quota_sync::{Peer, QuotaSync};
+use tollgate_core::{Aggregation, OveragePolicy, Window};
+use tollgate_store::client::local_config;
+use tollgate_store::{KeysStore, RequestCounter, UsageStore};
+use tollgate_tests::Harness;
+
+/// A handler of local-a whose clients all count into one counter.
+fn counted_handler(h: &Harness) -> (QuotaSync, RequestCounter) {
+    let counter = RequestCounter::with_capacity();
+    let client = |region: &str| {
+        Client::from_conf(
+            local_config(&h.endpoint, region)
+                .interceptor(counter.clone())
+                .build(),
+        )
+    };
+    let config = config(h, "local-a");
+    let peers = config
+        .peers
+        .iter()
+        .map(|p| Peer {
+            region: p.region.clone(),
+            usage: UsageStore::new(client(p.region.as_str()), &h.tables.usage),
+        })
+        .collect();
+    let local = client("local-a");
+    let handler = QuotaSync::new(
+        &config,
+        UsageStore::new(local.clone(), &h.tables.usage),
+        KeysStore::new(local, &h.tables.keys),
+        peers,
+    );
+    (handler, counter)
+}
+
+#[tokio::test]
+async fn one_counter_update_costs_r_minus_1_writes_one_query_and_at_most_one_block() {
+    let h = Harness::with_regions("qs-costs", &REGIONS).await;
+    put_plan_everywhere(
+        &h,
+        &plan("small", "requests", Window::Day, 3, OveragePolicy::Hard),
+    )
+    .await;
+    let key = key_on_plan(&h, "small").await;
+    let day = counter("requests", &key, Window::Day);
+    let (handler, requests) = counted_handler(&h);
+    let mut stream = reader(&h, "local-a");
+
+    // Warm the container's plan caches, as every invocation after the first finds them.
+    increment_in(&h, "local-a", &[(&day, Aggregation::Count, 1)]).await;
+    handler
+        .handle(&event(&read_all(&mut stream).await))
+        .await
+        .unwrap();
+
+    // One update, under the limit: 2 replica writes (R - 1), 1 Query, no block.
+    increment_in(&h, "local-a", &[(&day, Aggregation::Count, 1)]).await;
+    requests.reset();
+    let outcome = handler
+        .handle(&event(&read_all(&mut stream).await))
+        .await
+        .unwrap();
+    eprintln!("under the limit: {:?}", requests.snapshot());
+    assert_eq!(requests.requests("PutItem"), 2);
+    assert_eq!(requests.requests("Query"), 1);
+    assert_eq!(requests.requests("UpdateItem"), 0);
+    assert_eq!(requests.total_requests(), 3);
+    let (read_units, write_units) = requests.total_units();
+    eprintln!("under the limit: {read_units} RCU, {write_units} WCU");
+    assert_eq!(outcome.stats.blocks_written, 0);
+
+    // The update that reaches the limit: 2 replica writes, 1 Query, 1 block write.
+    increment_in(&h, "local-a", &[(&day, Aggregation::Count, 1)]).await;
+    requests.reset();
+    let outcome = handler
+        .handle(&event(&read_all(&mut stream).await))
+        .await
+        .unwrap();
+    eprintln!("reaching the limit: {:?}", requests.snapshot());
+    assert_eq!(requests.requests("PutItem"), 2);
+    assert_eq!(requests.requests("Query"), 1);
+    assert_eq!(requests.requests("UpdateItem"), 1);
+    assert_eq!(outcome.stats.blocks_written, 1);
+
+    // Past the limit, the container knows the block: 2 replica writes only.
+    increment_in(&h, "local-a", &[(&day, Aggregation::Count, 1)]).await;
+    requests.reset();
+    let outcome = handler
+        .handle(&event(&read_all(&mut stream).await))
+        .await
+        .unwrap();
+    eprintln!("past the limit: {:?}", requests.snapshot());
+    assert_eq!(requests.total_requests(), 2);
+    assert_eq!(outcome.stats.blocks_remembered, 1);
+
+    // A replica arriving from a peer is evaluated, never copied again.
+    let b_counter = counter("requests", &"ip:192.0.2.1".parse().unwrap(), Window::Day);
+    increment_in(&h, "local-b", &[(&b_counter, Aggregation::Count, 1)]).await;
+    // (local-b's stream also holds the copies of local-a's items, written
+    // above; only local-b's own item is what local-a receives as a replica.)
+    let b_records: Vec<_> = read_all(&mut reader(&h, "local-b"))
+        .await
+        .into_iter()
+        .filter(|r| {
+            r["dynamodb"]["Keys"]["sk"]["S"]
+                .as_str()
+                .is_some_and(|sk| sk.ends_with("#local-b"))
+        })
+        .collect();
+    assert_eq!(b_records.len(), 1);
+    requests.reset();
+    let outcome = handler.handle(&event(&b_records)).await.unwrap();
+    assert_eq!(outcome.stats.own_items, 0);
+    assert_eq!(requests.requests("PutItem"), 0, "{:?}", requests.snapshot());
+}
+
+#[tokio::test]
+async fn collapsing_a_batch_writes_each_item_once_per_peer() {
+    let h = Harness::with_regions("qs-collapse", &REGIONS).await;
+    let (handler, requests) = counted_handler(&h);
+    let ids: Vec<_> = (0..5)
+        .map(|i| format!("ip:192.0.2.{i}").parse().unwrap())
+        .collect();
+    // 5 counters, each updated 10 times: 50 stream records.
+    for _ in 0..10 {
+        for id in &ids {
+            let c = counter("requests", id, Window::Day);
+            increment_in(&h, "local-a", &[(&c, Aggregation::Count, 1)]).await;
+        }
+    }
+    let records = read_all(&mut reader(&h, "local-a")).await;
+    assert_eq!(records.len(), 50);
+    requests.reset();
+    let outcome = handler.handle(&event(&records)).await.unwrap();
+    let writes = requests.requests("PutItem");
+    eprintln!(
+        "50 records of 5 items: {writes} replica writes (without collapsing: {}), {:?}",
+        50 * 2,
+        outcome.stats
+    );
+    assert_eq!(outcome.stats.items, 5);
+    assert_eq!(writes, 5 * 2);
+    for id in &ids {
+        let c = counter("requests", id, Window::Day);
+        assert_eq!(values_in(&h, "local-b", &c).await.get("local-a"), Some(&10));
+    }
+}
