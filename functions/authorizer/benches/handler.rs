@@ -3,6 +3,7 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::Duration;
 
 use authorizer::{Authorizer, Config, Found, SystemClock};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -40,7 +41,13 @@ fn bench(c: &mut Criterion) {
         tollgate_store::local_client("http://127.0.0.1:9", "local-a"),
         "bench",
     );
-    let authorizer = Authorizer::new(Config::default(), store, Arc::new(SystemClock));
+    // Long TTLs so every iteration is a hit, however long criterion runs.
+    let config = Config {
+        cache_ttl: Duration::from_secs(24 * 3600),
+        plan_cache_ttl: Duration::from_secs(24 * 3600),
+        ..Config::default()
+    };
+    let authorizer = Authorizer::new(config, store, Arc::new(SystemClock));
     authorizer.prime_plans(vec![plan("pro"), plan("anonymous")]);
     let key = ApiKey::generate([7u8; 32]);
     authorizer.prime_key(

@@ -2,8 +2,13 @@
 //! IP through X-Forwarded-For, Referer host, stage resource) on arbitrary
 //! bytes: must never panic.
 //!
-//! Run: `cd fuzz/authorizer && cargo +nightly fuzz run event_and_caller -- -max_total_time=300`
-//! (seeds: `events/authorizer/*.json`, passed as a corpus directory).
+//! Run from the repository root, seeded with the sample events:
+//!
+//! ```sh
+//! mkdir -p fuzz/authorizer/corpus/event_and_caller
+//! cp events/authorizer/*.json events/authorizer/aws/*.json fuzz/authorizer/corpus/event_and_caller/
+//! cargo +nightly fuzz run --fuzz-dir fuzz/authorizer event_and_caller -- -max_total_time=300
+//! ```
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
