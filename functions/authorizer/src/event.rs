@@ -197,6 +197,8 @@ pub struct Event<'a> {
     pub kind: EventKind,
     /// `methodArn` (REST) or `routeArn` (HTTP API).
     pub arn: Option<Str<'a>>,
+    /// The stage-wide policy resource (REST events; see [`stage_resource`]).
+    pub resource: Option<String>,
     /// A TOKEN authorizer's `authorizationToken`.
     pub token: Option<Str<'a>>,
     pub headers: Pairs<'a>,
@@ -220,9 +222,14 @@ impl<'a> Event<'a> {
             EventKind::HttpV2 => raw.route_arn.or(raw.method_arn),
             _ => raw.method_arn,
         };
-        if kind != EventKind::HttpV2 && arn.as_deref().and_then(stage_parts).is_none() {
-            return Err(EventError::MissingArn);
-        }
+        let resource = match kind {
+            EventKind::HttpV2 => None,
+            EventKind::Token | EventKind::Request => Some(
+                arn.as_deref()
+                    .and_then(stage_resource)
+                    .ok_or(EventError::MissingArn)?,
+            ),
+        };
         let source_ip = raw.request_context.and_then(|c| {
             c.identity
                 .and_then(|i| i.source_ip)
@@ -231,6 +238,7 @@ impl<'a> Event<'a> {
         Ok(Event {
             kind,
             arn,
+            resource,
             token: raw.authorization_token,
             headers: raw.headers.unwrap_or_default(),
             query: raw.query_string_parameters.unwrap_or_default(),
@@ -252,17 +260,30 @@ pub fn stage_resource(method_arn: &str) -> Option<String> {
     stage_parts(method_arn).map(|(prefix, stage)| format!("{prefix}/{stage}/*/*"))
 }
 
-/// The ARN's `arn:<partition>:execute-api:<region>:<account>:<api>` and stage.
+/// The ARN's `arn:<partition>:execute-api:<region>:<account>:<api>` and
+/// stage. Byte-wise (ASCII separators), as it runs on every request.
 fn stage_parts(method_arn: &str) -> Option<(&str, &str)> {
-    let (prefix, path) = method_arn.split_once('/')?;
-    let mut parts = prefix.split(':');
-    let ok = parts.next() == Some("arn")
-        && parts.next().is_some_and(|p| !p.is_empty())
-        && parts.next() == Some("execute-api")
-        && parts.clone().count() == 3
-        && parts.all(|p| !p.is_empty() && !p.contains(char::is_whitespace));
-    let stage = path.split('/').next()?;
-    if !ok || stage.is_empty() || stage.contains(char::is_whitespace) {
+    let slash = method_arn.bytes().position(|b| b == b'/')?;
+    let (prefix, path) = (&method_arn[..slash], &method_arn[slash + 1..]);
+    let mut fields = [""; 6];
+    let mut n = 0;
+    let mut start = 0;
+    for (i, b) in prefix.bytes().enumerate() {
+        if b == b':' {
+            *fields.get_mut(n)? = &prefix[start..i];
+            n += 1;
+            start = i + 1;
+        }
+    }
+    *fields.get_mut(n)? = &prefix[start..];
+    let ok = n == 5
+        && fields[0] == "arn"
+        && !fields[1].is_empty()
+        && fields[2] == "execute-api"
+        && fields[3..].iter().all(|f| !f.is_empty())
+        && !prefix.bytes().any(|b| b.is_ascii_whitespace());
+    let stage = &path[..path.bytes().position(|b| b == b'/').unwrap_or(path.len())];
+    if !ok || stage.is_empty() || stage.bytes().any(|b| b.is_ascii_whitespace()) {
         return None;
     }
     Some((prefix, stage))

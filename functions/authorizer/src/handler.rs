@@ -22,7 +22,7 @@ use tollgate_store::KeysStore;
 
 use crate::cache::{Cached, Clock, Found, LookupCache};
 use crate::config::Config;
-use crate::event::{stage_resource, Caller, Event, EventError, EventKind};
+use crate::event::{Caller, Event, EventError, EventKind};
 use crate::response::{render, Outcome, UNIDENTIFIED};
 
 /// The error API Gateway turns into 401: its message is exactly `Unauthorized`.
@@ -136,19 +136,15 @@ impl Authorizer {
 
     /// Handles one parsed event.
     pub async fn handle_event(&self, event: &Event<'_>) -> Result<String, Unauthorized> {
-        let resource = match event.kind {
-            EventKind::HttpV2 => None,
-            EventKind::Token | EventKind::Request => {
-                let arn = event.arn.as_deref().unwrap_or("");
-                Some(stage_resource(arn).ok_or_else(|| unreadable(&EventError::MissingArn))?)
-            }
-        };
+        if event.kind != EventKind::HttpV2 && event.resource.is_none() {
+            return Err(unreadable(&EventError::MissingArn));
+        }
         let caller = event.caller(&self.config);
         let outcome = self.authorize(caller).await;
         log_outcome(&outcome);
         Ok(render(
             event.kind,
-            resource.as_deref(),
+            event.resource.as_deref(),
             &outcome,
             self.config.usage_identifier_key,
             self.clock.now_millis(),
