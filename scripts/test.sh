@@ -27,7 +27,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 if [[ -f template.yaml ]]; then
   step "template lint"
   sam validate --lint --template template.yaml --region us-east-1
-  cfn-lint template.yaml
+  cfn-lint --regions us-east-1 eu-central-1 ap-southeast-2 -- template.yaml
 fi
 
 step "cargo test"

@@ -189,3 +189,32 @@ async fn the_request_counter_counts_requests_and_capacity() {
         "an eventually consistent small read is half a read unit"
     );
 }
+
+#[tokio::test]
+async fn the_request_counter_bills_transactions_per_item() {
+    let h = Harness::new("txncount").await;
+    let (client, counter) = h.counted_client(true);
+    let table = &h.tables.idempotency;
+    let put = |id: &str| {
+        TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(table)
+                    .item("id", s(id))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    client
+        .transact_write_items()
+        .transact_items(put("a"))
+        .transact_items(put("b"))
+        .transact_items(put("c"))
+        .send()
+        .await
+        .unwrap();
+    // DynamoDB bills 2 write units per item of a transaction (DynamoDB Local reports 2 in all).
+    assert_eq!(counter.total_units(), (0.0, 6.0));
+    assert_eq!(counter.requests("TransactWriteItems"), 1);
+}

@@ -115,7 +115,10 @@ fn every_function_is_a_cargo_lambda_build_of_a_workspace_binary() {
     );
     let globals = &t["Globals"]["Function"];
     assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
-    assert_eq!(globals["Architectures"][0].as_str(), Some("arm64"));
+    assert_eq!(
+        t["Parameters"]["Architecture"]["Default"].as_str(),
+        Some("arm64")
+    );
 }
 
 #[test]

@@ -141,7 +141,7 @@ async fn relay(client: TcpStream, upstream: &str, counts: &Counts) -> Result<()>
         let Some(response) = read_message(&mut server_read).await? else {
             break;
         };
-        let (read, write) = tollgate_store::metrics::units(&op, &response.body);
+        let (read, write) = tollgate_store::metrics::units(&op, &request.body, &response.body);
         if let Ok(mut m) = counts.lock() {
             let u = m.entry((region, op)).or_default();
             u.requests += 1;

@@ -60,11 +60,13 @@ impl ApiResponse {
 
 fn unavailable(what: &str, err: &dyn std::fmt::Display) -> ApiResponse {
     tracing::error!(error = %err, "{what} failed");
-    ApiResponse::error(
+    let mut response = ApiResponse::error(
         503,
         "unavailable",
         format!("{what} failed; retry the whole request (events counted already are reported as duplicate)"),
-    )
+    );
+    response.body["error"]["detail"] = Value::String(err.to_string());
+    response
 }
 
 fn query_error(e: QueryError) -> ApiResponse {

@@ -15,6 +15,7 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
 
 /// Counts for one operation (`GetItem`, `TransactWriteItems`, ...).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -96,6 +97,14 @@ impl RequestCounter {
     }
 }
 
+/// The body of the request being counted (see `modify_before_signing`).
+#[derive(Debug, Clone)]
+struct SentRequest(Vec<u8>);
+
+impl Storable for SentRequest {
+    type Storer = StoreReplace<Self>;
+}
+
 fn operation(cfg: &ConfigBag) -> String {
     cfg.load::<Metadata>()
         .map(|m| m.name().to_owned())
@@ -132,10 +141,27 @@ fn is_read_only(op: &str) -> bool {
     )
 }
 
-/// The (read, write) capacity units that a response body of operation `op`
-/// reports in its `ConsumedCapacity`.
-pub fn units(op: &str, body: &[u8]) -> (f64, f64) {
-    let (read, write) = consumed(body);
+/// The (read, write) capacity units of one call of operation `op`, from its
+/// request and response bodies.
+///
+/// Mostly what the response reports in `ConsumedCapacity`. The exception is
+/// `TransactWriteItems`: DynamoDB Local reports 2 units for a transaction
+/// whatever its size, while DynamoDB charges 2 write units per 1 KB of each
+/// item in it. Tollgate's items are under 1 KB, so a transaction is counted
+/// as 2 units per action, as DynamoDB bills it.
+pub fn units(op: &str, request: &[u8], response: &[u8]) -> (f64, f64) {
+    if op == "TransactWriteItems" {
+        let actions = serde_json::from_slice::<serde_json::Value>(request)
+            .ok()
+            .and_then(|v| {
+                v.get("TransactItems")
+                    .and_then(|t| t.as_array())
+                    .map(Vec::len)
+            })
+            .unwrap_or(0);
+        return (0.0, 2.0 * actions as f64);
+    }
+    let (read, write) = consumed(response);
     if is_read_only(op) {
         (read + write, 0.0)
     } else {
@@ -162,6 +188,9 @@ impl Intercept for RequestCounter {
         let Some(bytes) = request.body().bytes() else {
             return Ok(());
         };
+        // The request body is gone after sending: keep what the count needs.
+        cfg.interceptor_state()
+            .store_put(SentRequest(bytes.to_vec()));
         let Ok(serde_json::Value::Object(mut body)) = serde_json::from_slice(bytes) else {
             return Ok(());
         };
@@ -181,10 +210,14 @@ impl Intercept for RequestCounter {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let op = operation(cfg);
+        let request = cfg
+            .load::<SentRequest>()
+            .map(|r| r.0.as_slice())
+            .unwrap_or_default();
         let (read, write) = context
             .response()
             .and_then(|r| r.body().bytes())
-            .map(|body| units(&op, body))
+            .map(|body| units(&op, request, body))
             .unwrap_or((0.0, 0.0));
         self.record(&op, |c| {
             c.requests += 1;
@@ -211,5 +244,14 @@ mod tests {
         );
         assert_eq!(consumed(b"{}"), (0.0, 0.0));
         assert_eq!(consumed(b"not json"), (0.0, 0.0));
+    }
+
+    #[test]
+    fn transactions_are_counted_as_dynamodb_bills_them() {
+        let request = br#"{"TransactItems":[{"Put":{}},{"Update":{}},{"ConditionCheck":{}}]}"#;
+        let reported = br#"{"ConsumedCapacity":[{"TableName":"t","CapacityUnits":2.0}]}"#;
+        assert_eq!(units("TransactWriteItems", request, reported), (0.0, 6.0));
+        assert_eq!(units("GetItem", b"{}", reported), (2.0, 0.0));
+        assert_eq!(units("PutItem", b"{}", reported), (0.0, 2.0));
     }
 }

@@ -26,7 +26,11 @@ pub fn ttl_for(key: &CounterKey) -> Option<i64> {
 
 /// The windows whose counters carry the `top` attribute and so appear in
 /// the Usage table's top index ([`crate::tables::USAGE_TOP_INDEX`]).
-pub const TOP_WINDOWS: [Window; 2] = [Window::Day, Window::Month];
+///
+/// Month only: every write of an indexed item also writes the index (two
+/// more write units when the count, the index's sort key, changes), so
+/// indexing day items too would add two write units to every increment.
+pub const TOP_WINDOWS: [Window; 1] = [Window::Month];
 
 /// The `top` index key of a counter item: `<meter>#<window>#<period>#<region>`,
 /// for the windows in [`TOP_WINDOWS`] only (the index is sparse).
