@@ -28,6 +28,10 @@ pub enum KeysCommand {
         /// Print the new key as JSON (for scripts).
         #[arg(long)]
         json: bool,
+        /// Store the key in each of these regions (keys are copied to every
+        /// region at signup); default: the `--region` alone.
+        #[arg(long, value_delimiter = ',')]
+        regions: Vec<String>,
     },
     /// Revoke a customer's key (takes effect within the authorizer's cache time).
     Revoke {
@@ -35,6 +39,9 @@ pub enum KeysCommand {
         customer: String,
         #[arg(long)]
         key_id: String,
+        /// Revoke it in each of these regions; default: the `--region` alone.
+        #[arg(long, value_delimiter = ',')]
+        regions: Vec<String>,
     },
     /// List a customer's keys.
     List {
@@ -59,15 +66,28 @@ pub async fn run(client: &Client, names: &TableNames, command: KeysCommand) -> R
             plan,
             expires,
             json,
+            regions,
         } => {
             let expires_at = expires.as_deref().map(parse_expiry).transpose()?;
             let mut secret = [0u8; tollgate_core::apikey::SECRET_BYTES];
             rand::rng().fill_bytes(&mut secret);
-            let created = create_key(&store, &customer, &plan, expires_at, now, secret).await?;
-            println!("{}", render_created(&created, json));
+            let mut created = None;
+            for store in stores(&store, names, &regions).await {
+                created =
+                    Some(create_key(&store, &customer, &plan, expires_at, now, secret).await?);
+            }
+            if let Some(created) = created {
+                println!("{}", render_created(&created, json));
+            }
         }
-        KeysCommand::Revoke { customer, key_id } => {
-            revoke_key(&store, &customer, &key_id).await?;
+        KeysCommand::Revoke {
+            customer,
+            key_id,
+            regions,
+        } => {
+            for store in stores(&store, names, &regions).await {
+                revoke_key(&store, &customer, &key_id).await?;
+            }
             println!("revoked {key_id} of customer {customer}");
         }
         KeysCommand::List { customer } => {
@@ -82,6 +102,19 @@ pub async fn run(client: &Client, names: &TableNames, command: KeysCommand) -> R
         }
     }
     Ok(())
+}
+
+/// The Keys tables of `regions`, or the default store when none are named.
+async fn stores(default: &KeysStore, names: &TableNames, regions: &[String]) -> Vec<KeysStore> {
+    if regions.is_empty() {
+        return vec![default.clone()];
+    }
+    let mut out = Vec::new();
+    for region in regions {
+        let client = tollgate_store::client_from_env(Some(region)).await;
+        out.push(KeysStore::new(client, names.keys.clone()));
+    }
+    out
 }
 
 /// A key just created: the only time its secret exists outside the client.

@@ -34,7 +34,12 @@ pub async fn define_meters(client: &Client, tables: &TableNames) {
 
 /// The configuration for a harness's tables in `region`.
 pub fn config(tables: &TableNames, region: &str) -> Config {
-    Config::new(tables.clone(), Region::new(region).unwrap())
+    let mut config = Config::new(tables.clone(), Region::new(region).unwrap());
+    // The tests' clock stands at NOW, days before the wall clock; DynamoDB
+    // Local's TTL sweeper deletes by the wall clock, and would delete a
+    // request record that expires 24 h after NOW in the middle of a test.
+    config.request_key_expiry = std::time::Duration::from_secs(3650 * 86_400);
+    config
 }
 
 /// An `Ingest` on `client` with a manual clock at `NOW`.
