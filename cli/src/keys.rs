@@ -72,12 +72,29 @@ pub async fn run(client: &Client, names: &TableNames, command: KeysCommand) -> R
             let mut secret = [0u8; tollgate_core::apikey::SECRET_BYTES];
             rand::rng().fill_bytes(&mut secret);
             let mut created = None;
-            for store in stores(&store, names, &regions).await {
-                created =
-                    Some(create_key(&store, &customer, &plan, expires_at, now, secret).await?);
+            let mut failed = Vec::new();
+            let targets = stores(&store, names, &regions).await;
+            for (i, store) in targets.iter().enumerate() {
+                match create_key(store, &customer, &plan, expires_at, now, secret).await {
+                    Ok(c) => created = Some(c),
+                    // Nothing stored yet: the secret was never valid anywhere.
+                    Err(e) if created.is_none() => return Err(e),
+                    Err(e) => failed.push(format!(
+                        "{}: {e:#}",
+                        regions.get(i).map_or("?", String::as_str)
+                    )),
+                }
             }
             if let Some(created) = created {
+                // Print the secret even when a later region failed: the key
+                // exists in the earlier ones and is shown only now.
                 println!("{}", render_created(&created, json));
+            }
+            if !failed.is_empty() {
+                anyhow::bail!(
+                    "the key was not stored in every region ({}); revoke it with `tollgate keys revoke --regions ...` or create it again",
+                    failed.join("; ")
+                );
             }
         }
         KeysCommand::Revoke {

@@ -47,6 +47,31 @@ fn the_template_tables_match_the_store_specs() {
             keys.push((range.to_owned(), "RANGE".to_owned()));
             attrs.push((range.to_owned(), "S".to_owned()));
         }
+        for index in spec.indexes {
+            attrs.push((index.hash_key.to_owned(), "S".to_owned()));
+            attrs.push((index.range_key.to_owned(), "N".to_owned()));
+            let gsi = p["GlobalSecondaryIndexes"]
+                .as_sequence()
+                .and_then(|l| {
+                    l.iter()
+                        .find(|g| g["IndexName"].as_str() == Some(index.name))
+                })
+                .unwrap_or_else(|| panic!("{}: no index {}", spec.logical_id, index.name));
+            assert_eq!(
+                strings(&gsi["KeySchema"], "KeyType"),
+                [
+                    (index.hash_key.to_owned(), "HASH".to_owned()),
+                    (index.range_key.to_owned(), "RANGE".to_owned())
+                ],
+                "{} index {}",
+                spec.logical_id,
+                index.name
+            );
+            assert_eq!(
+                gsi["Projection"]["ProjectionType"].as_str(),
+                Some("KEYS_ONLY")
+            );
+        }
         assert_eq!(
             strings(&p["KeySchema"], "KeyType"),
             keys,

@@ -44,8 +44,8 @@ pub struct IndexSpec {
 }
 
 /// The Usage table's sparse "top" index: hash `top` =
-/// `<meter>#<window>#<period>#<region>` (set on day and month counters
-/// only, see `usage::top_key`), range `n` (the counter), keys only. It
+/// `<meter>#<window>#<period>#<region>` (set on month counters only, see
+/// `usage::top_key`), range `n` (the counter), keys only. It
 /// answers "the largest counters of a meter in a period" without a Scan.
 pub const USAGE_TOP_INDEX: IndexSpec = IndexSpec {
     name: "top",
