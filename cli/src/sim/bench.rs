@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
 use futures::StreamExt;
-use quota_sync::pump::{InProcess, Invoke, PumpOptions, RegionPump, StartPosition, StreamReader};
+use quota_sync::pump::{InProcess, Invoke, PumpOptions, RegionPump, StartPosition};
 use serde_json::{json, Value};
 use tollgate_core::{ApiKey, CounterKey, Identity, KeyRecord, KeyStatus, MeterName, Plan, Window};
 use tollgate_store::attr::{n, s};
@@ -440,13 +440,7 @@ async fn region(
         KeysStore::new(qs_client, &names.keys),
         peer_stores,
     );
-    let reader = StreamReader::new(
-        name.to_owned(),
-        names.usage.clone(),
-        tollgate_store::local_client(endpoint, name),
-        super::demo::streams_client(endpoint, name),
-        StartPosition::Latest,
-    );
+    let reader = quota_sync::local_reader(endpoint, name, &names.usage, StartPosition::Latest);
     let invoker: Arc<dyn Invoke> = Arc::new(InProcess(Arc::new(qs)));
     let pump = RegionPump::new(
         reader,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use quota_sync::pump::{Invoke, PumpOptions, RegionPump, RuntimeApi, StartPosition, StreamReader};
+use quota_sync::pump::{Invoke, PumpOptions, RegionPump, RuntimeApi, StartPosition};
 use serde_json::{json, Value};
 use tollgate_core::{
     Aggregation, ApiKey, CounterKey, Identity, KeyRecord, KeyStatus, MeterDef, MeterName, Plan,
@@ -161,15 +161,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let mut pumps = Vec::new();
     let mut invokers = Vec::new();
     for (region, url) in args.regions.iter().zip(&args.function_urls) {
-        let ddb = local_client(&endpoint, region);
-        let streams = streams_client(&endpoint, region);
-        let reader = StreamReader::new(
-            region.clone(),
-            names.usage.clone(),
-            ddb,
-            streams,
-            StartPosition::Latest,
-        );
+        let reader =
+            quota_sync::local_reader(&endpoint, region, &names.usage, StartPosition::Latest);
         let qs: Arc<dyn Invoke> = Arc::new(RuntimeApi::new(
             url,
             "quota-sync",
@@ -370,20 +363,6 @@ fn client(
 
 fn random_key() -> ApiKey {
     ApiKey::generate(rand::random())
-}
-
-pub fn streams_client(endpoint: &str, region: &str) -> aws_sdk_dynamodbstreams::Client {
-    let conf = aws_sdk_dynamodbstreams::Config::builder()
-        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_sdk_dynamodbstreams::config::Region::new(
-            region.to_owned(),
-        ))
-        .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new(
-            "local", "local", None, None, "demo",
-        ))
-        .build();
-    aws_sdk_dynamodbstreams::Client::from_conf(conf)
 }
 
 /// Posts meter events; returns (accepted, duplicate, rejected).

@@ -2,6 +2,7 @@
 //! keys with Zipf-distributed popularity and from anonymous IPs, arriving
 //! as a Poisson process, spread over regions. Seeded, so a run repeats.
 
+use log_processor::sample::Zipf;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -89,33 +90,6 @@ pub struct Call {
     pub meter_event: bool,
 }
 
-/// Samples ranks 0..n with P(k) proportional to 1/(k+1)^s.
-#[derive(Debug, Clone)]
-pub struct Zipf {
-    cdf: Vec<f64>,
-}
-
-impl Zipf {
-    pub fn new(n: usize, s: f64) -> Zipf {
-        let mut acc = 0.0;
-        let mut cdf: Vec<f64> = (1..=n.max(1))
-            .map(|k| {
-                acc += 1.0 / (k as f64).powf(s);
-                acc
-            })
-            .collect();
-        for p in &mut cdf {
-            *p /= acc;
-        }
-        Zipf { cdf }
-    }
-
-    pub fn sample(&self, rng: &mut impl Rng) -> usize {
-        let u: f64 = rng.random();
-        self.cdf.partition_point(|&p| p < u).min(self.cdf.len() - 1)
-    }
-}
-
 /// The calls of a workload over `regions` regions, in time order.
 pub fn calls(w: &Workload, regions: usize, seed: u64) -> Vec<Call> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -134,7 +108,7 @@ pub fn calls(w: &Workload, regions: usize, seed: u64) -> Vec<Call> {
         let caller = if rng.random::<f64>() < w.anonymous_share {
             Caller::Anonymous(rng.random_range(0..w.anonymous_ips.max(1)))
         } else {
-            Caller::Key(zipf.sample(&mut rng))
+            Caller::Key(zipf.rank(rng.random()))
         };
         out.push(Call {
             at_ms,
@@ -153,7 +127,7 @@ mod tests {
     fn zipf_favours_low_ranks_and_stays_in_range() {
         let z = Zipf::new(1000, 1.1);
         let mut rng = StdRng::seed_from_u64(7);
-        let samples: Vec<usize> = (0..20_000).map(|_| z.sample(&mut rng)).collect();
+        let samples: Vec<usize> = (0..20_000).map(|_| z.rank(rng.random())).collect();
         assert!(samples.iter().all(|&k| k < 1000));
         let top = samples.iter().filter(|&&k| k == 0).count() as f64 / 20_000.0;
         // P(rank 0) = 1 / H(1000, 1.1), about 0.15.
