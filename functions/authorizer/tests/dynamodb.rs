@@ -85,7 +85,7 @@ async fn a_key_block_denies_with_its_reset_time_until_cleared() {
     assert_eq!(v["context"]["status"], 429);
     let reset = day_block(1).period.end();
     assert_eq!(v["context"]["reset_at"], reset);
-    assert_eq!(v["context"]["reset_at_rfc3339"], "2026-11-22T00:00:00Z");
+    assert_eq!(v["context"]["reset_at_rfc3339"], "2030-11-22T00:00:00Z");
     store.clear_blocks(&identity).await.expect("clear");
     clock.advance(Duration::from_secs(5));
     assert!(allowed(&respond(&a, &key_event(&key)).await));

@@ -20,8 +20,9 @@ use tollgate_tests::Harness;
 pub const DEMO_KEY: &str =
     "tg_live_000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
-/// 2026-11-21T13:05:07Z.
-pub const NOW: UnixMillis = 1_795_266_307_000;
+/// 2030-11-21T13:05:07Z: in the future, because DynamoDB Local's TTL sweeper deletes
+/// items (such as blocks, which expire at their period's end) by the wall clock.
+pub const NOW: UnixMillis = 1_921_496_707_000;
 
 pub fn demo_key() -> ApiKey {
     ApiKey::parse(DEMO_KEY).expect("demo key")
