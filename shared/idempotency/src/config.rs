@@ -307,6 +307,14 @@ impl IdempotencyConfig {
         format!("{}#v{}#", self.namespace, self.version)
     }
 
+    /// `<namespace>#v<version>#<digest>`, in one allocation.
+    pub(crate) fn prefixed_key(&self, digest: &str) -> String {
+        use std::fmt::Write;
+        let mut key = String::with_capacity(self.namespace.len() + 16 + digest.len());
+        let _ = write!(key, "{}#v{}#{digest}", self.namespace, self.version);
+        key
+    }
+
     /// The marker expiry in effect.
     pub fn effective_marker_expiry(&self) -> Duration {
         self.marker_expiry.unwrap_or(self.expiry)

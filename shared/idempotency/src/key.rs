@@ -6,8 +6,11 @@ use std::fmt;
 use std::io::{self, Write};
 use std::sync::Arc;
 
+use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use crate::canon::{self, Canon};
 
 /// A selector closure.
 pub type SelectFn = Arc<dyn Fn(&Value) -> Option<Value> + Send + Sync>;
@@ -90,6 +93,75 @@ impl KeySelector {
             KeySelector::Fn { f, .. } => f(event),
         }?;
         (!is_missing(&v)).then_some(v)
+    }
+
+    /// Whether `self` and `other` surely select the same part of any event
+    /// (closures only when they are the same closure).
+    pub(crate) fn same_as(&self, other: &KeySelector) -> bool {
+        match (self, other) {
+            (KeySelector::Fn { f: a, .. }, KeySelector::Fn { f: b, .. }) => Arc::ptr_eq(a, b),
+            _ => match (self.whole_or_steps(), other.whole_or_steps()) {
+                (Some(a), Some(b)) => a == b,
+                _ => match (self, other) {
+                    (KeySelector::Paths(a), KeySelector::Paths(b)) => {
+                        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.steps == y.steps)
+                    }
+                    _ => false,
+                },
+            },
+        }
+    }
+
+    /// The steps of a one-path selector (none for the whole event).
+    fn whole_or_steps(&self) -> Option<&[Step]> {
+        match self {
+            KeySelector::Whole => Some(&[]),
+            KeySelector::Path(p) => Some(&p.steps),
+            _ => None,
+        }
+    }
+
+    /// Whether the selector needs the event as a `serde_json::Value`.
+    pub(crate) fn needs_value(&self) -> bool {
+        matches!(self, KeySelector::Fn { .. })
+    }
+
+    /// The SHA-256 (hex) of the canonical JSON of what this selector selects
+    /// in a typed event, or `None` when that is missing; equal to
+    /// `self.select(&serde_json::to_value(event)?)` then [`hash_canonical`],
+    /// without building the event's `Value`. Closures go through `to_value`.
+    pub(crate) fn digest_typed<T: Serialize + ?Sized>(
+        &self,
+        event: &T,
+    ) -> Result<Option<String>, serde_json::Error> {
+        match self {
+            KeySelector::Fn { .. } => {
+                let value = serde_json::to_value(event)?;
+                Ok(self.select(&value).map(|v| hash_canonical(&v)))
+            }
+            KeySelector::Paths(ps) => {
+                let values = ps
+                    .iter()
+                    .map(|p| Ok(canon::select(event, &p.steps)?.unwrap_or(Value::Null)))
+                    .collect::<Result<Vec<_>, serde_json::Error>>()?;
+                let v = Value::Array(values);
+                Ok((!is_missing(&v)).then(|| hash_canonical(&v)))
+            }
+            KeySelector::Whole => hash_serialize(event),
+            KeySelector::Path(p) if p.steps.is_empty() => hash_serialize(event),
+            KeySelector::Path(p) => Ok(canon::select(event, &p.steps)?
+                .filter(|v| !is_missing(v))
+                .map(|v| hash_canonical(&v))),
+        }
+    }
+
+    /// [`hash_canonical`] of what this selector selects in `event`, or `None`
+    /// when that is missing; the whole event is hashed without a copy.
+    pub(crate) fn digest_value(&self, event: &Value) -> Option<String> {
+        match self {
+            KeySelector::Whole => (!is_missing(event)).then(|| hash_canonical(event)),
+            _ => self.select(event).map(|v| hash_canonical(&v)),
+        }
     }
 
     /// The selector, for messages.
@@ -206,7 +278,7 @@ impl JsonPath {
     }
 }
 
-fn select_steps(cur: &Value, steps: &[Step]) -> Option<Value> {
+pub(crate) fn select_steps(cur: &Value, steps: &[Step]) -> Option<Value> {
     let Some((step, rest)) = steps.split_first() else {
         return Some(cur.clone());
     };
@@ -280,26 +352,43 @@ pub fn canonical_json(v: &Value) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-struct HashWriter(Sha256);
+thread_local! {
+    static CANON: std::cell::RefCell<Canon> = std::cell::RefCell::new(Canon::with_capacity(2048));
+}
 
-impl Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+/// Runs `f` with this thread's canonical writer (a fresh one if it is busy).
+fn with_canon<R>(f: impl FnOnce(&mut Canon) -> R) -> R {
+    CANON.with(|c| match c.try_borrow_mut() {
+        Ok(mut canon) => f(&mut canon),
+        Err(_) => f(&mut Canon::default()),
+    })
+}
+
+/// SHA-256 of `bytes` as 64 lower-case hex digits.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut hex = [0u8; 64];
+    // 64 is exactly twice 32: this cannot fail.
+    let _ = hex::encode_to_slice(digest, &mut hex);
+    hex.iter().map(|&b| char::from(b)).collect()
+}
+
+/// The SHA-256 (hex) of the canonical JSON of a typed value, or `None`
+/// when it is missing (`null`, or an array or object of nulls only).
+fn hash_serialize<T: Serialize + ?Sized>(v: &T) -> Result<Option<String>, serde_json::Error> {
+    with_canon(|c| {
+        let missing = c.write(v)?;
+        Ok((!missing).then(|| sha256_hex(&c.out)))
+    })
 }
 
 /// SHA-256 of the canonical JSON of `v`, as 64 lower-case hex digits.
 pub fn hash_canonical(v: &Value) -> String {
-    let mut w = io::BufWriter::with_capacity(512, HashWriter(Sha256::new()));
-    let _ = write_canonical(&mut w, v);
-    match w.into_inner() {
-        Ok(h) => hex::encode(h.0.finalize()),
-        Err(_) => String::new(),
-    }
+    with_canon(|c| match c.write(v) {
+        Ok(_) => sha256_hex(&c.out),
+        // A Value always serializes; should it not, hash the reference form.
+        Err(_) => sha256_hex(canonical_json(v).as_bytes()),
+    })
 }
 
 #[cfg(test)]

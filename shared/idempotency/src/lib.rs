@@ -39,6 +39,7 @@
 
 mod batch;
 mod cache;
+mod canon;
 pub mod clock;
 mod config;
 mod error;
@@ -183,24 +184,55 @@ impl Idempotency {
         &self,
         event: &T,
     ) -> Result<Option<IdempotencyKey>, IdempotencyError> {
-        let value = serde_json::to_value(event).map_err(|e| IdempotencyError::Codec {
+        let config = &self.inner.config;
+        let codec = |e: serde_json::Error| IdempotencyError::Codec {
             key: String::new(),
             message: format!("cannot serialize the event: {e}"),
-        })?;
-        Ok(self.key_for_value(&value))
+        };
+        let needs_value = config.key_selector.needs_value()
+            || config
+                .payload_selector
+                .as_ref()
+                .is_some_and(KeySelector::needs_value);
+        if needs_value {
+            let value = serde_json::to_value(event).map_err(codec)?;
+            return Ok(self.key_for_value(&value));
+        }
+        let Some(digest) = config.key_selector.digest_typed(event).map_err(codec)? else {
+            return Ok(None);
+        };
+        let fingerprint = match &config.payload_selector {
+            None => None,
+            // The same part: its digest is the key's, computed once.
+            Some(sel) if sel.same_as(&config.key_selector) => Some(digest.clone()),
+            Some(sel) => Some(
+                sel.digest_typed(event)
+                    .map_err(codec)?
+                    .unwrap_or_else(|| hash_canonical(&Value::Null)),
+            ),
+        };
+        Ok(Some(IdempotencyKey {
+            key: config.prefixed_key(&digest),
+            fingerprint,
+        }))
     }
 
     /// The key of an event already in JSON form.
     pub fn key_for_value(&self, event: &Value) -> Option<IdempotencyKey> {
         let config = &self.inner.config;
-        let selected = config.key_selector.select(event)?;
-        let mut key = config.key_prefix();
-        key.push_str(&hash_canonical(&selected));
+        let digest = config.key_selector.digest_value(event)?;
         let fingerprint = config.payload_selector.as_ref().map(|sel| {
-            sel.select(event)
-                .map_or_else(|| hash_canonical(&Value::Null), |v| hash_canonical(&v))
+            if sel.same_as(&config.key_selector) {
+                digest.clone()
+            } else {
+                sel.digest_value(event)
+                    .unwrap_or_else(|| hash_canonical(&Value::Null))
+            }
         });
-        Some(IdempotencyKey { key, fingerprint })
+        Some(IdempotencyKey {
+            key: config.prefixed_key(&digest),
+            fingerprint,
+        })
     }
 
     /// The record key of a marker id: `<namespace>#v<version>#m#<id>`, or
