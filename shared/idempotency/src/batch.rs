@@ -146,27 +146,37 @@ impl Idempotency {
     {
         let config = self.config();
         let mut conflicts = 0;
+        // A request whose outcome is unknown (`TransactionInProgress`: an SDK
+        // retry of it met the first attempt still running) is sent again
+        // unchanged, token included, so that it resolves to that attempt's
+        // outcome instead of finding its own markers and calling them
+        // duplicates.
+        let mut unresolved: Option<(String, Vec<TransactWriteItem>)> = None;
         loop {
             if chunk.is_empty() {
                 return Ok(false);
             }
             let first_key = self.marker_key(&chunk[0]);
-            let now_s = self.now_ms() / 1000;
-            let expiration_s = now_s + config.effective_marker_expiry().as_secs();
-            let mut actions = Vec::with_capacity(chunk.len() + writes.len());
-            for id in chunk.iter() {
-                actions.push(
-                    self.marker_put(id, now_s, expiration_s).map_err(|e| {
-                        IdempotencyError::dynamo("TransactWriteItems", &first_key, &e)
-                    })?,
-                );
-            }
-            actions.extend(writes.iter().cloned());
+            let (request_token, actions) = match unresolved.take() {
+                Some(same) => same,
+                None => {
+                    let now_s = self.now_ms() / 1000;
+                    let expiration_s = now_s + config.effective_marker_expiry().as_secs();
+                    let mut actions = Vec::with_capacity(chunk.len() + writes.len());
+                    for id in chunk.iter() {
+                        actions.push(self.marker_put(id, now_s, expiration_s).map_err(|e| {
+                            IdempotencyError::dynamo("TransactWriteItems", &first_key, &e)
+                        })?);
+                    }
+                    actions.extend(writes.iter().cloned());
+                    (token(), actions)
+                }
+            };
             let result = self
                 .client
                 .transact_write_items()
-                .set_transact_items(Some(actions))
-                .client_request_token(token())
+                .set_transact_items(Some(actions.clone()))
+                .client_request_token(&request_token)
                 .send()
                 .await;
             let err = match result {
@@ -178,6 +188,7 @@ impl Idempotency {
                     classify(e.cancellation_reasons(), chunk.len(), &first_key)?
                 }
                 Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
+                    unresolved = Some((request_token, actions));
                     Reasons::Conflict
                 }
                 _ => {
