@@ -58,6 +58,9 @@ pub fn gunzip_capped(bytes: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError>
     if bytes.len() < 2 || bytes[0] != 0x1f || bytes[1] != 0x8b {
         return Err(DecodeError::NotGzip);
     }
+    if let Some(out) = gunzip_whole(bytes, limit) {
+        return Ok(out);
+    }
     let cap = limit.saturating_add(1);
     // A payload rarely compresses worse than 1:4; start there, within the cap.
     let mut out = Vec::with_capacity(bytes.len().saturating_mul(8).min(cap));
@@ -69,6 +72,40 @@ pub fn gunzip_capped(bytes: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError>
         return Err(DecodeError::TooLarge { limit });
     }
     Ok(out)
+}
+
+/// The common case in one call: one gzip member with a plain 10-byte header
+/// (no optional fields) that ends exactly at the end of `bytes`, whose
+/// trailer gives a size within the cap. It is inflated straight into a
+/// buffer of that size (which lets the inflater skip its window buffer and
+/// the copy out of it) and then checked against the trailer's CRC-32 and
+/// size. `None` for anything else, left to [`GzDecoder`]: whatever this
+/// returns, [`GzDecoder`] would return the same bytes for.
+fn gunzip_whole(bytes: &[u8], limit: usize) -> Option<Vec<u8>> {
+    use flate2::{Crc, Decompress, FlushDecompress, Status};
+    let header = bytes.get(..10)?;
+    let trailer = bytes.len().checked_sub(8).and_then(|at| bytes.get(at..))?;
+    if header[..4] != [0x1f, 0x8b, 8, 0] || bytes.len() < 18 {
+        return None;
+    }
+    let crc = u32::from_le_bytes(trailer[..4].try_into().ok()?);
+    let size = usize::try_from(u32::from_le_bytes(trailer[4..].try_into().ok()?)).ok()?;
+    if size == 0 || size > limit {
+        return None;
+    }
+    let deflated = &bytes[10..bytes.len() - 8];
+    let mut out = Vec::with_capacity(size);
+    let mut inflater = Decompress::new(false);
+    match inflater.decompress_vec(deflated, &mut out, FlushDecompress::Finish) {
+        Ok(Status::StreamEnd) => {}
+        _ => return None,
+    }
+    if inflater.total_in() != deflated.len() as u64 || out.len() != size {
+        return None;
+    }
+    let mut check = Crc::new();
+    check.update(&out);
+    (check.sum() == crc).then_some(out)
 }
 
 /// Base64 text to decompressed payload bytes.
@@ -86,7 +123,7 @@ pub enum MessageType {
 }
 
 /// A decompressed CloudWatch Logs subscription payload, borrowing from its bytes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogsPayload<'a> {
     /// `DATA_MESSAGE` or `CONTROL_MESSAGE`.
@@ -107,7 +144,7 @@ pub struct LogsPayload<'a> {
 }
 
 /// One log event.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct LogEvent<'a> {
     /// CloudWatch Logs' id of the event, unique and stable across redeliveries.
     #[serde(borrow)]
@@ -134,11 +171,392 @@ impl LogsPayload<'_> {
 }
 
 /// Parses decompressed payload bytes.
+///
+/// A payload in the plain shape CloudWatch Logs sends is read by
+/// [`parse_payload_fast`] in one pass; anything else (and every error) goes
+/// through `serde_json`, which gives the same result for what the fast path
+/// reads ([`fast_payload_agrees`], checked by the tests and the fuzz target).
 pub fn parse_payload(bytes: &[u8]) -> Result<LogsPayload<'_>, DecodeError> {
-    let payload: LogsPayload<'_> =
-        serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?;
+    let payload = match std::str::from_utf8(bytes).ok().and_then(parse_payload_fast) {
+        Some(payload) => payload,
+        None => parse_payload_serde(bytes)?,
+    };
     payload.kind()?;
     Ok(payload)
+}
+
+/// Parses payload bytes with `serde_json` only.
+fn parse_payload_serde(bytes: &[u8]) -> Result<LogsPayload<'_>, DecodeError> {
+    serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))
+}
+
+/// Whether [`parse_payload_fast`] agrees with `serde_json` on `bytes`: it
+/// either declines them or reads exactly what `serde_json` reads. For the
+/// tests and the fuzz target.
+pub fn fast_payload_agrees(bytes: &[u8]) -> bool {
+    match std::str::from_utf8(bytes).ok().and_then(parse_payload_fast) {
+        None => true,
+        Some(fast) => parse_payload_serde(bytes).ok() == Some(fast),
+    }
+}
+
+/// Reads a payload in one pass when it is a plain JSON object of the
+/// expected shape; `None` (leaving it to `serde_json`) for anything else:
+/// surrogate escapes, numbers other than plain non-negative integers,
+/// nested values other than `logEvents` and arrays of plain values,
+/// duplicate or missing fields, trailing text, any error.
+pub fn parse_payload_fast(text: &str) -> Option<LogsPayload<'_>> {
+    let mut p = Scan::new(text);
+    let (mut message_type, mut owner, mut log_group, mut log_stream, mut log_events) =
+        (None, None, None, None, None);
+    p.object(|p, key| match key {
+        "messageType" => once(&mut message_type, p.string()?),
+        "owner" => once(&mut owner, p.string()?),
+        "logGroup" => once(&mut log_group, p.string()?),
+        "logStream" => once(&mut log_stream, p.string()?),
+        "logEvents" => {
+            let mut events = Vec::new();
+            p.array(|p| {
+                events.push(log_event(p)?);
+                Some(())
+            })?;
+            once(&mut log_events, events)
+        }
+        _ => p.skip_value(),
+    })?;
+    p.end()?;
+    Some(LogsPayload {
+        message_type: message_type?,
+        owner: owner.unwrap_or_default(),
+        log_group: log_group?,
+        log_stream: log_stream?,
+        log_events: log_events.unwrap_or_default(),
+    })
+}
+
+fn log_event<'a>(p: &mut Scan<'a>) -> Option<LogEvent<'a>> {
+    let (mut id, mut timestamp, mut message) = (None, None, None);
+    p.object(|p, key| match key {
+        "id" => once(&mut id, p.string()?),
+        "timestamp" => once(&mut timestamp, p.uint()?),
+        "message" => once(&mut message, p.string()?),
+        _ => p.skip_value(),
+    })?;
+    Some(LogEvent {
+        id: id?,
+        timestamp: timestamp?,
+        message: message?,
+    })
+}
+
+/// Sets a field seen for the first time (serde rejects duplicate fields).
+pub(crate) fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
+    match slot {
+        Some(_) => None,
+        None => {
+            *slot = Some(value);
+            Some(())
+        }
+    }
+}
+
+/// A strict, minimal JSON reader for the fast paths: every method returns
+/// `None` for anything it does not read exactly as `serde_json` would, and
+/// the caller then falls back to `serde_json`. Positions only ever stop at
+/// ASCII bytes, so slicing the text there is always at a char boundary.
+pub(crate) struct Scan<'a> {
+    text: &'a str,
+    at: usize,
+    scratch: Vec<u8>,
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `w` that is `"`, `\\` or a control
+/// character, and maybe of bytes above the first such one: the lowest set
+/// bit always marks a real one.
+#[inline]
+fn specials(w: u64) -> u64 {
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let backslash = w ^ (ONES * u64::from(b'\\'));
+    ((quote.wrapping_sub(ONES) & !quote)
+        | (backslash.wrapping_sub(ONES) & !backslash)
+        | (w.wrapping_sub(ONES * 0x20) & !w))
+        & HIGHS
+}
+
+/// The byte of an escape sequence's second character, for the one-byte escapes.
+fn simple_escape(c: u8) -> Option<u8> {
+    Some(match c {
+        b'"' => b'"',
+        b'\\' => b'\\',
+        b'/' => b'/',
+        b'b' => 0x08,
+        b'f' => 0x0c,
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        _ => return None,
+    })
+}
+
+impl<'a> Scan<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        Scan {
+            text,
+            at: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes().get(self.at).copied()
+    }
+
+    /// Skips JSON whitespace.
+    pub(crate) fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    /// Expects `byte` after optional whitespace.
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        self.ws();
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    /// Expects nothing but whitespace to the end.
+    pub(crate) fn end(&mut self) -> Option<()> {
+        self.ws();
+        (self.at == self.text.len()).then_some(())
+    }
+
+    /// Reads an object, calling `field` with each key, positioned at its value.
+    pub(crate) fn object(
+        &mut self,
+        mut field: impl FnMut(&mut Self, &'a str) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(b'{')?;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            self.ws();
+            let key = self.plain_string()?;
+            self.eat(b':')?;
+            self.ws();
+            field(self, key)?;
+            self.ws();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Reads an array, calling `item` positioned at each item.
+    fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.eat(b'[')?;
+        self.ws();
+        if self.peek()? == b']' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            self.ws();
+            item(self)?;
+            self.ws();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b']' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Skips a plain value: a string, a plain integer, `true`, `false`,
+    /// `null`, or an array of those.
+    pub(crate) fn skip_value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'[' => self.array(|p| match p.peek()? {
+                b'[' | b'{' => None,
+                _ => p.skip_value(),
+            }),
+            _ => self.scalar().map(|_| ()),
+        }
+    }
+
+    /// Reads a string, a plain integer, `true`, `false` or `null`.
+    pub(crate) fn scalar(&mut self) -> Option<Scalar<'a>> {
+        match self.peek()? {
+            b'"' => self.string().map(Scalar::Str),
+            b'0'..=b'9' => self.uint().map(Scalar::Int),
+            _ => {
+                for (word, value) in [
+                    ("true", Scalar::Bool(true)),
+                    ("false", Scalar::Bool(false)),
+                    ("null", Scalar::Null),
+                ] {
+                    if self.text[self.at..].starts_with(word) {
+                        self.at += word.len();
+                        return Some(value);
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// Reads a non-negative integer of at most 18 digits, without a
+    /// fraction or exponent (so it fits `i64` and `u64` alike).
+    pub(crate) fn uint(&mut self) -> Option<i64> {
+        let digits = self.bytes()[self.at..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let text = &self.text[self.at..self.at + digits];
+        if digits == 0 || digits > 18 || (digits > 1 && text.starts_with('0')) {
+            return None;
+        }
+        self.at += digits;
+        if let Some(b'.' | b'e' | b'E') = self.peek() {
+            return None;
+        }
+        text.parse().ok()
+    }
+
+    /// Finds the next `"`, `\\` or control character from the position.
+    fn next_special(&mut self) -> Option<u8> {
+        let bytes = self.bytes();
+        while let Some(chunk) = bytes.get(self.at..self.at + 8) {
+            let w = u64::from_le_bytes(chunk.try_into().ok()?);
+            let m = specials(w);
+            if m != 0 {
+                self.at += (m.trailing_zeros() / 8) as usize;
+                return bytes.get(self.at).copied();
+            }
+            self.at += 8;
+        }
+        while let Some(&b) = bytes.get(self.at) {
+            if b == b'"' || b == b'\\' || b < 0x20 {
+                return Some(b);
+            }
+            self.at += 1;
+        }
+        None
+    }
+
+    /// Reads a string without escapes, borrowed.
+    pub(crate) fn plain_string(&mut self) -> Option<&'a str> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.at += 1;
+        let start = self.at;
+        match self.next_special()? {
+            b'"' => {
+                self.at += 1;
+                Some(&self.text[start..self.at - 1])
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads a string: borrowed when it has no escapes, unescaped otherwise.
+    pub(crate) fn string(&mut self) -> Option<Cow<'a, str>> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.at += 1;
+        let start = self.at;
+        match self.next_special()? {
+            b'"' => {
+                self.at += 1;
+                Some(Cow::Borrowed(&self.text[start..self.at - 1]))
+            }
+            b'\\' => self.unescape(start).map(Cow::Owned),
+            _ => None,
+        }
+    }
+
+    /// Finishes a string that has an escape at the position: unescapes it
+    /// into the reused scratch buffer (8 bytes at a time between escapes),
+    /// then copies it out at its exact size.
+    fn unescape(&mut self, start: usize) -> Option<String> {
+        let bytes = self.bytes();
+        let out = &mut self.scratch;
+        out.clear();
+        out.extend_from_slice(bytes.get(start..self.at)?);
+        let mut i = self.at;
+        loop {
+            while let Some(chunk) = bytes.get(i..i + 8) {
+                let w = u64::from_le_bytes(chunk.try_into().ok()?);
+                let m = specials(w);
+                // Copy the whole word, then drop what follows a special byte.
+                out.extend_from_slice(&w.to_le_bytes());
+                if m != 0 {
+                    let keep = (m.trailing_zeros() / 8) as usize;
+                    out.truncate(out.len() - (8 - keep));
+                    i += keep;
+                    break;
+                }
+                i += 8;
+            }
+            match *bytes.get(i)? {
+                b'"' => {
+                    self.at = i + 1;
+                    return String::from_utf8(out.clone()).ok();
+                }
+                b'\\' => {
+                    let c = *bytes.get(i + 1)?;
+                    if let Some(b) = simple_escape(c) {
+                        out.push(b);
+                        i += 2;
+                    } else if c == b'u' {
+                        let hex = self.text.get(i + 2..i + 6)?;
+                        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                            return None;
+                        }
+                        // Surrogates (pairs or lone) are left to serde_json.
+                        let c = char::from_u32(u32::from_str_radix(hex, 16).ok()?)?;
+                        out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                        i += 6;
+                    } else {
+                        return None;
+                    }
+                }
+                b if b < 0x20 => return None,
+                b => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+    }
+}
+
+/// A plain JSON value read by [`Scan::scalar`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Scalar<'a> {
+    Str(Cow<'a, str>),
+    Int(i64),
+    Bool(bool),
+    Null,
 }
 
 /// At most `max` bytes of `text`, cut at a character boundary.
@@ -251,5 +669,98 @@ mod tests {
         assert_eq!(truncate("héllo", 2), "h");
         assert_eq!(truncate("héllo", 3), "hé");
         assert_eq!(truncate("abc", 10), "abc");
+    }
+
+    #[test]
+    fn the_one_pass_reader_agrees_with_serde_json() {
+        let realistic = crate::sample::payload_json(
+            "g",
+            "s",
+            &crate::sample::Traffic::new(50, 1.1, 50, 0.2, 7)
+                .events(50, 1_795_000_000_000, 3)
+                .0,
+        );
+        let parsed = parse_payload_fast(std::str::from_utf8(&realistic).unwrap()).unwrap();
+        assert_eq!(parsed.log_events.len(), 50);
+        assert!(fast_payload_agrees(&realistic));
+        let control = crate::sample::control_json();
+        assert!(parse_payload_fast(std::str::from_utf8(&control).unwrap()).is_some());
+        assert!(fast_payload_agrees(&control));
+        let ev = r#"{"id":"1","timestamp":5,"message":"m"}"#;
+        let payloads = [
+            PAYLOAD.to_owned(),
+            format!(r#"{{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{ev}]}}"#),
+            format!(r#"{{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{ev},{ev}],"owner":null}}"#),
+            format!(r#"{{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{ev}],"logGroup":"h"}}"#),
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logEvents":[]}"#.to_owned(),
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s"}"#.to_owned(),
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":null}"#.to_owned(),
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":-5,"message":"m"}]}"#.to_owned(),
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":5.0,"message":"m"}]}"#.to_owned(),
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":5}]}"#.to_owned(),
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":5,"message":"m","x":[1]}]}"#.to_owned(),
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":5,"message":"\u00e9\"\\\/\b\f\n\r\t\ud83d\ude00"}]}"#.to_owned(),
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":5,"message":"\u00e9\"\\\/\b\f\n\r\t"}]}"#.to_owned(),
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":5,"message":"\u00"}]}"#.to_owned(),
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":5,"message":"\q"}]}"#.to_owned(),
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":5,"message":"m"},]}"#.to_owned(),
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","subscriptionFilters":[["x"]]}"#.to_owned(),
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","subscriptionFilters":{}}"#.to_owned(),
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s"} trailing"#.to_owned(),
+            "\u{feff}{\"messageType\":\"DATA_MESSAGE\",\"logGroup\":\"g\",\"logStream\":\"s\"}".to_owned(),
+            r#"{"messageType":1,"logGroup":"g","logStream":"s"}"#.to_owned(),
+            String::new(),
+            "[]".to_owned(),
+        ];
+        for payload in &payloads {
+            assert!(fast_payload_agrees(payload.as_bytes()), "{payload}");
+        }
+        let mut bad_utf8 = PAYLOAD.as_bytes().to_vec();
+        bad_utf8[80] = 0xff;
+        assert!(fast_payload_agrees(&bad_utf8));
+        assert!(parse_payload(&bad_utf8).is_err());
+    }
+
+    #[test]
+    fn the_one_call_gunzip_agrees_with_the_streaming_one() {
+        let plain = crate::sample::payload_json(
+            "g",
+            "s",
+            &crate::sample::Traffic::new(50, 1.1, 50, 0.2, 7)
+                .events(200, 1_795_000_000_000, 3)
+                .0,
+        );
+        let gz = gzip(&plain);
+        assert_eq!(gunzip_whole(&gz, 1 << 20).as_deref(), Some(&plain[..]));
+        assert_eq!(gunzip_capped(&gz, 1 << 20).unwrap(), plain);
+        // Not taken: over the cap, trailing bytes, a header with a file name,
+        // a wrong CRC or size; the streaming path decides as before.
+        assert_eq!(gunzip_whole(&gz, plain.len() - 1), None);
+        assert_eq!(
+            gunzip_capped(&gz, plain.len() - 1),
+            Err(DecodeError::TooLarge {
+                limit: plain.len() - 1
+            })
+        );
+        let mut trailing = gz.clone();
+        trailing.extend_from_slice(b"junk");
+        assert_eq!(gunzip_whole(&trailing, 1 << 20), None);
+        assert_eq!(gunzip_capped(&trailing, 1 << 20).unwrap(), plain);
+        let mut named = flate2::GzBuilder::new()
+            .filename("payload.json")
+            .write(Vec::new(), flate2::Compression::default());
+        named.write_all(&plain).unwrap();
+        let named = named.finish().unwrap();
+        assert_eq!(gunzip_whole(&named, 1 << 20), None);
+        assert_eq!(gunzip_capped(&named, 1 << 20).unwrap(), plain);
+        let n = gz.len();
+        for at in [n - 8, n - 4, n - 1] {
+            let mut bad = gz.clone();
+            bad[at] ^= 0x01;
+            assert_eq!(gunzip_whole(&bad, 1 << 20), None);
+            assert!(gunzip_capped(&bad, 1 << 20).is_err());
+        }
+        assert_eq!(gunzip_whole(&gzip(b""), 1 << 20), None);
+        assert_eq!(gunzip_capped(&gzip(b""), 1 << 20).unwrap(), b"");
     }
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use tollgate_core::{Identity, MeterName, UnixMillis};
 
 use crate::config::StatusRanges;
-use crate::decode::truncate;
+use crate::decode::{truncate, Scalar, Scan};
 
 /// The API Gateway access log format that `template.yaml` sets for the REST
 /// API stage (`AccessLogSetting.Format`). One JSON object per request.
@@ -155,16 +155,8 @@ impl<'de> Deserialize<'de> for Num {
                 Ok(Num::Absent)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Num, E> {
-                let v = v.trim();
-                if v.is_empty() || v == "-" {
-                    return Ok(Num::Absent);
-                }
-                if let Ok(i) = v.parse::<i64>() {
-                    return Ok(Num::Int(i));
-                }
-                v.parse::<f64>()
-                    .map(Num::Float)
-                    .map_err(|_| E::custom(format!("{:?} is not a number", truncate(v, 24))))
+                Num::from_text(v)
+                    .ok_or_else(|| E::custom(format!("{:?} is not a number", truncate(v, 24))))
             }
         }
         d.deserialize_any(V)
@@ -172,6 +164,18 @@ impl<'de> Deserialize<'de> for Num {
 }
 
 impl Num {
+    /// A numeric string; `None` if it is not one.
+    fn from_text(v: &str) -> Option<Num> {
+        let v = v.trim();
+        if v.is_empty() || v == "-" {
+            return Some(Num::Absent);
+        }
+        if let Ok(i) = v.parse::<i64>() {
+            return Some(Num::Int(i));
+        }
+        v.parse::<f64>().ok().map(Num::Float)
+    }
+
     fn as_i64(self) -> Option<i64> {
         match self {
             Num::Int(i) => Some(i),
@@ -219,7 +223,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Time<'a> {
 }
 
 /// The fields of both formats; which ones are present says which format a line is in.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 struct RawLine<'a> {
     /// The application line marker.
     #[serde(default)]
@@ -244,6 +248,93 @@ struct RawLine<'a> {
     value: Option<Num>,
     #[serde(default, borrow)]
     time: Option<Time<'a>>,
+}
+
+/// Reads a flat JSON object of plain values in one pass, borrowing its
+/// strings; `None` (leaving the line to `serde_json`) for anything it does
+/// not read exactly as `serde_json` reads it into [`RawLine`]: nested
+/// values, numbers other than plain non-negative integers, surrogate
+/// escapes, duplicate fields, a field of the wrong type, trailing text.
+fn raw_line_fast(json: &str) -> Option<RawLine<'_>> {
+    fn text<'a>(v: Scalar<'a>) -> Option<Option<Cow<'a, str>>> {
+        match v {
+            Scalar::Null => Some(None),
+            Scalar::Str(s) => Some(Some(s)),
+            Scalar::Int(_) | Scalar::Bool(_) => None,
+        }
+    }
+    fn num(v: Scalar<'_>) -> Option<Option<Num>> {
+        match v {
+            Scalar::Null => Some(None),
+            Scalar::Int(i) => Some(Some(Num::Int(i))),
+            Scalar::Str(s) => Num::from_text(&s).map(Some),
+            Scalar::Bool(_) => None,
+        }
+    }
+    let mut p = Scan::new(json);
+    let mut raw = RawLine::default();
+    let mut seen = 0u16;
+    p.object(|p, key| {
+        let field = match key {
+            "tollgate" => 0,
+            "requestId" => 1,
+            "requestTimeEpoch" => 2,
+            "status" => 3,
+            "errorType" => 4,
+            "principalId" => 5,
+            "identity" => 6,
+            "authorizerError" => 7,
+            "meter" => 8,
+            "value" => 9,
+            "time" => 10,
+            _ => return p.skip_value(),
+        };
+        if seen & (1 << field) != 0 {
+            return None;
+        }
+        seen |= 1 << field;
+        let v = p.scalar()?;
+        match field {
+            0 => {
+                raw.tollgate = match v {
+                    Scalar::Null => None,
+                    Scalar::Str(s) => Some(serde_json::Value::String(s.into_owned())),
+                    Scalar::Int(i) => Some(serde_json::Value::from(u64::try_from(i).ok()?)),
+                    Scalar::Bool(b) => Some(serde_json::Value::Bool(b)),
+                }
+            }
+            1 => raw.request_id = text(v)?,
+            2 => raw.request_time_epoch = num(v)?,
+            3 => raw.status = num(v)?,
+            4 => raw.error_type = text(v)?,
+            5 => raw.principal_id = text(v)?,
+            6 => raw.identity = text(v)?,
+            7 => raw.authorizer_error = text(v)?,
+            8 => raw.meter = text(v)?,
+            9 => raw.value = num(v)?,
+            _ => {
+                raw.time = match v {
+                    Scalar::Null => None,
+                    Scalar::Int(i) => Some(Time::Millis(Num::Int(i))),
+                    Scalar::Str(s) => Some(Time::Text(s)),
+                    Scalar::Bool(_) => return None,
+                }
+            }
+        }
+        Some(())
+    })?;
+    p.end()?;
+    Some(raw)
+}
+
+/// Whether the one-pass reader agrees with `serde_json` on a line's JSON:
+/// it either declines it or reads exactly what `serde_json` reads. For the
+/// tests and the fuzz target.
+pub fn fast_line_agrees(json: &str) -> bool {
+    match raw_line_fast(json) {
+        None => true,
+        Some(fast) => serde_json::from_str::<RawLine<'_>>(json).ok() == Some(fast),
+    }
 }
 
 /// A value API Gateway had none for: `""` or `"-"`.
@@ -274,9 +365,12 @@ pub fn parse_line<'a>(message: &'a str, event_time: UnixMillis, rules: &Rules) -
     let Some(json) = json_part(message) else {
         return Line::Skipped(Skip::new("not_json", "no JSON object"));
     };
-    let raw: RawLine<'a> = match serde_json::from_str(json) {
-        Ok(raw) => raw,
-        Err(e) => return Line::Skipped(Skip::new("invalid_json", e.to_string())),
+    let raw: RawLine<'a> = match raw_line_fast(json) {
+        Some(raw) => raw,
+        None => match serde_json::from_str(json) {
+            Ok(raw) => raw,
+            Err(e) => return Line::Skipped(Skip::new("invalid_json", e.to_string())),
+        },
     };
     if let Some(marker) = &raw.tollgate {
         let marker_ok = marker.as_u64() == Some(1) || marker.as_bool() == Some(true);
@@ -573,6 +667,78 @@ mod tests {
             match parse_line(line, 0, &rules()) {
                 Line::Skipped(skip) => assert_eq!(skip.reason, reason, "{}", truncate(line, 80)),
                 other => panic!("{} gave {other:?}", truncate(line, 80)),
+            }
+        }
+    }
+
+    #[test]
+    fn the_one_pass_reader_agrees_with_serde_json() {
+        let access_line = access("200", "key:k1", "-", "-");
+        assert!(
+            raw_line_fast(&access_line).is_some(),
+            "access lines take the fast path"
+        );
+        let app = r#"{"tollgate":1,"identity":"key:k1","meter":"tokens","value":12,"time":"2026-11-21T13:05:07.123Z"}"#;
+        assert!(raw_line_fast(app).is_some());
+        let lines = [
+            access_line.as_str(),
+            app,
+            "{}",
+            " { } ",
+            "{} x",
+            "{},",
+            r#"{"status":200,"requestId":"r"}"#,
+            r#"{"status":"200","requestId":"r","requestTimeEpoch":"-"}"#,
+            r#"{"status":" 201 ","requestId":"r","requestTimeEpoch":""}"#,
+            r#"{"status":2.0e2,"requestId":"r"}"#,
+            r#"{"status":-200,"requestId":"r"}"#,
+            r#"{"status":-0,"requestId":"r"}"#,
+            r#"{"status":0200,"requestId":"r"}"#,
+            r#"{"status":200.5,"requestId":"r"}"#,
+            r#"{"status":"abc","requestId":"r"}"#,
+            r#"{"status":true,"requestId":"r"}"#,
+            r#"{"status":null,"requestId":null}"#,
+            r#"{"status":200,"status":201}"#,
+            r#"{"status":null,"status":201}"#,
+            r#"{"other":1,"other":2}"#,
+            r#"{"other":[1,"a",null,true],"x":{"a":1}}"#,
+            r#"{"other":[1,[2]]}"#,
+            r#"{"requestId":7}"#,
+            r#"{"requestId":"a\"b\\c\/d\n\t\u00e9\u20ac"}"#,
+            r#"{"requestId":"\ud83d\ude00"}"#,
+            r#"{"requestId":"\ud83d"}"#,
+            r#"{"requestId":"\x"}"#,
+            "{\"requestId\":\"a\u{1}b\"}",
+            "{\"requestId\":\"a\u{7f}b é\"}",
+            r#"{"st\u0061tus":200,"requestId":"r"}"#,
+            r#"{"tollgate":1}"#,
+            r#"{"tollgate":true}"#,
+            r#"{"tollgate":"1"}"#,
+            r#"{"tollgate":null}"#,
+            r#"{"tollgate":99999999999999999999}"#,
+            r#"{"tollgate":123456789012345678}"#,
+            r#"{"tollgate":1234567890123456789}"#,
+            r#"{"time":1795000000000,"value":"12"}"#,
+            r#"{"time":"x","value":"1.5"}"#,
+            r#"{"time":true}"#,
+            r#"{"time":1e3}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":1 "b":2}"#,
+            r#"{"a"1}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":nulls}"#,
+            r#"{"a":1}}"#,
+            "{\"a\":1}\u{c}",
+            r#"["r",1]"#,
+            r#"{"a":"unterminated}"#,
+            "{\n\t\"status\" :\r 200 , \"requestId\" : \"r\" }\n",
+        ];
+        for line in lines {
+            assert!(fast_line_agrees(line), "{line}");
+            // And the whole classification is unchanged.
+            let slow = serde_json::from_str::<RawLine<'_>>(line).ok();
+            if let Some(fast) = raw_line_fast(line) {
+                assert_eq!(Some(fast), slow, "{line}");
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Batch aggregation: many usage events become one increment per counter
 //! (meter, identity, period), which is what makes tollgate cheap.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use crate::{Aggregation, CoreError, Identity, MeterName, Period, UnixMillis, Window};
 
@@ -13,18 +13,50 @@ pub struct CounterKey {
     pub period: Period,
 }
 
+/// One counter of an identity: its period, aggregation and amount.
+type Slot = (Period, Aggregation, u64);
+
 /// Accumulates events into per-counter increments, in a deterministic order
 /// (sorted by counter), so a batch is always cut into the same chunks.
+///
+/// Counters are kept in hash maps by meter and identity, which are cloned
+/// only the first time they are seen, and sorted once, in
+/// [`Aggregator::into_increments`]. The period of the last timestamp seen
+/// per window is cached, since a batch's events mostly share their periods.
 #[derive(Debug, Default, Clone)]
 pub struct Aggregator {
-    counters: BTreeMap<CounterKey, (Aggregation, u64)>,
+    counters: HashMap<MeterName, HashMap<Identity, Vec<Slot>>>,
+    len: usize,
     events: u64,
+    /// Per window, a period and its end (exclusive), for timestamps inside it.
+    recent: Vec<(Period, UnixMillis)>,
+    /// The periods of the event being added (reused).
+    scratch: Vec<Period>,
 }
 
 impl Aggregator {
     /// An empty aggregator.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The period of `window` containing `at`, from the cache when it holds it.
+    fn period_of(&mut self, window: Window, at: UnixMillis) -> Result<Period, CoreError> {
+        if let Some((period, end)) = self.recent.iter().find(|(p, _)| p.window == window) {
+            if at >= period.start && at < *end {
+                return Ok(*period);
+            }
+        }
+        let period = window.period_of(at)?;
+        let end = period.end();
+        // Cache it only when its range is certain (not at chrono's limits).
+        if end > period.start && window.period_of(end - 1).ok() == Some(period) {
+            match self.recent.iter_mut().find(|(p, _)| p.window == window) {
+                Some(slot) => *slot = (period, end),
+                None => self.recent.push((period, end)),
+            }
+        }
+        Ok(period)
     }
 
     /// Adds one event of `value` at `at` to the counters of each window in `windows`.
@@ -38,19 +70,37 @@ impl Aggregator {
         windows: &[Window],
     ) -> Result<(), CoreError> {
         // Compute every period first, so a bad timestamp changes nothing.
-        let periods = windows
-            .iter()
-            .map(|w| w.period_of(at))
-            .collect::<Result<Vec<_>, _>>()?;
-        for period in periods {
-            let key = CounterKey {
-                meter: meter.clone(),
-                identity: identity.clone(),
-                period,
-            };
-            let entry = self.counters.entry(key).or_insert((aggregation, 0));
-            entry.1 = aggregation.combine(entry.1, value);
+        let mut periods = std::mem::take(&mut self.scratch);
+        periods.clear();
+        for window in windows {
+            match self.period_of(*window, at) {
+                Ok(period) => periods.push(period),
+                Err(e) => {
+                    self.scratch = periods;
+                    return Err(e);
+                }
+            }
         }
+        let by_identity = match self.counters.get_mut(meter) {
+            Some(map) => map,
+            None => self.counters.entry(meter.clone()).or_default(),
+        };
+        let slots = match by_identity.get_mut(identity) {
+            Some(slots) => slots,
+            None => by_identity
+                .entry(identity.clone())
+                .or_insert_with(|| Vec::with_capacity(windows.len())),
+        };
+        for period in &periods {
+            match slots.iter_mut().find(|(p, _, _)| p == period) {
+                Some((_, agg, amount)) => *amount = agg.combine(*amount, value),
+                None => {
+                    slots.push((*period, aggregation, aggregation.combine(0, value)));
+                    self.len += 1;
+                }
+            }
+        }
+        self.scratch = periods;
         self.events += 1;
         Ok(())
     }
@@ -62,20 +112,48 @@ impl Aggregator {
 
     /// The number of distinct counters.
     pub fn len(&self) -> usize {
-        self.counters.len()
+        self.len
     }
 
     /// Whether no event was added.
     pub fn is_empty(&self) -> bool {
-        self.counters.is_empty()
+        self.len == 0
     }
 
     /// The increments, sorted by counter: `(counter, aggregation, amount)`.
     pub fn into_increments(self) -> Vec<(CounterKey, Aggregation, u64)> {
-        self.counters
-            .into_iter()
-            .map(|(k, (agg, n))| (k, agg, n))
-            .collect()
+        let mut out = Vec::with_capacity(self.len);
+        let mut meters: Vec<_> = self.counters.into_iter().collect();
+        meters.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (meter, by_identity) in meters {
+            let mut identities: Vec<_> = by_identity.into_iter().collect();
+            identities.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            for (identity, mut slots) in identities {
+                slots.sort_unstable_by_key(|s| s.0);
+                let last = slots.len().saturating_sub(1);
+                let mut identity = Some(identity);
+                for (i, (period, aggregation, amount)) in slots.into_iter().enumerate() {
+                    let identity = if i == last {
+                        identity.take()
+                    } else {
+                        identity.clone()
+                    };
+                    if let Some(identity) = identity {
+                        let meter = meter.clone();
+                        out.push((
+                            CounterKey {
+                                meter,
+                                identity,
+                                period,
+                            },
+                            aggregation,
+                            amount,
+                        ));
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
@@ -131,5 +209,44 @@ mod tests {
         assert!(err.is_err());
         assert!(agg.is_empty());
         assert_eq!(agg.events(), 0);
+    }
+
+    #[test]
+    fn matches_a_plain_sorted_map_across_periods_and_meters() {
+        use std::collections::BTreeMap;
+        let mut agg = Aggregator::new();
+        let mut expected: BTreeMap<CounterKey, (Aggregation, u64)> = BTreeMap::new();
+        let meters = [
+            (MeterName::requests(), Aggregation::Count),
+            (MeterName::new("tokens").unwrap(), Aggregation::Sum),
+            (MeterName::new("peak").unwrap(), Aggregation::Max),
+        ];
+        let ids = [
+            Identity::key("b").unwrap(),
+            Identity::key("a").unwrap(),
+            Identity::parse_ip("192.0.2.1").unwrap(),
+        ];
+        let windows = Window::ALL;
+        // Times jump back and forth across minutes, days and months.
+        for i in 0u64..3000 {
+            let at = 1_795_000_000_000 + ((i * 7_919_000_003) % 9_000_000_000) as i64;
+            let (meter, aggregation) = &meters[(i % 3) as usize];
+            let identity = &ids[(i % 5 % 3) as usize];
+            let value = i % 17;
+            agg.add(meter, *aggregation, identity, at, value, &windows)
+                .unwrap();
+            for w in windows {
+                let key = CounterKey {
+                    meter: meter.clone(),
+                    identity: identity.clone(),
+                    period: w.period_of(at).unwrap(),
+                };
+                let e = expected.entry(key).or_insert((*aggregation, 0));
+                e.1 = aggregation.combine(e.1, value);
+            }
+        }
+        assert_eq!(agg.len(), expected.len());
+        let want: Vec<_> = expected.into_iter().map(|(k, (a, n))| (k, a, n)).collect();
+        assert_eq!(agg.into_increments(), want);
     }
 }
