@@ -108,6 +108,24 @@ fn gunzip_whole(bytes: &[u8], limit: usize) -> Option<Vec<u8>> {
     (check.sum() == crc).then_some(out)
 }
 
+/// Whether the one-call gunzip agrees with the streaming one on `bytes`:
+/// it either declines them or returns what the streaming one returns. For
+/// the tests and the fuzz target.
+pub fn gunzip_agrees(bytes: &[u8], limit: usize) -> bool {
+    match gunzip_whole(bytes, limit) {
+        None => true,
+        Some(out) => {
+            let cap = limit.saturating_add(1);
+            let mut streamed = Vec::new();
+            GzDecoder::new(bytes)
+                .take(cap as u64)
+                .read_to_end(&mut streamed)
+                .is_ok()
+                && streamed == out
+        }
+    }
+}
+
 /// Base64 text to decompressed payload bytes.
 pub fn decode_data(text: &str, limit: usize) -> Result<Vec<u8>, DecodeError> {
     gunzip_capped(&base64_decode(text)?, limit)
@@ -284,6 +302,15 @@ fn specials(w: u64) -> u64 {
         | (backslash.wrapping_sub(ONES) & !backslash)
         | (w.wrapping_sub(ONES * 0x20) & !w))
         & HIGHS
+}
+
+/// The four hex digits of a `\\u` escape at `at`.
+fn hex4(text: &str, at: usize) -> Option<u32> {
+    let hex = text.get(at..at + 4)?;
+    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(hex, 16).ok()
 }
 
 /// The byte of an escape sequence's second character, for the one-byte escapes.
@@ -528,14 +555,24 @@ impl<'a> Scan<'a> {
                         out.push(b);
                         i += 2;
                     } else if c == b'u' {
-                        let hex = self.text.get(i + 2..i + 6)?;
-                        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                            return None;
-                        }
-                        // Surrogates (pairs or lone) are left to serde_json.
-                        let c = char::from_u32(u32::from_str_radix(hex, 16).ok()?)?;
+                        let code = hex4(self.text, i + 2)?;
+                        let (c, len) = if (0xD800..0xDC00).contains(&code) {
+                            // A surrogate pair; a lone surrogate is left to serde_json.
+                            if bytes.get(i + 6..i + 8) != Some(&b"\\u"[..]) {
+                                return None;
+                            }
+                            let low = hex4(self.text, i + 8)?;
+                            if !(0xDC00..0xE000).contains(&low) {
+                                return None;
+                            }
+                            let c =
+                                char::from_u32(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00));
+                            (c?, 12)
+                        } else {
+                            (char::from_u32(code)?, 6)
+                        };
                         out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
-                        i += 6;
+                        i += len;
                     } else {
                         return None;
                     }
@@ -702,6 +739,11 @@ mod tests {
             r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":5,"message":"\u00e9\"\\\/\b\f\n\r\t\ud83d\ude00"}]}"#.to_owned(),
             r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":5,"message":"\u00e9\"\\\/\b\f\n\r\t"}]}"#.to_owned(),
             r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":5,"message":"\u00"}]}"#.to_owned(),
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":5,"message":"a\ud83d"}]}"#.to_owned(),
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":5,"message":"a\ud83dx"}]}"#.to_owned(),
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":5,"message":"a\ud83d\u0041"}]}"#.to_owned(),
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":5,"message":"a\ude00\ud83d"}]}"#.to_owned(),
+            r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":5,"message":"a\uDBFF\uDFFF\uD800\uDC00 \uFFFF\u0000"}]}"#.to_owned(),
             r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":5,"message":"\q"}]}"#.to_owned(),
             r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":5,"message":"m"},]}"#.to_owned(),
             r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","subscriptionFilters":[["x"]]}"#.to_owned(),
@@ -715,6 +757,9 @@ mod tests {
         for payload in &payloads {
             assert!(fast_payload_agrees(payload.as_bytes()), "{payload}");
         }
+        let emoji = r#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":5,"message":"\ud83d\ude00 \u00e9\n"}]}"#;
+        let parsed = parse_payload_fast(emoji).unwrap();
+        assert_eq!(parsed.log_events[0].message, "\u{1f600} \u{e9}\n");
         let mut bad_utf8 = PAYLOAD.as_bytes().to_vec();
         bad_utf8[80] = 0xff;
         assert!(fast_payload_agrees(&bad_utf8));
@@ -732,6 +777,7 @@ mod tests {
         );
         let gz = gzip(&plain);
         assert_eq!(gunzip_whole(&gz, 1 << 20).as_deref(), Some(&plain[..]));
+        assert!(gunzip_agrees(&gz, 1 << 20));
         assert_eq!(gunzip_capped(&gz, 1 << 20).unwrap(), plain);
         // Not taken: over the cap, trailing bytes, a header with a file name,
         // a wrong CRC or size; the streaming path decides as before.
