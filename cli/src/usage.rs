@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use aws_sdk_dynamodb::Client;
 use clap::Subcommand;
 use ingest::top::{parse_top_query, top, TopReport};
-use ingest::usage_api::{parse_usage_query, query_usage, UsageReport};
+use ingest::usage_api::{parse_usage_query, query_usage, Source, UsageReport};
 use tollgate_core::{Aggregation, MeterName, Region};
 use tollgate_store::{KeysStore, TableNames, UsageStore};
 
@@ -31,6 +31,11 @@ pub enum UsageCommand {
         /// Show each region's value.
         #[arg(long)]
         regions: bool,
+        /// Every region of the deployment: each region's own items are read
+        /// from its own table (default: TOLLGATE_REGIONS; none: only this
+        /// region's table, which then must hold every region's copies).
+        #[arg(long, value_delimiter = ',', env = "TOLLGATE_REGIONS")]
+        deployment: Vec<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -73,8 +78,25 @@ pub async fn run(
             from,
             to,
             regions,
+            deployment,
             json,
         } => {
+            let deployment = parse_regions(&deployment, None)?;
+            let stores = region_stores(&deployment, names).await;
+            let sources: Vec<Source<'_>> = if stores.is_empty() {
+                vec![Source {
+                    store: &store,
+                    region: None,
+                }]
+            } else {
+                stores
+                    .iter()
+                    .map(|(region, store)| Source {
+                        store,
+                        region: Some(region),
+                    })
+                    .collect()
+            };
             let params = [
                 ("identity", Some(identity)),
                 ("meter", Some(meter)),
@@ -97,7 +119,9 @@ pub async fn run(
             let mut query = parse_usage_query(get, now)?;
             let mut report: Option<UsageReport> = None;
             loop {
-                let page = query_usage(&store, &query).await.context("reading usage")?;
+                let page = query_usage(&sources, &query)
+                    .await
+                    .context("reading usage")?;
                 query.next = page.next.clone();
                 match report.as_mut() {
                     Some(r) => r.periods.extend(page.periods),
@@ -138,18 +162,15 @@ pub async fn run(
                     .map(|(_, v)| v.clone())
             };
             let query = parse_top_query(get)?;
-            let mut all: Vec<Region> = Vec::new();
-            for r in regions.iter().map(String::as_str).chain(region) {
-                let r = Region::new(r.trim())?;
-                if !all.contains(&r) {
-                    all.push(r);
-                }
-            }
+            let all = parse_regions(&regions, region)?;
             if all.is_empty() {
                 bail!("name the deployment's regions with --regions (or TOLLGATE_REGIONS)");
             }
+            let stores = region_stores(&all, names).await;
+            let lists: Vec<(Region, &UsageStore)> =
+                stores.iter().map(|(r, s)| (r.clone(), s)).collect();
             let aggregation = aggregation_of(client, names, &query.meter).await?;
-            let report = top(&store, &all, aggregation, &query)
+            let report = top(&lists, aggregation, &query)
                 .await
                 .context("reading the top list")?;
             if json {
@@ -160,6 +181,30 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// The regions named (and `extra`), checked, without repeats.
+fn parse_regions(names: &[String], extra: Option<&str>) -> Result<Vec<Region>> {
+    let mut all: Vec<Region> = Vec::new();
+    for r in names.iter().map(String::as_str).chain(extra) {
+        let r = Region::new(r.trim())?;
+        if !all.contains(&r) {
+            all.push(r);
+        }
+    }
+    Ok(all)
+}
+
+/// Each region's Usage table, through a client for that region.
+async fn region_stores(regions: &[Region], names: &TableNames) -> Vec<(Region, UsageStore)> {
+    let list: Vec<&str> = regions.iter().map(Region::as_str).collect();
+    let clients = tollgate_store::client::clients_for_regions(&list).await;
+    regions
+        .iter()
+        .cloned()
+        .zip(clients)
+        .map(|(r, c)| (r, UsageStore::new(c, names.usage.clone())))
+        .collect()
 }
 
 async fn aggregation_of(

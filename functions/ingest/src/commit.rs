@@ -96,7 +96,7 @@ pub async fn commit(
     let mut order: Vec<&Event> = events.iter().collect();
     order.sort_by(|a, b| (&a.meter, &a.identity, a.time).cmp(&(&b.meter, &b.identity, b.time)));
     let ids: Vec<String> = order.iter().map(|e| marker_id(&e.id)).collect();
-    let table = store.table().to_owned();
+    let (table, top_index) = (store.table().to_owned(), store.top_index());
     let writes_for = |chunk: &[String]| -> Result<Vec<TransactWriteItem>, CommitError> {
         let chunk_events = chunk
             .iter()
@@ -106,8 +106,15 @@ pub async fn commit(
             .into_increments()
             .into_iter()
             .map(|(counter, agg, amount)| {
-                usage::increment(&table, &counter.in_region(region), agg, amount, now)
-                    .map_err(CommitError::from)
+                usage::increment(
+                    &table,
+                    &counter.in_region(region),
+                    agg,
+                    amount,
+                    now,
+                    top_index,
+                )
+                .map_err(CommitError::from)
             })
             .collect()
     };

@@ -51,6 +51,10 @@ pub struct Config {
     pub meter_cache_ttl: Duration,
     /// The tables.
     pub tables: TableNames,
+    /// Whether month counters carry the top index key and `GET
+    /// /v1/usage/top` answers (`TOLLGATE_TOP_INDEX`, default `false`; see
+    /// [`tollgate_store::usage::TOP_INDEX_VAR`]).
+    pub top_index: bool,
 }
 
 impl Config {
@@ -67,6 +71,7 @@ impl Config {
             request_key_expiry: Duration::from_secs(24 * 3600),
             meter_cache_ttl: Duration::from_secs(60),
             tables,
+            top_index: false,
         }
     }
 
@@ -117,6 +122,15 @@ impl Config {
             let secs = whole("TOLLGATE_METER_CACHE_SECONDS", &text, 0, 86_400)?;
             config.meter_cache_ttl = Duration::from_secs(secs);
         }
+        let top = get(tollgate_store::usage::TOP_INDEX_VAR);
+        config.top_index =
+            tollgate_store::usage::parse_top_index(top.as_deref()).map_err(|reason| {
+                ConfigError::Invalid {
+                    var: "TOLLGATE_TOP_INDEX",
+                    value: top.clone().unwrap_or_default(),
+                    reason,
+                }
+            })?;
         Ok(config)
     }
 

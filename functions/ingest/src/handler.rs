@@ -10,7 +10,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use tollgate_core::{Aggregation, MeterName, UnixMillis};
+use tollgate_core::{Aggregation, MeterName, Region, UnixMillis};
 use tollgate_idempotency::{
     Clock, Deadline, Idempotency, IdempotencyConfig, IdempotencyError, SystemClock,
 };
@@ -21,7 +21,7 @@ use crate::commit::{commit, CommitError};
 use crate::config::Config;
 use crate::meters::MeterCache;
 use crate::top::{parse_top_query, top, TopQuery};
-use crate::usage_api::{parse_usage_query, query_usage, QueryError};
+use crate::usage_api::{parse_usage_query, query_usage, QueryError, Source};
 use crate::validate::{validate_all, Checked, Rules};
 
 /// The longest `Idempotency-Key` header value.
@@ -80,6 +80,9 @@ fn query_error(e: QueryError) -> ApiResponse {
 #[derive(Debug, Clone)]
 pub struct Ingest {
     inner: Arc<Inner>,
+    /// Every region's Usage table, for usage queries (empty: this region's
+    /// table only, which then must hold every region's copies).
+    regions: Arc<Vec<(Region, UsageStore)>>,
 }
 
 #[derive(Debug)]
@@ -96,6 +99,22 @@ impl Ingest {
     /// The function on `client`, with the system clock.
     pub fn new(client: Client, config: Config) -> Self {
         Self::with_clock(client, config, SystemClock)
+    }
+
+    /// The same function, reading usage from every region's own Usage table
+    /// (`clients`: one per region of the deployment, this one included).
+    /// Needed when quota-sync copies only hot counters
+    /// (`TOLLGATE_REPLICATION=hot`): the local table then lacks the other
+    /// regions' cold counters.
+    pub fn reading_regions(mut self, clients: Vec<(Region, Client)>) -> Self {
+        let table = self.inner.config.tables.usage.clone();
+        self.regions = Arc::new(
+            clients
+                .into_iter()
+                .map(|(region, client)| (region, UsageStore::new(client, table.clone())))
+                .collect(),
+        );
+        self
     }
 
     /// The function with an injected clock (tests move it to expire markers).
@@ -124,7 +143,8 @@ impl Ingest {
         let requests = Idempotency::new(client.clone(), requests_config);
         Ingest {
             inner: Arc::new(Inner {
-                usage: UsageStore::new(client.clone(), config.tables.usage.clone()),
+                usage: UsageStore::new(client.clone(), config.tables.usage.clone())
+                    .with_top_index(config.top_index),
                 meters: MeterCache::new(
                     KeysStore::new(client, config.tables.keys.clone()),
                     config.meter_cache_ttl,
@@ -134,6 +154,7 @@ impl Ingest {
                 clock: Arc::new(clock),
                 config,
             }),
+            regions: Arc::new(Vec::new()),
         }
     }
 
@@ -192,7 +213,7 @@ impl Ingest {
         } else if path.ends_with("/v1/usage") {
             if method == "GET" {
                 match parse_usage_query(param, self.now()) {
-                    Ok(q) => match query_usage(&self.inner.usage, &q).await {
+                    Ok(q) => match query_usage(&self.usage_sources(), &q).await {
                         Ok(report) => ApiResponse {
                             status: 200,
                             body: serde_json::to_value(report).unwrap_or(Value::Null),
@@ -360,8 +381,33 @@ impl Ingest {
         })
     }
 
+    /// Where usage queries read: every region's own items in its own table,
+    /// or everything in this region's table.
+    fn usage_sources(&self) -> Vec<Source<'_>> {
+        if self.regions.is_empty() {
+            return vec![Source {
+                store: &self.inner.usage,
+                region: None,
+            }];
+        }
+        self.regions
+            .iter()
+            .map(|(region, store)| Source {
+                store,
+                region: Some(region),
+            })
+            .collect()
+    }
+
     /// `GET /v1/usage/top`.
     pub async fn top(&self, q: &TopQuery) -> ApiResponse {
+        if !self.inner.config.top_index {
+            return ApiResponse::error(
+                404,
+                "top_index_off",
+                "the top index is off in this deployment: set TOLLGATE_TOP_INDEX=true (template parameter TopIndex) to rank identities",
+            );
+        }
         let aggregation = if q.meter.as_str() == MeterName::REQUESTS {
             Some(Aggregation::Count)
         } else {
@@ -377,14 +423,18 @@ impl Ingest {
                 format!("parameter meter: unknown meter {:?}", q.meter.as_str()),
             );
         };
-        match top(
-            &self.inner.usage,
-            &self.inner.config.regions,
-            aggregation,
-            q,
-        )
-        .await
-        {
+        let regions: Vec<(Region, &UsageStore)> = if self.regions.is_empty() {
+            let local = &self.inner.usage;
+            self.inner
+                .config
+                .regions
+                .iter()
+                .map(|r| (r.clone(), local))
+                .collect()
+        } else {
+            self.regions.iter().map(|(r, s)| (r.clone(), s)).collect()
+        };
+        match top(&regions, aggregation, q).await {
             Ok(report) => ApiResponse {
                 status: 200,
                 body: serde_json::to_value(report).unwrap_or(Value::Null),

@@ -18,7 +18,11 @@ async fn main() -> Result<(), lambda_http::Error> {
         .init();
     let config = Config::from_env().context("reading the ingest configuration")?;
     let client = tollgate_store::client_from_env(None).await;
-    let ingest = Ingest::new(client, config);
+    // Usage queries read every region's own table (see `Ingest::reading_regions`).
+    let names: Vec<&str> = config.regions.iter().map(|r| r.as_str()).collect();
+    let regional = tollgate_store::client::clients_for_regions(&names).await;
+    let regions = config.regions.iter().cloned().zip(regional).collect();
+    let ingest = Ingest::new(client, config).reading_regions(regions);
     lambda_http::run(service_fn(move |req: Request| {
         let ingest = ingest.clone();
         async move { Ok::<_, std::convert::Infallible>(ingest.handle(req).await) }

@@ -3,11 +3,11 @@
 //!
 //! The Usage table's sparse `top` index (see `tollgate_store::USAGE_TOP_INDEX`)
 //! lists, per meter, period and region, the region items by counter value,
-//! largest first; it is kept on the write path by DynamoDB itself (day and
-//! month counters carry the index key). A global total is the sum of an
+//! largest first; it is kept on the write path by DynamoDB itself (month
+//! counters carry the index key when `TOLLGATE_TOP_INDEX=true`). A global total is the sum of an
 //! identity's region items, so the top identities are found with the
 //! threshold algorithm: read each region's list a page at a time, look up
-//! the global total of every identity met (one Query each), and stop once
+//! the global total of every identity met (one Query per region), and stop once
 //! the `limit`-th best total is above the sum of the values last read in
 //! each list: no identity not met yet can have more. Ties are ordered by
 //! identity; exact ties at the cut are resolved by reading on.
@@ -105,24 +105,26 @@ pub fn parse_top_query(get: impl Fn(&str) -> Option<String>) -> Result<TopQuery,
     })
 }
 
-struct List {
+struct List<'a> {
+    store: &'a UsageStore,
     region: Region,
     start: Option<HashMap<String, AttributeValue>>,
     last: Option<u64>,
     exhausted: bool,
 }
 
-/// Finds the top identities of `q.period` over `regions` (every region
-/// of the deployment: their items are all in this table).
+/// Finds the top identities of `q.period` over `regions`: every region of
+/// the deployment, each with the table that holds its own items (its own
+/// table, since quota-sync may copy only hot counters).
 pub async fn top(
-    store: &UsageStore,
-    regions: &[Region],
+    regions: &[(Region, &UsageStore)],
     aggregation: Aggregation,
     q: &TopQuery,
 ) -> Result<TopReport, QueryError> {
     let mut lists: Vec<List> = regions
         .iter()
-        .map(|r| List {
+        .map(|(r, store)| List {
+            store,
             region: r.clone(),
             start: None,
             last: None,
@@ -136,16 +138,24 @@ pub async fn top(
     loop {
         for list in lists.iter_mut().filter(|l| !l.exhausted) {
             let top_key = top_partition(&q.meter, &q.period, &list.region);
-            let (entries, next) = store.top_page(&top_key, list.start.take(), page).await?;
+            let (entries, next) = list
+                .store
+                .top_page(&top_key, list.start.take(), page)
+                .await?;
             items_read += entries.len();
             for (usage_key, value) in entries {
                 list.last = Some(value);
                 let counter = usage_key.counter;
                 if !totals.contains_key(&counter.identity) {
-                    let by_region = store.regions_of(&counter).await?;
+                    // Each region's own item, from the table that holds it.
+                    let mut values = Vec::with_capacity(regions.len());
+                    for (region, store) in regions {
+                        let by_region = store.regions_of(&counter).await?;
+                        values.extend(by_region.get(region).copied());
+                    }
                     totals.insert(
                         counter.identity.clone(),
-                        combine(aggregation, by_region.values().copied()),
+                        combine(aggregation, values.into_iter()),
                     );
                 }
             }

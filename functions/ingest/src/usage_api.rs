@@ -9,8 +9,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{NaiveDate, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
-use tollgate_core::{Aggregation, CounterKey, Identity, MeterName, Period, UnixMillis, Window};
-use tollgate_store::attr::s;
+use tollgate_core::{
+    Aggregation, CounterKey, Identity, MeterName, Period, Region, UnixMillis, Window,
+};
 use tollgate_store::{StoreError, UsageStore};
 
 /// The most periods in one page.
@@ -210,81 +211,79 @@ pub fn parse_usage_query(
     })
 }
 
-/// Answers a usage query: Queries of one partition, between the first
-/// and the last period's sort keys, read in pages of at most 1 MB.
-pub async fn query_usage(store: &UsageStore, q: &UsageQuery) -> Result<UsageReport, QueryError> {
+/// Where a usage query reads: a Usage table, and whose items it takes
+/// from it (`None`: every region's items it holds, as in a table that
+/// receives every region's copies).
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// The table.
+    pub store: &'a UsageStore,
+    /// Take only this region's items (a region's own table is the
+    /// authority for its own items).
+    pub region: Option<&'a Region>,
+}
+
+/// One period's values read so far: its aggregation and value per region.
+type PeriodValues = BTreeMap<Period, (Aggregation, BTreeMap<String, u64>)>;
+
+/// Answers a usage query from one or more sources: in each, Queries of one
+/// partition between the first and the last period's sort keys, read in
+/// pages of at most 1 MB, and merged period by period.
+///
+/// With replication `hot` a region's table holds only the copies of
+/// counters that could reach a limit, so the usage API reads every
+/// region's own items from that region's table (one Query per region).
+pub async fn query_usage(
+    sources: &[Source<'_>],
+    q: &UsageQuery,
+) -> Result<UsageReport, QueryError> {
     let pk = CounterKey {
         meter: q.meter.clone(),
         identity: q.identity.clone(),
         period: q.from,
     }
     .pk();
-    let from_sk = format!("{}#", q.from);
+    let first_sk = format!("{}#", q.from);
     // Region names use a-z, 0-9 and '-', all below '~'.
     let to_sk = format!("{}#~", q.to);
-    let mut start = match &q.next {
-        Some(token) => {
-            let sk = URL_SAFE_NO_PAD
-                .decode(token)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .filter(|sk| *sk >= from_sk && *sk <= to_sk)
-                .ok_or_else(|| QueryError::param("next", "not a token of this query"))?;
-            Some(std::collections::HashMap::from([
-                ("pk".to_owned(), s(pk.clone())),
-                ("sk".to_owned(), s(sk)),
-            ]))
-        }
-        None => None,
+    // The token is `<last period>#~`, after every item of that period.
+    let from_sk = match &q.next {
+        Some(token) => URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .filter(|sk| *sk >= first_sk && *sk <= to_sk && sk.ends_with("#~"))
+            .ok_or_else(|| QueryError::param("next", "not a token of this query"))?,
+        None => first_sk,
     };
-    // (period, aggregation, region values, last sk) in sort-key order.
-    let mut groups: Vec<(Period, Aggregation, BTreeMap<String, u64>, String)> = Vec::new();
-    let mut more = false;
-    'pages: loop {
-        let (items, last) = store
-            .query_prefix(&pk, &from_sk, &to_sk, start.take(), 500)
-            .await?;
-        for item in items {
-            let period = item.key.counter.period;
-            if period.window != q.window {
-                continue;
+    let reads = sources
+        .iter()
+        .map(|source| read_periods(*source, &pk, &from_sk, &to_sk, q));
+    let mut merged: PeriodValues = BTreeMap::new();
+    for periods in futures::future::try_join_all(reads).await? {
+        for (period, (aggregation, regions)) in periods {
+            let entry = merged
+                .entry(period)
+                .or_insert_with(|| (aggregation, BTreeMap::new()));
+            for (region, value) in regions {
+                let v = entry.1.entry(region).or_insert(0);
+                *v = (*v).max(value);
             }
-            let sk = item.key.sk();
-            match groups.last_mut() {
-                Some(g) if g.0 == period => {
-                    g.2.insert(item.key.region.to_string(), item.value);
-                    g.3 = sk;
-                }
-                _ => {
-                    if groups.len() == q.limit {
-                        // A period past the page: the page's last one is complete.
-                        more = true;
-                        break 'pages;
-                    }
-                    groups.push((
-                        period,
-                        item.aggregation,
-                        BTreeMap::from([(item.key.region.to_string(), item.value)]),
-                        sk,
-                    ));
-                }
-            }
-        }
-        match last {
-            Some(key) => start = Some(key),
-            None => break,
         }
     }
+    // Every source read up to its (limit + 1)-th period, so the first
+    // `limit` periods of the union are complete in every source.
+    let more = merged.len() > q.limit;
+    let page: Vec<_> = merged.into_iter().take(q.limit).collect();
     let next = if more {
-        groups
-            .last()
-            .map(|g| URL_SAFE_NO_PAD.encode(g.3.as_bytes()))
+        page.last()
+            .map(|(period, _)| URL_SAFE_NO_PAD.encode(format!("{period}#~").as_bytes()))
     } else {
         None
     };
-    let periods = groups
+    let periods = page
         .into_iter()
-        .map(|(period, agg, regions, _)| PeriodUsage {
+        .map(|(period, (agg, regions))| PeriodUsage {
             period: period.label(),
             start: Utc
                 .timestamp_millis_opt(period.start)
@@ -302,6 +301,43 @@ pub async fn query_usage(store: &UsageStore, q: &UsageQuery) -> Result<UsageRepo
         periods,
         next,
     })
+}
+
+/// Reads one source's periods of the query's window, from `from_sk`, until
+/// it has `q.limit + 1` periods or none are left.
+async fn read_periods(
+    source: Source<'_>,
+    pk: &str,
+    from_sk: &str,
+    to_sk: &str,
+    q: &UsageQuery,
+) -> Result<PeriodValues, QueryError> {
+    let mut periods: PeriodValues = BTreeMap::new();
+    let mut start = None;
+    loop {
+        let (items, last) = source
+            .store
+            .query_prefix(pk, from_sk, to_sk, start.take(), 500)
+            .await?;
+        for item in items {
+            let period = item.key.counter.period;
+            if period.window != q.window || source.region.is_some_and(|r| *r != item.key.region) {
+                continue;
+            }
+            if !periods.contains_key(&period) && periods.len() > q.limit {
+                return Ok(periods);
+            }
+            periods
+                .entry(period)
+                .or_insert_with(|| (item.aggregation, BTreeMap::new()))
+                .1
+                .insert(item.key.region.to_string(), item.value);
+        }
+        match last {
+            Some(key) => start = Some(key),
+            None => return Ok(periods),
+        }
+    }
 }
 
 /// The global value of a counter from its region values: the sum, or the

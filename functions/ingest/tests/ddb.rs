@@ -26,7 +26,7 @@ use tollgate_tests::Harness;
 
 use common::*;
 use ingest::top::{parse_top_query, TopReport};
-use ingest::usage_api::{parse_usage_query, query_usage, UsageReport};
+use ingest::usage_api::{parse_usage_query, query_usage, Source, UsageReport};
 
 const DAY: &str = "day#2026-11-18#local-a";
 const HOUR: &str = "hour#2026-11-18T11#local-a";
@@ -494,6 +494,7 @@ async fn put_counter(
         agg,
         n,
         NOW,
+        true,
     )
     .unwrap();
     client
@@ -537,7 +538,11 @@ async fn usage_queries_sum_regions_and_page() {
         NOW,
     )
     .unwrap();
-    let all = query_usage(&store, &q).await.unwrap();
+    let local = [Source {
+        store: &store,
+        region: None,
+    }];
+    let all = query_usage(&local, &q).await.unwrap();
     let totals: Vec<(&str, u64)> = all
         .periods
         .iter()
@@ -571,7 +576,7 @@ async fn usage_queries_sum_regions_and_page() {
             pairs.push(("next", n));
         }
         let page: UsageReport =
-            query_usage(&store, &parse_usage_query(params(&pairs), NOW).unwrap())
+            query_usage(&local, &parse_usage_query(params(&pairs), NOW).unwrap())
                 .await
                 .unwrap();
         assert!(page.periods.len() <= 1);
@@ -606,6 +611,73 @@ async fn usage_queries_sum_regions_and_page() {
     assert_eq!(body["periods"][0]["total"], 1015);
 }
 
+/// With replication `hot`, other regions' cold counters are not copied
+/// here: usage is read from every region's own table, each region's own
+/// items only (a stale copy in another table never counts twice).
+#[tokio::test]
+async fn usage_queries_read_every_regions_own_table() {
+    let h = Harness::with_regions("query-regions", &["local-a", "local-b"]).await;
+    define_meters(&h.client(), &h.tables).await;
+    let (a, b) = (h.client_in("local-a"), h.client_in("local-b"));
+    let t = &h.tables.usage;
+    put_counter(&a, t, "tokens", "key:a", "day#2026-11-18", "local-a", 10).await;
+    put_counter(&a, t, "tokens", "key:a", "day#2026-11-17", "local-a", 2).await;
+    // local-b's own items, in local-b's table only ...
+    put_counter(&b, t, "tokens", "key:a", "day#2026-11-18", "local-b", 7).await;
+    put_counter(&b, t, "tokens", "key:a", "day#2026-11-19", "local-b", 4).await;
+    // ... and an old copy of local-a's item there, which must not count.
+    put_counter(&b, t, "tokens", "key:a", "day#2026-11-18", "local-a", 3).await;
+    let (ingest, _) = ingest_at(a.clone(), config(&h.tables, "local-a"));
+    let ingest = ingest.reading_regions(vec![
+        (Region::new("local-a").unwrap(), a.clone()),
+        (Region::new("local-b").unwrap(), b.clone()),
+    ]);
+    let mut pages = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let mut uri = "https://api.example.com/v1/usage?identity=key:a&meter=tokens&from=2026-11-01&to=2026-11-30&regions=true&limit=2".to_owned();
+        let mut query = HashMap::from([
+            ("identity".to_string(), "key:a".to_string()),
+            ("meter".into(), "tokens".into()),
+            ("from".into(), "2026-11-01".into()),
+            ("to".into(), "2026-11-30".into()),
+            ("regions".into(), "true".into()),
+            ("limit".into(), "2".into()),
+        ]);
+        if let Some(n) = &next {
+            uri.push_str(&format!("&next={n}"));
+            query.insert("next".into(), n.clone());
+        }
+        let req = lambda_http::http::Request::builder()
+            .method("GET")
+            .uri(uri)
+            .body(lambda_http::Body::Empty)
+            .unwrap();
+        let req = lambda_http::RequestExt::with_query_string_parameters(req, query);
+        let resp = ingest.handle(req).await;
+        assert_eq!(resp.status(), 200);
+        let body: UsageReport = serde_json::from_slice(resp.body().as_ref()).unwrap();
+        assert!(body.periods.len() <= 2);
+        pages.extend(body.periods);
+        next = body.next;
+        if next.is_none() {
+            break;
+        }
+    }
+    let got: Vec<(&str, u64)> = pages.iter().map(|p| (p.period.as_str(), p.total)).collect();
+    assert_eq!(
+        got,
+        [("2026-11-17", 2), ("2026-11-18", 17), ("2026-11-19", 4)]
+    );
+    assert_eq!(
+        pages[1].regions,
+        Some(BTreeMap::from([
+            ("local-a".into(), 10),
+            ("local-b".into(), 7)
+        ]))
+    );
+}
+
 #[tokio::test]
 async fn top_lists_order_by_global_total_with_ties_by_identity() {
     let (h, ingest, _) = setup("top").await;
@@ -637,9 +709,6 @@ async fn top_lists_order_by_global_total_with_ties_by_identity() {
         )
         .await;
     }
-    let mut cfg = config(&h.tables, "local-a");
-    cfg.regions.push(Region::new("local-b").unwrap());
-    let (two_regions, _) = ingest_at(c.clone(), cfg);
     let ask = |limit: &str| {
         parse_top_query(params(&[
             ("meter", "tokens"),
@@ -649,7 +718,15 @@ async fn top_lists_order_by_global_total_with_ties_by_identity() {
         ]))
         .unwrap()
     };
+    // Off by default: a clear 404, not an empty list.
+    let off = ingest.top(&ask("4")).await;
+    assert_eq!(off.status, 404, "{}", off.body);
+    assert_eq!(off.body["error"]["code"], "top_index_off");
 
+    let mut cfg = config(&h.tables, "local-a");
+    cfg.regions.push(Region::new("local-b").unwrap());
+    cfg.top_index = true;
+    let (two_regions, _) = ingest_at(c.clone(), cfg);
     let r = two_regions.top(&ask("4")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let report: TopReport = serde_json::from_value(r.body).unwrap();
@@ -679,8 +756,8 @@ async fn top_lists_order_by_global_total_with_ties_by_identity() {
     assert_eq!(r2.top.len(), 2);
     assert!(r2.complete);
 
-    // Counted through the handler, the index follows every write.
-    let r = ingest
+    // Counted through the handler (with the index on), the index follows every write.
+    let r = two_regions
         .post_events(&array(&[event("t1", "tokens", "key:z", 500, NOW)]))
         .await;
     assert_eq!(r.status, 200);
@@ -745,8 +822,9 @@ impl Intercept for Transactions {
         let indexed = updates
             .iter()
             .filter(|u| {
-                let sk = u["Key"]["sk"]["S"].as_str().unwrap_or("");
-                sk.starts_with("day#") || sk.starts_with("month#")
+                u["UpdateExpression"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("#top"))
             })
             .count();
         self.0

@@ -76,6 +76,7 @@ async fn the_binary_serves_http_api_events() {
         ("TOLLGATE_IDEMPOTENCY_TABLE", h.tables.idempotency.as_str()),
         // The sample events carry fixed times.
         ("TOLLGATE_DEDUPE_WINDOW_DAYS", "3650"),
+        ("TOLLGATE_TOP_INDEX", "true"),
     ];
     let binary = env!("CARGO_BIN_EXE_ingest");
     let env: Vec<(String, String)> = env

@@ -81,6 +81,21 @@ fn status(text: &str) -> Result<u16, String> {
         .ok_or_else(|| format!("{text:?} is not an HTTP status 100-599"))
 }
 
+/// How Kinesis batches are made exactly-once (`TOLLGATE_KINESIS_DEDUPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KinesisDedupe {
+    /// `watermark` (the default): the whole batch is aggregated, and each
+    /// counter is raised with one conditional update that moves its
+    /// per-shard watermark ([`tollgate_core::watermark`]): one write unit
+    /// per counter, no dedupe record. Needs in-order delivery per shard
+    /// (parallelization factor 1).
+    Watermark,
+    /// `transaction`: each record's increments are committed with a dedupe
+    /// marker in transactions (two write units per counter), as for direct
+    /// deliveries. Works with any parallelization factor.
+    Transaction,
+}
+
 /// Everything the handler needs to know besides its clients.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -106,6 +121,12 @@ pub struct Config {
     pub dedupe_ttl: Duration,
     /// The namespace of the dedupe markers (`TOLLGATE_DEDUPE_NAMESPACE`, default `log-processor`).
     pub dedupe_namespace: String,
+    /// How Kinesis batches are deduplicated (`TOLLGATE_KINESIS_DEDUPE`,
+    /// `watermark` or `transaction`; default `watermark`).
+    pub kinesis_dedupe: KinesisDedupe,
+    /// Whether month counters carry the top index key (`TOLLGATE_TOP_INDEX`,
+    /// default `false`; see [`tollgate_store::usage::TOP_INDEX_VAR`]).
+    pub top_index: bool,
 }
 
 impl Config {
@@ -188,6 +209,28 @@ impl Config {
             256 * 1024 * 1024,
         )? as usize;
         let dedupe_hours = number("TOLLGATE_DEDUPE_HOURS", 48, 1, 24 * 366)?;
+        let kinesis_dedupe = match get("TOLLGATE_KINESIS_DEDUPE").as_deref().map(str::trim) {
+            None | Some("watermark") => KinesisDedupe::Watermark,
+            Some("transaction") => KinesisDedupe::Transaction,
+            Some(other) => {
+                return Err(invalid(
+                    "TOLLGATE_KINESIS_DEDUPE",
+                    other,
+                    "expected watermark or transaction".into(),
+                ))
+            }
+        };
+
+        let top_index = tollgate_store::usage::parse_top_index(
+            get(tollgate_store::usage::TOP_INDEX_VAR).as_deref(),
+        )
+        .map_err(|why| {
+            invalid(
+                "TOLLGATE_TOP_INDEX",
+                &get("TOLLGATE_TOP_INDEX").unwrap_or_default(),
+                why,
+            )
+        })?;
 
         Ok(Config {
             usage_table: get(USAGE.env_var).unwrap_or_else(|| USAGE.default_name.to_owned()),
@@ -201,6 +244,8 @@ impl Config {
             dedupe_ttl: Duration::from_secs(dedupe_hours * 3600),
             dedupe_namespace: get("TOLLGATE_DEDUPE_NAMESPACE")
                 .unwrap_or_else(|| "log-processor".to_owned()),
+            kinesis_dedupe,
+            top_index,
         })
     }
 }
@@ -231,6 +276,8 @@ mod tests {
         assert_eq!(c.max_decompressed, 16 * 1024 * 1024);
         assert_eq!(c.dedupe_ttl, Duration::from_secs(48 * 3600));
         assert!(c.max_meters.is_empty());
+        assert_eq!(c.kinesis_dedupe, KinesisDedupe::Watermark);
+        assert!(!c.top_index);
     }
 
     #[test]
@@ -242,8 +289,12 @@ mod tests {
             ("TOLLGATE_COUNT_STATUS", "2xx,404"),
             ("TOLLGATE_MAX_METERS", "concurrency"),
             ("TOLLGATE_USAGE_TABLE", "u"),
+            ("TOLLGATE_KINESIS_DEDUPE", "transaction"),
+            ("TOLLGATE_TOP_INDEX", "true"),
         ])
         .unwrap();
+        assert_eq!(c.kinesis_dedupe, KinesisDedupe::Transaction);
+        assert!(c.top_index);
         assert_eq!(c.region.as_str(), "local-a");
         assert_eq!(c.windows, vec![Window::Hour, Window::Month]);
         assert!(c.count_status.contains(204) && c.count_status.contains(404));
@@ -269,6 +320,8 @@ mod tests {
             ("TOLLGATE_MAX_METERS", "requests"),
             ("TOLLGATE_MAX_DECOMPRESSED_BYTES", "12"),
             ("TOLLGATE_DEDUPE_HOURS", "0"),
+            ("TOLLGATE_KINESIS_DEDUPE", "exactly-twice"),
+            ("TOLLGATE_TOP_INDEX", "yes"),
         ] {
             let err = config(&[("AWS_REGION", "r"), (var, value)]).unwrap_err();
             assert!(

@@ -7,17 +7,19 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use aws_sdk_dynamodb::Client;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tollgate_core::{Aggregation, UnixMillis, UsageKey};
+use tollgate_core::{Aggregation, Contributions, Position, UnixMillis, UsageKey};
 use tollgate_idempotency::{Idempotency, IdempotencyConfig, IdempotencyError};
-use tollgate_store::{usage::increment, StoreError, UsageStore};
+use tollgate_store::usage::{increment, Expect, Fence, Fenced};
+use tollgate_store::{StoreError, UsageStore};
 
 use crate::batch::{
     cloudwatch_source_id, kinesis_source_id, plan, BatchAggregate, Chunk, Counting, Tally,
     WritePlan,
 };
-use crate::config::Config;
+use crate::config::{Config, KinesisDedupe};
 use crate::decode::{decode_data, parse_payload, DecodeError, MessageType};
 use crate::line::Rules;
 
@@ -70,6 +72,10 @@ pub struct Summary {
     pub transactions: u64,
     /// `max` counters raised (or found at least as high).
     pub max_updates: u64,
+    /// Counters raised past their shard watermark (Kinesis, `watermark` dedupe).
+    pub fenced_updates: u64,
+    /// Counters whose shard watermark showed the batch counted before.
+    pub fenced_duplicates: u64,
 }
 
 /// The direct delivery shape: `{"awslogs": {"data": "<base64 gzip>"}}`.
@@ -99,7 +105,8 @@ impl Processor {
             .namespace(config.dedupe_namespace.clone())
             .expiry(config.dedupe_ttl);
         Processor {
-            usage: UsageStore::new(client.clone(), config.usage_table.clone()),
+            usage: UsageStore::new(client.clone(), config.usage_table.clone())
+                .with_top_index(config.top_index),
             idempotency: Idempotency::new(client, idem_config),
             counting: Counting {
                 rules: Rules {
@@ -216,10 +223,18 @@ impl Processor {
                 }
             }
         }
-        let refs: Vec<&WritePlan> = plans.iter().map(|(_, p)| p).collect();
-        if let Err(e) = self.apply(&refs, &mut summary).await {
-            tracing::error!(error = %e, records = plans.len(), "writing usage failed; the records will be retried");
-            failures.extend(plans.into_iter().map(|(seq, _)| seq));
+        match self.config.kinesis_dedupe {
+            KinesisDedupe::Watermark => {
+                let shard = shard_attribute(&event);
+                failures.extend(self.apply_fenced(&shard, &plans, &mut summary).await);
+            }
+            KinesisDedupe::Transaction => {
+                let refs: Vec<&WritePlan> = plans.iter().map(|(_, p)| p).collect();
+                if let Err(e) = self.apply(&refs, &mut summary).await {
+                    tracing::error!(error = %e, records = plans.len(), "writing usage failed; the records will be retried");
+                    failures.extend(plans.into_iter().map(|(seq, _)| seq));
+                }
+            }
         }
         tracing::info!(summary = ?summary, failed_records = failures.len(), "Kinesis batch processed");
         let mut response = KinesisEventResponse::default();
@@ -232,6 +247,136 @@ impl Processor {
             })
             .collect();
         (response, summary)
+    }
+
+    /// Applies a Kinesis batch with per-shard watermarks: the increments of
+    /// all its records are summed per counter, and each counter is raised
+    /// with one conditional update past its watermark (see
+    /// [`tollgate_core::watermark`]). Returns the sequence numbers to report
+    /// as failed: for a counter whose update failed, its earliest record,
+    /// so that Lambda retries from there and the watermarks skip what was
+    /// already counted.
+    async fn apply_fenced(
+        &self,
+        shard: &str,
+        plans: &[(String, WritePlan)],
+        summary: &mut Summary,
+    ) -> Vec<String> {
+        let now = now_millis();
+        let mut failures = Vec::new();
+        let mut counters: BTreeMap<&UsageKey, (Aggregation, Contributions, &str)> = BTreeMap::new();
+        let mut maxes = Vec::new();
+        for (seq, plan) in plans {
+            let position = match Position::of_sequence(seq) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(sequence_number = %seq, error = %e, "Kinesis record rejected; nothing of it was written");
+                    failures.push(seq.clone());
+                    continue;
+                }
+            };
+            summary.increments += plan.increments() as u64;
+            for (key, aggregation, amount) in plan.chunks.iter().flat_map(|c| c.increments.iter()) {
+                let entry = counters
+                    .entry(key)
+                    .or_insert_with(|| (*aggregation, Contributions::new(), seq.as_str()));
+                entry.1.add(position.clone(), *amount);
+            }
+            maxes.extend(
+                plan.maxes
+                    .iter()
+                    .map(|(key, value)| (key, *value, seq.as_str())),
+            );
+        }
+        let updates: Vec<_> = counters
+            .iter()
+            .map(
+                |(key, (aggregation, contributions, first_seq))| async move {
+                    let result = self
+                        .add_past_watermark(shard, key, *aggregation, contributions, now)
+                        .await;
+                    (result, *first_seq)
+                },
+            )
+            .collect();
+        let results: Vec<_> = futures::stream::iter(updates)
+            .buffer_unordered(FENCED_CONCURRENCY)
+            .collect()
+            .await;
+        let mut first_error = None;
+        for (result, first_seq) in results {
+            match result {
+                Ok(true) => summary.fenced_updates += 1,
+                Ok(false) => summary.fenced_duplicates += 1,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    failures.push(first_seq.to_owned());
+                }
+            }
+        }
+        for (key, value, seq) in maxes {
+            match self.usage.raise_max(key, value, now).await {
+                Ok(_) => summary.max_updates += 1,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    failures.push(seq.to_owned());
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            tracing::error!(error = %e, failed = failures.len(), "writing usage failed; Lambda retries from the earliest failed record");
+        }
+        failures
+    }
+
+    /// Adds what `contributions` hold past the counter's watermark. Returns
+    /// whether anything was added (false: the batch was counted before).
+    async fn add_past_watermark(
+        &self,
+        shard: &str,
+        key: &UsageKey,
+        aggregation: Aggregation,
+        contributions: &Contributions,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let (Some(first), Some(last)) = (contributions.first(), contributions.last()) else {
+            return Ok(false);
+        };
+        // A refusal names the stored watermark; a partly counted batch is
+        // then retried for the rest, conditional on exactly that watermark.
+        // Records of one shard arrive in order, so repeated refusals only
+        // come from a concurrent writer of the same shard: give up then.
+        let mut stored: Option<Position> = None;
+        for attempt in 0..3 {
+            let (expect, amount) = if attempt == 0 {
+                (Expect::Below(first), contributions.total())
+            } else {
+                (
+                    Expect::Exactly(stored.as_ref()),
+                    contributions.after(stored.as_ref()),
+                )
+            };
+            if amount == 0 {
+                return Ok(false);
+            }
+            let fence = Fence {
+                attribute: shard,
+                expect,
+                to: last,
+            };
+            let result = self
+                .usage
+                .add_fenced(key, aggregation, amount, fence, now)
+                .await?;
+            match result {
+                Fenced::Applied => return Ok(true),
+                Fenced::Refused { watermark } => stored = watermark,
+            }
+        }
+        Err(StoreError::Malformed {
+            table: "Usage",
+            message: format!("the watermark {shard} of {} keeps moving: is the shard processed concurrently (parallelization factor above 1)?", key.sk()),
+        })
     }
 
     /// Commits the plans' chunks (each with its dedupe marker, in as few
@@ -251,10 +396,12 @@ impl Processor {
         summary.chunks += ids.len() as u64;
         summary.increments += plans.iter().map(|p| p.increments() as u64).sum::<u64>();
         if !ids.is_empty() {
-            let table = self.usage.table();
+            let (table, top_index) = (self.usage.table(), self.usage.top_index());
             let outcome = self
                 .idempotency
-                .commit_batch(&ids, |group| writes_for(table, &chunks, group, now))
+                .commit_batch(&ids, |group| {
+                    writes_for(table, top_index, &chunks, group, now)
+                })
                 .await?;
             summary.new_chunks += outcome.new.len() as u64;
             summary.duplicate_chunks += outcome.duplicates.len() as u64;
@@ -272,6 +419,7 @@ impl Processor {
 /// increments, merged by item (a transaction may touch an item only once).
 fn writes_for(
     table: &str,
+    top_index: bool,
     chunks: &HashMap<&str, &Chunk>,
     group: &[String],
     now: UnixMillis,
@@ -291,8 +439,37 @@ fn writes_for(
     }
     merged
         .into_iter()
-        .map(|(key, (aggregation, amount))| increment(table, key, aggregation, amount, now))
+        .map(|(key, (aggregation, amount))| {
+            increment(table, key, aggregation, amount, now, top_index)
+        })
         .collect()
+}
+
+/// How many fenced counter updates run at once.
+const FENCED_CONCURRENCY: usize = 16;
+
+/// The Usage item attribute holding a Kinesis shard's watermark:
+/// `w:` and 12 hex digits of SHA-256 over the stream ARN and the shard id
+/// (a short name keeps the item under one write unit).
+pub fn shard_attribute(event: &KinesisEvent) -> String {
+    use sha2::{Digest, Sha256};
+    let (arn, shard) = event
+        .records
+        .first()
+        .map(|r| {
+            let arn = r.event_source_arn.as_deref().unwrap_or("");
+            let shard = r
+                .event_id
+                .as_deref()
+                .unwrap_or("")
+                .split(':')
+                .next()
+                .unwrap_or("");
+            (arn, shard)
+        })
+        .unwrap_or_default();
+    let digest = Sha256::digest(format!("{arn}\0{shard}").as_bytes());
+    format!("w:{}", &hex::encode(digest)[..12])
 }
 
 fn now_millis() -> UnixMillis {

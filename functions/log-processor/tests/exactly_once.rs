@@ -29,11 +29,16 @@ const START: i64 = 1_795_000_000_000;
 
 /// Every batch delivered 1 to 5 times, in shuffled order, by 8 concurrent
 /// workers (direct deliveries and Kinesis events mixed): the counters equal
-/// the true counts exactly.
+/// the true counts exactly. Kinesis events in shuffled order break the
+/// watermark's in-order contract, so they are deduplicated by transaction
+/// here; `kinesis_watermarks_count_exactly_once` covers the watermark.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redelivered_batches_count_exactly_once() {
     let h = Harness::new("lp-once").await;
-    let processor = Arc::new(Processor::new(h.client(), config(&h, &[])));
+    let processor = Arc::new(Processor::new(
+        h.client(),
+        config(&h, &[("TOLLGATE_KINESIS_DEDUPE", "transaction")]),
+    ));
     let mut traffic = Traffic::new(300, 1.1, 400, 0.3, 7);
     let mut truth = Vec::new();
     let mut deliveries: Vec<Value> = Vec::new();
@@ -118,16 +123,17 @@ async fn redelivered_batches_count_exactly_once() {
         .all(|(_, sk)| sk.ends_with(&format!("#{TEST_REGION}"))));
 }
 
-/// Fails the `nth` (1-based) `TransactWriteItems` request, and only that one.
+/// Fails the `nth` (1-based) request of operation `op`, and only that one.
 #[derive(Debug, Clone)]
-struct FailNthTransaction {
+struct FailNth {
+    op: &'static str,
     seen: Arc<AtomicU32>,
     nth: u32,
 }
 
-impl Intercept for FailNthTransaction {
+impl Intercept for FailNth {
     fn name(&self) -> &'static str {
-        "FailNthTransaction"
+        "FailNth"
     }
 
     fn modify_before_signing(
@@ -137,7 +143,7 @@ impl Intercept for FailNthTransaction {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let op = cfg.load::<Metadata>().map(|m| m.name().to_owned());
-        if op.as_deref() == Some("TransactWriteItems")
+        if op.as_deref() == Some(self.op)
             && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.nth
         {
             return Err("injected store failure".into());
@@ -147,9 +153,14 @@ impl Intercept for FailNthTransaction {
 }
 
 fn failing_client(h: &Harness, nth: u32) -> (Client, Arc<AtomicU32>) {
+    failing_op_client(h, "TransactWriteItems", nth)
+}
+
+fn failing_op_client(h: &Harness, op: &'static str, nth: u32) -> (Client, Arc<AtomicU32>) {
     let seen = Arc::new(AtomicU32::new(0));
     let conf = tollgate_store::client::local_config(&h.endpoint, TEST_REGION)
-        .interceptor(FailNthTransaction {
+        .interceptor(FailNth {
+            op,
             seen: seen.clone(),
             nth,
         })
@@ -202,11 +213,12 @@ async fn a_store_failure_between_chunks_is_repaired_by_the_retry() {
 
 /// A Kinesis batch with a record that is not gzip: that record is
 /// reported in `batchItemFailures`, the others are counted; a store failure
-/// reports the records it concerned.
+/// reports the records it concerned (transaction dedupe).
 #[tokio::test]
 async fn kinesis_reports_failed_records() {
     let h = Harness::new("lp-kin").await;
-    let processor = Processor::new(h.client(), config(&h, &[]));
+    let transaction = [("TOLLGATE_KINESIS_DEDUPE", "transaction")];
+    let processor = Processor::new(h.client(), config(&h, &transaction));
     let line = |id: &str| Event {
         id: id.into(),
         timestamp: START,
@@ -233,7 +245,7 @@ async fn kinesis_reports_failed_records() {
 
     // A store failure: every record with writes is reported.
     let (client, _) = failing_client(&h, 1);
-    let failing = Processor::new(client, config(&h, &[]));
+    let failing = Processor::new(client, config(&h, &transaction));
     let fresh = kinesis_event(&[good.clone(), good], 900);
     let resp = failing.handle(fresh).await.unwrap();
     let ids: Vec<&str> = resp["batchItemFailures"]
@@ -244,6 +256,107 @@ async fn kinesis_reports_failed_records() {
         .collect();
     assert_eq!(ids, [format!("{:056}", 900), format!("{:056}", 901)]);
     assert_eq!(usage_items(&h.client(), &h.tables.usage).await, got);
+}
+
+/// The watermark dedupe (the default for Kinesis): one shard's records
+/// delivered in order but cut into batches at random, each batch retried
+/// from any point at or before the last checkpoint (as Lambda resumes from
+/// a reported failure, or resends a whole batch after a timeout), with an
+/// injected write failure in the middle of one batch. The counters equal
+/// the true counts; no transaction and no dedupe record is written; each
+/// batch costs one `UpdateItem` per counter.
+#[tokio::test]
+async fn kinesis_watermarks_count_exactly_once() {
+    let h = Harness::new("lp-wm").await;
+    let (counted, counter) = h.counted_client(true);
+    let processor = Processor::new(counted, config(&h, &[]));
+    let mut traffic = Traffic::new(30, 1.1, 30, 0.3, 5);
+    let mut truth = Vec::new();
+    let mut records = Vec::new();
+    let mut t = START;
+    for _ in 0..16 {
+        let (events, gen) = traffic.events(25, t, 61);
+        t += 25 * 61;
+        truth.extend(gen);
+        records.push(gzip(&payload_json("api-logs", "s", &events)));
+    }
+    let first_seq = 7_000u128;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    // `checkpoint`: the first record Lambda has not seen succeed.
+    let mut checkpoint = 0usize;
+    let mut deliveries = 0;
+    let mut failed_once = false;
+    while checkpoint < records.len() {
+        let start = rng.random_range(checkpoint.saturating_sub(3)..=checkpoint);
+        let end = (start + rng.random_range(1..=6)).min(records.len());
+        let event = kinesis_event(&records[start..end], first_seq + start as u128);
+        let resp = if !failed_once && start > 5 {
+            // A write fails in the middle of this batch.
+            failed_once = true;
+            let (client, _) = failing_op_client(&h, "UpdateItem", 3);
+            Processor::new(client, config(&h, &[]))
+                .handle(event)
+                .await
+                .unwrap()
+        } else {
+            processor.handle(event).await.unwrap()
+        };
+        deliveries += 1;
+        let failures: Vec<usize> = resp["batchItemFailures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let seq: u128 = f["itemIdentifier"].as_str().unwrap().parse().unwrap();
+                (seq - first_seq) as usize
+            })
+            .collect();
+        // Lambda resumes from the earliest failed record; a quarter of the
+        // successful batches are delivered again anyway (a timeout).
+        checkpoint = match failures.iter().min() {
+            Some(&failed) => failed,
+            None if rng.random_bool(0.25) => checkpoint,
+            None => end.max(checkpoint),
+        };
+    }
+    assert!(failed_once, "the failure was injected");
+    assert!(deliveries > 6, "{deliveries} deliveries");
+    let want = expected(&truth, &[Window::Day, Window::Month]);
+    let got = usage_items(&h.client(), &h.tables.usage).await;
+    assert!(want.len() > 30, "{} counters", want.len());
+    assert_eq!(got, want, "the counters equal the true counts");
+    assert_eq!(counter.requests("TransactWriteItems"), 0);
+    assert_eq!(
+        count_items(&h.client(), &h.tables.idempotency).await,
+        0,
+        "no dedupe record"
+    );
+
+    // One more batch of 3 new records: exactly one UpdateItem per counter
+    // it changes, each within one write unit.
+    counter.reset();
+    let (events, _) = traffic.events(120, t, 61);
+    let event = kinesis_event(
+        &[
+            gzip(&payload_json("api-logs", "s", &events[..40])),
+            gzip(&payload_json("api-logs", "s", &events[40..80])),
+            gzip(&payload_json("api-logs", "s", &events[80..])),
+        ],
+        first_seq + 100,
+    );
+    let summary_before = usage_items(&h.client(), &h.tables.usage).await;
+    processor.handle(event).await.unwrap();
+    let after = usage_items(&h.client(), &h.tables.usage).await;
+    let changed = after
+        .iter()
+        .filter(|(k, v)| summary_before.get(*k) != Some(*v))
+        .count() as u64;
+    assert_eq!(counter.requests("UpdateItem"), changed);
+    let (_, wru) = counter.total_units();
+    assert!(
+        (wru - changed as f64).abs() < 1e-9,
+        "{wru} WRU for {changed} counters"
+    );
 }
 
 /// Bad payloads fail clearly and write nothing; control messages and

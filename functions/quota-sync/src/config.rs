@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tollgate_core::Region;
+use tollgate_core::{Region, Replication};
 use tollgate_store::{TableNames, IDEMPOTENCY, KEYS, USAGE};
 
 /// A configuration that cannot be used; the message names the variable.
@@ -44,6 +44,13 @@ pub struct Config {
     /// (`TOLLGATE_PEER_TIMEOUT_MS`, default 3000): a peer that is down
     /// costs at most this much of the invocation.
     pub peer_timeout: Duration,
+    /// Which changes are copied to peers (`TOLLGATE_REPLICATION`: `hot`, the
+    /// default, copies a counter once it could matter for a limit; `all`
+    /// copies every change). See [`tollgate_core::replication`].
+    pub replication: Replication,
+    /// Whether copies of month counters carry the top index key
+    /// (`TOLLGATE_TOP_INDEX`, default `false`).
+    pub top_index: bool,
 }
 
 impl Config {
@@ -141,6 +148,23 @@ impl Config {
             anonymous_plan: var("TOLLGATE_ANONYMOUS_PLAN").unwrap_or_else(|| "anonymous".into()),
             cache_ttl: Duration::from_secs(number("TOLLGATE_PLAN_CACHE_SECONDS", 60)?),
             peer_timeout: Duration::from_millis(number("TOLLGATE_PEER_TIMEOUT_MS", 3000)?),
+            replication: match var("TOLLGATE_REPLICATION") {
+                None => Replication::default(),
+                Some(v) => {
+                    v.parse()
+                        .map_err(|e: tollgate_core::CoreError| ConfigError::Invalid {
+                            var: "TOLLGATE_REPLICATION",
+                            message: e.to_string(),
+                        })?
+                }
+            },
+            top_index: tollgate_store::usage::parse_top_index(
+                var(tollgate_store::usage::TOP_INDEX_VAR).as_deref(),
+            )
+            .map_err(|message| ConfigError::Invalid {
+                var: "TOLLGATE_TOP_INDEX",
+                message,
+            })?,
         })
     }
 }
@@ -192,6 +216,8 @@ mod tests {
         assert_eq!(c.tables.keys, "tollgate-keys");
         assert_eq!(c.anonymous_plan, "anonymous");
         assert_eq!(c.cache_ttl, Duration::from_secs(60));
+        assert_eq!(c.replication, Replication::Hot);
+        assert!(!c.top_index);
         let no_peers = config(&[
             ("TOLLGATE_REGION", "eu-west-1"),
             ("TOLLGATE_GLOBAL_TABLES", "true"),
@@ -228,6 +254,14 @@ mod tests {
             (
                 vec![("TOLLGATE_REGION", "a"), ("TOLLGATE_PEER_TIMEOUT_MS", "-1")],
                 "TOLLGATE_PEER_TIMEOUT_MS",
+            ),
+            (
+                vec![("TOLLGATE_REGION", "a"), ("TOLLGATE_REPLICATION", "some")],
+                "TOLLGATE_REPLICATION",
+            ),
+            (
+                vec![("TOLLGATE_REGION", "a"), ("TOLLGATE_TOP_INDEX", "1")],
+                "TOLLGATE_TOP_INDEX",
             ),
         ] {
             let err = config(&vars).unwrap_err().to_string();

@@ -2,7 +2,7 @@
 //! the peer regions, blocks written where a hard limit is reached, and the
 //! records that must be retried out (`batchItemFailures`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
-use tollgate_core::{Aggregation, Block, CounterKey, Identity, MeterName, Period, Region};
+use tollgate_core::{
+    Aggregation, Block, CounterKey, Identity, MeterName, Period, Region, Replication,
+};
 use tollgate_store::{KeysStore, StoreError, UsageStore};
 use tracing::{debug, info, warn};
 
@@ -60,6 +62,11 @@ pub struct Stats {
     pub replicas_unchanged: usize,
     /// Replica writes that failed, or were not tried after their peer failed.
     pub replica_failures: usize,
+    /// Own items not copied: no region needs them yet (replication `hot`:
+    /// under a limit's threshold and not shared).
+    pub own_cold: usize,
+    /// Own items marked shared because a peer's first copy arrived.
+    pub marked_shared: usize,
     /// Distinct counters (meter, identity, period) changed by the batch.
     pub counters: usize,
     /// Counters under a hard limit of their identity's plan.
@@ -116,6 +123,9 @@ type BlockKey = (Identity, MeterName, Period);
 pub struct QuotaSync {
     region: Region,
     global_tables: bool,
+    replication: Replication,
+    /// Regions of the deployment, this one included.
+    regions: usize,
     usage: UsageStore,
     keys: KeysStore,
     peers: Vec<Peer>,
@@ -132,6 +142,8 @@ impl QuotaSync {
         QuotaSync {
             region: config.region.clone(),
             global_tables: config.global_tables,
+            replication: config.replication,
+            regions: 1 + config.peers.len(),
             usage,
             plans: PlanCache::new(keys.clone(), config.cache_ttl, &config.anonymous_plan),
             keys,
@@ -181,19 +193,38 @@ impl QuotaSync {
         }
         let items = collapse(&changes);
         stats.items = items.len();
-        let own: Vec<&Collapsed> = if self.global_tables {
-            Vec::new()
+        let (own, foreign_firsts): (Vec<&Collapsed>, Vec<&Collapsed>) = if self.global_tables {
+            (Vec::new(), Vec::new())
         } else {
-            items
-                .iter()
-                .filter(|c| c.item.key.region == self.region)
-                .collect()
+            let (own, foreign): (Vec<&Collapsed>, Vec<&Collapsed>) =
+                items.iter().partition(|c| c.item.key.region == self.region);
+            (own, foreign.into_iter().filter(|c| c.inserted).collect())
         };
         stats.own_items = own.len();
+        let (own, cold) = self.select_copies(own).await;
+        stats.own_cold = cold.len();
+        let to_mark = match self.replication {
+            Replication::Hot => foreign_firsts,
+            Replication::All => Vec::new(),
+        };
 
-        let (replicas, evaluations) = tokio::join!(self.replicate(&own), self.evaluate(&items));
+        let (replicas, evaluations, marks) = tokio::join!(
+            self.replicate(&own),
+            self.evaluate(&items, &cold),
+            self.mark_shared(&to_mark)
+        );
 
         let mut failed: BTreeSet<SequenceNumber> = BTreeSet::new();
+        for (c, result) in to_mark.iter().zip(marks) {
+            match result {
+                Ok(true) => stats.marked_shared += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    warn!(error = %e, "marking a counter shared failed; its record will be retried");
+                    failed.insert(c.first.clone());
+                }
+            }
+        }
         let mut sent_failures = 0;
         for (peer, results) in self.peers.iter().zip(replicas) {
             let mut first_error = None;
@@ -262,6 +293,75 @@ impl QuotaSync {
         })
     }
 
+    /// Splits this region's changed items into those to copy now and the
+    /// counters of those no region needs yet ([`Replication::must_copy`]).
+    /// A limit that cannot be read counts as reached: the item is copied.
+    async fn select_copies<'a>(
+        &self,
+        own: Vec<&'a Collapsed>,
+    ) -> (Vec<&'a Collapsed>, HashSet<CounterKey>) {
+        if self.replication == Replication::All {
+            return (own, HashSet::new());
+        }
+        let lookups: Vec<_> = own
+            .into_iter()
+            .map(|c| async move {
+                if c.shared {
+                    return (c, true);
+                }
+                let copy = match self.limit_of(&c.item.key.counter).await {
+                    Ok(limit) => {
+                        self.replication
+                            .must_copy(c.item.value, limit, self.regions, false)
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "limit unknown: copying");
+                        true
+                    }
+                };
+                (c, copy)
+            })
+            .collect();
+        let decided: Vec<(&Collapsed, bool)> =
+            stream::iter(lookups).buffered(CONCURRENCY).collect().await;
+        let mut copy = Vec::new();
+        let mut cold = HashSet::new();
+        for (c, yes) in decided {
+            if yes {
+                copy.push(c);
+            } else {
+                cold.insert(c.item.key.counter.clone());
+            }
+        }
+        (copy, cold)
+    }
+
+    /// The hard limit on a counter under its identity's plan, if any.
+    async fn limit_of(&self, counter: &CounterKey) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .plans
+            .plan_for(&counter.identity)
+            .await?
+            .and_then(|plan| hard_limit(&plan, counter)))
+    }
+
+    /// Marks this region's item of each counter that a peer has just copied
+    /// here for the first time as shared, so that it is copied back.
+    async fn mark_shared(&self, foreign: &[&Collapsed]) -> Vec<Result<bool, StoreError>> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let marks: Vec<_> = foreign
+            .iter()
+            .map(|c| {
+                let own = c.item.key.counter.in_region(&self.region);
+                let aggregation = c.item.aggregation;
+                async move { self.usage.mark_shared(&own, aggregation, now).await }
+            })
+            .collect();
+        stream::iter(marks).buffered(CONCURRENCY).collect().await
+    }
+
     /// Writes each own item to each peer, peers concurrently. A peer that
     /// fails is not tried again within this batch: its remaining items fail
     /// at once, so a peer that is down costs one timeout, not one per item.
@@ -301,9 +401,12 @@ impl QuotaSync {
 
     /// Evaluates every counter the batch changed. Returns, per counter, the
     /// first sequence numbers of its items (to report if it fails) and the result.
+    /// Counters in `cold` whose only changes are this region's own cold
+    /// items are not evaluated: no region holds enough of them to reach a limit.
     async fn evaluate(
         &self,
         items: &[Collapsed],
+        cold: &HashSet<CounterKey>,
     ) -> Vec<(
         CounterKey,
         Vec<SequenceNumber>,
@@ -312,6 +415,9 @@ impl QuotaSync {
         let mut counters: Vec<(CounterKey, Aggregation, Vec<SequenceNumber>)> = Vec::new();
         let mut index: HashMap<&CounterKey, usize> = HashMap::new();
         for c in items {
+            if c.item.key.region == self.region && cold.contains(&c.item.key.counter) {
+                continue;
+            }
             match index.get(&c.item.key.counter) {
                 Some(&i) => counters[i].2.push(c.first.clone()),
                 None => {

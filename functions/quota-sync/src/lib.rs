@@ -75,7 +75,8 @@ pub fn from_sdk_config(config: &Config, sdk: &aws_config::SdkConfig) -> QuotaSyn
             let client = Client::from_conf(peer_limits(builder, config.peer_timeout).build());
             Peer {
                 region: peer.region.clone(),
-                usage: UsageStore::new(client, &config.tables.usage),
+                usage: UsageStore::new(client, &config.tables.usage)
+                    .with_top_index(config.top_index),
             }
         })
         .collect();
@@ -103,7 +104,8 @@ pub fn local(config: &Config, endpoint: &str) -> QuotaSync {
             let client = Client::from_conf(peer_limits(builder, config.peer_timeout).build());
             Peer {
                 region: peer.region.clone(),
-                usage: UsageStore::new(client, &config.tables.usage),
+                usage: UsageStore::new(client, &config.tables.usage)
+                    .with_top_index(config.top_index),
             }
         })
         .collect();

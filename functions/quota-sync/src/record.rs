@@ -61,6 +61,10 @@ pub struct Change {
     pub sequence: SequenceNumber,
     /// The item as the record's new image shows it.
     pub item: UsageItem,
+    /// Whether the record created the item (`INSERT`).
+    pub inserted: bool,
+    /// Whether the item is marked shared ([`tollgate_store::usage::SHARED`]).
+    pub shared: bool,
 }
 
 /// Why a record was skipped rather than processed. Skipped records succeed:
@@ -145,10 +149,16 @@ pub fn decode(
         }
     }
     let item = UsageItem::parse(&item).map_err(|e| Skip::NotUsage(e.to_string()))?;
+    let shared = matches!(
+        image.get(tollgate_store::usage::SHARED),
+        Some(serde_dynamo::AttributeValue::Bool(true))
+    );
     Ok(Change {
         position,
         sequence: SequenceNumber(sequence),
         item,
+        inserted: record.event_name == "INSERT",
+        shared,
     })
 }
 
@@ -162,6 +172,10 @@ pub struct Collapsed {
     pub first: SequenceNumber,
     /// How many records of the batch carried this item.
     pub records: usize,
+    /// Whether one of the records created the item.
+    pub inserted: bool,
+    /// Whether one of the records showed the item marked shared.
+    pub shared: bool,
 }
 
 /// Collapses the changes of a batch to one per Usage item (its largest
@@ -181,6 +195,8 @@ pub fn collapse(changes: &[Change]) -> Vec<Collapsed> {
             Some(&i) => {
                 let entry = &mut out[i];
                 entry.records += 1;
+                entry.inserted |= change.inserted;
+                entry.shared |= change.shared;
                 if supersedes(&change.item, &entry.item) {
                     entry.item = change.item.clone();
                 }
@@ -194,6 +210,8 @@ pub fn collapse(changes: &[Change]) -> Vec<Collapsed> {
                     item: change.item.clone(),
                     first: change.sequence.clone(),
                     records: 1,
+                    inserted: change.inserted,
+                    shared: change.shared,
                 });
             }
         }

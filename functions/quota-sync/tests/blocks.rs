@@ -95,14 +95,82 @@ async fn a_hard_monthly_limit_crossed_in_two_regions_blocks_all_three() {
             blocks_in(&h, region, &soft_key).await.is_empty(),
             "{region}: soft"
         );
+        // No hard limit: with replication `hot` its items are never
+        // copied; each region's table holds its own item only.
         let soft_month = counter("requests", &soft_key, Window::Month);
-        assert_eq!(
-            values_in(&h, region, &soft_month)
-                .await
-                .values()
-                .sum::<u64>(),
-            10
+        let own: Vec<String> = values_in(&h, region, &soft_month)
+            .await
+            .into_keys()
+            .collect();
+        assert!(
+            own.iter().all(|r| r == region),
+            "{region} holds copies of a counter no limit needs: {own:?}"
         );
+    }
+    let soft_month = counter("requests", &soft_key, Window::Month);
+    let mut total = 0;
+    for region in REGIONS {
+        total += values_in(&h, region, &soft_month)
+            .await
+            .values()
+            .sum::<u64>();
+    }
+    assert_eq!(total, 10, "each region's own item, summed over the tables");
+}
+
+/// Replication `hot`: counters that start cold in every region are not
+/// copied; the first region to reach limit / (2R) copies its item, the
+/// others mark theirs shared and copy them back, and the limit, reached
+/// later in a third region, blocks the key everywhere.
+#[tokio::test]
+async fn cold_counters_become_shared_before_the_limit_and_block_everywhere() {
+    let h = Harness::with_regions("qs-hot", &REGIONS).await;
+    put_plan_everywhere(
+        &h,
+        &plan("pro", "requests", Window::Month, 60, OveragePolicy::Hard),
+    )
+    .await;
+    let key = key_on_plan(&h, "pro").await;
+    let month = counter("requests", &key, Window::Month);
+    let (mut pump, _) =
+        quota_sync::local_pump(&h.endpoint, &REGIONS, &h.tables, PumpOptions::default()).unwrap();
+
+    // 9 in each region: each below 60 / 6 = 10, nothing copied.
+    for region in REGIONS {
+        increment_in(&h, region, &[(&month, Aggregation::Count, 9)]).await;
+    }
+    pump.run_until_idle(POLL, 50).await.unwrap();
+    for region in REGIONS {
+        let held: Vec<String> = values_in(&h, region, &month).await.into_keys().collect();
+        assert_eq!(
+            held,
+            [region.to_string()],
+            "{region} holds only its own item"
+        );
+    }
+
+    // local-a reaches 10: hot. Every region ends up with every item.
+    increment_in(&h, "local-a", &[(&month, Aggregation::Count, 1)]).await;
+    pump.run_until_idle(POLL, 50).await.unwrap();
+    for region in REGIONS {
+        let values = values_in(&h, region, &month).await;
+        assert_eq!(values.len(), 3, "{region}: {values:?}");
+        assert_eq!(values.values().sum::<u64>(), 28, "{region}");
+        assert!(blocks_in(&h, region, &key).await.is_empty());
+    }
+
+    // local-c brings the sum to the limit: blocked in all three regions.
+    increment_in(&h, "local-c", &[(&month, Aggregation::Count, 32)]).await;
+    pump.run_until_idle(POLL, 50).await.unwrap();
+    for region in REGIONS {
+        assert_eq!(
+            values_in(&h, region, &month).await.values().sum::<u64>(),
+            60,
+            "{region}"
+        );
+        let blocks = blocks_in(&h, region, &key).await;
+        assert_eq!(blocks.len(), 1, "{region}");
+        assert_eq!((blocks[0].limit, blocks[0].used), (60, 60), "{region}");
     }
 }
 

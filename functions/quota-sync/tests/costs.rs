@@ -7,13 +7,19 @@ mod common;
 use aws_sdk_dynamodb::Client;
 use common::*;
 use quota_sync::{Peer, QuotaSync};
-use tollgate_core::{Aggregation, OveragePolicy, Window};
+use tollgate_core::{Aggregation, OveragePolicy, Replication, Window};
 use tollgate_store::client::local_config;
 use tollgate_store::{KeysStore, RequestCounter, UsageStore};
 use tollgate_tests::Harness;
 
-/// A handler of local-a whose clients all count into one counter.
+/// A handler of local-a whose clients all count into one counter, copying
+/// every change.
 fn counted_handler(h: &Harness) -> (QuotaSync, RequestCounter) {
+    counted_handler_with(h, Replication::All)
+}
+
+/// A handler of local-a whose clients all count into one counter.
+fn counted_handler_with(h: &Harness, replication: Replication) -> (QuotaSync, RequestCounter) {
     let counter = RequestCounter::with_capacity();
     let client = |region: &str| {
         Client::from_conf(
@@ -22,7 +28,8 @@ fn counted_handler(h: &Harness) -> (QuotaSync, RequestCounter) {
                 .build(),
         )
     };
-    let config = config(h, "local-a");
+    let mut config = config(h, "local-a");
+    config.replication = replication;
     let peers = config
         .peers
         .iter()
@@ -151,5 +158,102 @@ async fn collapsing_a_batch_writes_each_item_once_per_peer() {
     for id in &ids {
         let c = counter("requests", id, Window::Day);
         assert_eq!(values_in(&h, "local-b", &c).await.get("local-a"), Some(&10));
+    }
+}
+
+/// Replication `hot`: a counter far from its limit costs quota-sync no
+/// request at all; once hot it costs what `all` costs; a peer's first copy
+/// of a counter makes this region mark its own item shared (one
+/// `UpdateItem`), after which its changes are copied too.
+#[tokio::test]
+async fn hot_replication_skips_cold_counters() {
+    let h = Harness::with_regions("qs-hot-costs", &REGIONS).await;
+    // 60 a day over 3 regions: a region's item is hot from 10 (60 / 6).
+    put_plan_everywhere(
+        &h,
+        &plan("medium", "requests", Window::Day, 60, OveragePolicy::Hard),
+    )
+    .await;
+    let key = key_on_plan(&h, "medium").await;
+    let day = counter("requests", &key, Window::Day);
+    let (handler, requests) = counted_handler_with(&h, Replication::Hot);
+    let mut stream = reader(&h, "local-a");
+    increment_in(&h, "local-a", &[(&day, Aggregation::Count, 1)]).await;
+    handler
+        .handle(&event(&read_all(&mut stream).await))
+        .await
+        .unwrap();
+
+    // Cold (2 of 60): nothing copied, nothing read, no request.
+    increment_in(&h, "local-a", &[(&day, Aggregation::Count, 1)]).await;
+    requests.reset();
+    let outcome = handler
+        .handle(&event(&read_all(&mut stream).await))
+        .await
+        .unwrap();
+    assert_eq!(requests.total_requests(), 0, "{:?}", requests.snapshot());
+    assert_eq!(outcome.stats.own_cold, 1);
+    assert_eq!(outcome.stats.replica_writes, 0);
+    for peer in ["local-b", "local-c"] {
+        assert!(values_in(&h, peer, &day).await.is_empty(), "{peer}");
+    }
+
+    // Hot (10 of 60): copied to both peers and evaluated.
+    increment_in(&h, "local-a", &[(&day, Aggregation::Count, 8)]).await;
+    requests.reset();
+    let outcome = handler
+        .handle(&event(&read_all(&mut stream).await))
+        .await
+        .unwrap();
+    assert_eq!(requests.requests("PutItem"), 2);
+    assert_eq!(requests.requests("Query"), 1);
+    assert_eq!(outcome.stats.own_cold, 0);
+    for peer in ["local-b", "local-c"] {
+        assert_eq!(values_in(&h, peer, &day).await.get("local-a"), Some(&10));
+    }
+
+    // A peer's first copy of another counter (local-b's cold-for-us month
+    // counter, hot there): local-a marks its own item shared, creating it at 0 ...
+    let month = counter("requests", &key, Window::Month);
+    let mut b_config = config(&h, "local-b");
+    b_config.replication = Replication::Hot;
+    let b_handler = quota_sync::local(&b_config, &h.endpoint);
+    // The plan now limits the month (60) instead of the day.
+    put_plan_everywhere(
+        &h,
+        &plan("medium", "requests", Window::Month, 60, OveragePolicy::Hard),
+    )
+    .await;
+    increment_in(&h, "local-b", &[(&month, Aggregation::Count, 30)]).await;
+    let b_own: Vec<_> = read_all(&mut reader(&h, "local-b"))
+        .await
+        .into_iter()
+        .filter(|r| {
+            r["dynamodb"]["Keys"]["sk"]["S"]
+                .as_str()
+                .is_some_and(|sk| sk.ends_with("#local-b"))
+        })
+        .collect();
+    b_handler.handle(&event(&b_own)).await.unwrap();
+    requests.reset();
+    let outcome = handler
+        .handle(&event(&read_all(&mut stream).await))
+        .await
+        .unwrap();
+    assert_eq!(outcome.stats.marked_shared, 1, "{:?}", outcome.stats);
+    assert_eq!(requests.requests("UpdateItem"), 1);
+    // ... whose record (shared, at 0) is then copied to both peers.
+    let outcome = handler
+        .handle(&event(&read_all(&mut stream).await))
+        .await
+        .unwrap();
+    assert_eq!(outcome.stats.own_cold, 0);
+    assert!(outcome.stats.replica_writes >= 2, "{:?}", outcome.stats);
+    for peer in ["local-b", "local-c"] {
+        assert_eq!(
+            values_in(&h, peer, &month).await.get("local-a"),
+            Some(&0),
+            "{peer}"
+        );
     }
 }

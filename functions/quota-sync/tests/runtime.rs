@@ -75,6 +75,8 @@ async fn the_binary_handles_sample_events_and_skips_foreign_records() {
         ("TOLLGATE_PEER_REGIONS", "local-b,local-c"),
         ("TOLLGATE_USAGE_TABLE", h.tables.usage.as_str()),
         ("TOLLGATE_KEYS_TABLE", h.tables.keys.as_str()),
+        // The sample key has no plan: copy every change, to see the copies.
+        ("TOLLGATE_REPLICATION", "all"),
         ("RUST_LOG", "info"),
     ];
     let results = tokio::task::spawn_blocking({

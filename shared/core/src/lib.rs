@@ -11,7 +11,9 @@ pub mod error;
 pub mod identity;
 pub mod meter;
 pub mod plan;
+pub mod replication;
 pub mod usage_key;
+pub mod watermark;
 pub mod window;
 
 pub use aggregate::{Aggregator, CounterKey};
@@ -21,7 +23,9 @@ pub use error::CoreError;
 pub use identity::Identity;
 pub use meter::{Aggregation, MeterDef, MeterName};
 pub use plan::{FailurePolicy, Limit, OveragePolicy, Plan};
+pub use replication::Replication;
 pub use usage_key::{Region, UsageKey};
+pub use watermark::{Contributions, Position};
 pub use window::{Period, Window};
 
 /// Milliseconds since the Unix epoch, UTC. All tollgate times are in this unit.

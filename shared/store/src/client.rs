@@ -15,6 +15,21 @@ pub async fn client_from_env(region: Option<&str>) -> Client {
     Client::new(&loader.load().await)
 }
 
+/// One client per region of `regions`, from the standard AWS configuration
+/// loaded once (`AWS_ENDPOINT_URL_DYNAMODB` applies to all of them).
+pub async fn clients_for_regions(regions: &[&str]) -> Vec<Client> {
+    let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    regions
+        .iter()
+        .map(|region| {
+            let conf = aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .region(Region::new((*region).to_owned()))
+                .build();
+            Client::from_conf(conf)
+        })
+        .collect()
+}
+
 /// A client for a DynamoDB Local endpoint, with dummy credentials. DynamoDB
 /// Local keeps one database per region name, so `region` simulates a region.
 pub fn local_client(endpoint: &str, region: &str) -> Client {

@@ -5,10 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use aws_sdk_dynamodb::Client;
 use tollgate_core::{
-    Aggregation, CounterKey, MeterName, Period, Region, UnixMillis, UsageKey, Window,
+    Aggregation, CounterKey, MeterName, Period, Position, Region, UnixMillis, UsageKey, Window,
 };
 
 use crate::attr::{get_i64, get_s, get_u64, n, s, Item};
@@ -40,10 +43,33 @@ pub fn top_key(key: &UsageKey) -> Option<String> {
         .then(|| top_partition(&key.counter.meter, &key.counter.period, &key.region))
 }
 
+/// The variable that turns the top index on (`true`) or off (`false`, the
+/// default) in every function that writes Usage items.
+///
+/// Off by default because of its price: every write that changes an
+/// indexed counter also rewrites its index entry (two more write units, as
+/// the index is sorted by the counter), which triples the cost of a month
+/// counter's update. On, `GET /v1/usage/top` ranks identities.
+pub const TOP_INDEX_VAR: &str = "TOLLGATE_TOP_INDEX";
+
+/// Reads [`TOP_INDEX_VAR`]'s value: `true` or `false` (unset: `false`).
+pub fn parse_top_index(value: Option<&str>) -> Result<bool, String> {
+    match value.map(str::trim) {
+        None | Some("") | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(format!("{other:?}: expected true or false")),
+    }
+}
+
 /// The top index partition of one meter, period and region.
 pub fn top_partition(meter: &MeterName, period: &Period, region: &Region) -> String {
     format!("{meter}#{period}#{region}")
 }
+
+/// The attribute (`true`) on a region's own counter item once a peer
+/// region has copied its item of the same counter here: see
+/// [`UsageStore::mark_shared`].
+pub const SHARED: &str = "shared";
 
 /// One region's counter, as read from an item or a stream image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,42 +100,104 @@ impl UsageItem {
     }
 }
 
+/// The update expression that adds `amount` to a count or sum counter,
+/// with its attribute names and values: shared by the transaction's
+/// [`increment`] and the watermark's [`UsageStore::add_fenced`].
+struct Addition {
+    expression: String,
+    names: Vec<(&'static str, &'static str)>,
+    values: Vec<(&'static str, AttributeValue)>,
+}
+
+impl Addition {
+    fn new(
+        key: &UsageKey,
+        aggregation: Aggregation,
+        amount: u64,
+        now: UnixMillis,
+        top_index: bool,
+    ) -> Self {
+        let mut add = Addition {
+            expression: "ADD #n :a SET agg = :agg, updated_at = :now".to_owned(),
+            names: vec![("#n", "n")],
+            values: vec![
+                (":a", n(amount)),
+                (":agg", s(aggregation.to_string())),
+                (":now", n(now)),
+            ],
+        };
+        if let Some(top) = top_key(key).filter(|_| top_index) {
+            add.expression.push_str(", #top = :top");
+            add.names.push(("#top", "top"));
+            add.values.push((":top", s(top)));
+        }
+        if let Some(ttl) = ttl_for(&key.counter) {
+            add.expression.push_str(", #ttl = :ttl");
+            add.names.push(("#ttl", "ttl"));
+            add.values.push((":ttl", n(ttl)));
+        }
+        add
+    }
+}
+
 /// The `Update` that adds `amount` to a count or sum counter: for a
 /// transaction with the batch's dedupe record. (A `max` counter is raised
 /// with [`UsageStore::raise_max`] instead: it is idempotent by nature.)
+/// With `top_index`, a month counter also carries its top index key.
 pub fn increment(
     table: &str,
     key: &UsageKey,
     aggregation: Aggregation,
     amount: u64,
     now: UnixMillis,
+    top_index: bool,
 ) -> Result<TransactWriteItem, StoreError> {
+    let add = Addition::new(key, aggregation, amount, now, top_index);
     let mut update = Update::builder()
         .table_name(table)
         .key("pk", s(key.pk()))
         .key("sk", s(key.sk()))
-        .expression_attribute_names("#n", "n")
-        .expression_attribute_values(":a", n(amount))
-        .expression_attribute_values(":agg", s(aggregation.to_string()))
-        .expression_attribute_values(":now", n(now));
-    let mut expr = "ADD #n :a SET agg = :agg, updated_at = :now".to_owned();
-    if let Some(top) = top_key(key) {
-        expr.push_str(", #top = :top");
-        update = update
-            .expression_attribute_names("#top", "top")
-            .expression_attribute_values(":top", s(top));
+        .update_expression(add.expression);
+    for (name, attribute) in add.names {
+        update = update.expression_attribute_names(name, attribute);
     }
-    if let Some(ttl) = ttl_for(&key.counter) {
-        expr.push_str(", #ttl = :ttl");
-        update = update
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(":ttl", n(ttl));
+    for (name, value) in add.values {
+        update = update.expression_attribute_values(name, value);
     }
     let update = update
-        .update_expression(expr)
         .build()
         .map_err(|e| StoreError::dynamo("TransactWriteItems", e))?;
     Ok(TransactWriteItem::builder().update(update).build())
+}
+
+/// Which watermark an increment is fenced by, and where it must stand.
+#[derive(Debug, Clone, Copy)]
+pub struct Fence<'a> {
+    /// The item attribute holding the source's watermark (one per shard).
+    pub attribute: &'a str,
+    /// The condition on the stored watermark.
+    pub expect: Expect<'a>,
+    /// The watermark after the increment: the batch's last record.
+    pub to: &'a Position,
+}
+
+/// The condition on a stored watermark.
+#[derive(Debug, Clone, Copy)]
+pub enum Expect<'a> {
+    /// Absent, or below the batch's first record: nothing of it counted yet.
+    Below(&'a Position),
+    /// Exactly this value (the retry of a partly counted batch), or absent if `None`.
+    Exactly(Option<&'a Position>),
+}
+
+/// What a fenced increment did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fenced {
+    /// Added, and the watermark moved.
+    Applied,
+    /// Refused: the watermark stands at `watermark` (read from the failed
+    /// condition, no extra request).
+    Refused { watermark: Option<Position> },
 }
 
 /// Adapter for the Usage table of one region.
@@ -117,6 +205,7 @@ pub fn increment(
 pub struct UsageStore {
     client: Client,
     table: String,
+    top_index: bool,
 }
 
 impl UsageStore {
@@ -125,7 +214,20 @@ impl UsageStore {
         UsageStore {
             client,
             table: table.into(),
+            top_index: false,
         }
+    }
+
+    /// The same store, writing the top index key on month counters or not
+    /// (see [`TOP_INDEX_VAR`]; off unless turned on).
+    pub fn with_top_index(mut self, on: bool) -> Self {
+        self.top_index = on;
+        self
+    }
+
+    /// Whether this store writes the top index key.
+    pub fn top_index(&self) -> bool {
+        self.top_index
     }
 
     /// The table's name.
@@ -141,7 +243,7 @@ impl UsageStore {
         value: u64,
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
-        let (top_set, top) = match top_key(key) {
+        let (top_set, top) = match top_key(key).filter(|_| self.top_index) {
             Some(top) => (", #top = :top", Some(s(top))),
             None => ("", None),
         };
@@ -177,6 +279,131 @@ impl UsageStore {
         }
     }
 
+    /// Adds `amount` to a count or sum counter and moves its watermark, in one
+    /// conditional `UpdateItem` (one write unit for a small item): exactly
+    /// once for an ordered source without a dedupe record (see
+    /// [`tollgate_core::watermark`]). A refusal returns the stored watermark.
+    pub async fn add_fenced(
+        &self,
+        key: &UsageKey,
+        aggregation: Aggregation,
+        amount: u64,
+        fence: Fence<'_>,
+        now: UnixMillis,
+    ) -> Result<Fenced, StoreError> {
+        let add = Addition::new(key, aggregation, amount, now, self.top_index);
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key.pk()))
+            .key("sk", s(key.sk()))
+            .update_expression(format!("{}, #w = :to", add.expression))
+            .expression_attribute_names("#w", fence.attribute)
+            .expression_attribute_values(":to", s(fence.to.as_str()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        req = match fence.expect {
+            Expect::Below(first) => req
+                .condition_expression("attribute_not_exists(#w) OR #w < :first")
+                .expression_attribute_values(":first", s(first.as_str())),
+            Expect::Exactly(Some(at)) => req
+                .condition_expression("#w = :at")
+                .expression_attribute_values(":at", s(at.as_str())),
+            Expect::Exactly(None) => req.condition_expression("attribute_not_exists(#w)"),
+        };
+        for (name, attribute) in add.names {
+            req = req.expression_attribute_names(name, attribute);
+        }
+        for (name, value) in add.values {
+            req = req.expression_attribute_values(name, value);
+        }
+        match req.send().await {
+            Ok(_) => Ok(Fenced::Applied),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    let watermark = match failed.item() {
+                        Some(item) => get_s(item, fence.attribute).map(str::to_owned),
+                        // Not every DynamoDB (DynamoDB Local, for one) returns
+                        // the item of a failed update: read it then.
+                        None => self.read_watermark(key, fence.attribute).await?,
+                    };
+                    let watermark = watermark.as_deref().map(Position::parse).transpose()?;
+                    Ok(Fenced::Refused { watermark })
+                }
+                _ => Err(StoreError::dynamo("UpdateItem", e)),
+            },
+        }
+    }
+
+    /// Marks this region's item of a counter as shared: a peer has copied
+    /// its own item of the counter here, so quota-sync copies every change
+    /// of this region's item too from now on. Creates the item at 0 if it
+    /// does not exist. One conditional `UpdateItem`; returns false if the
+    /// item was marked before.
+    pub async fn mark_shared(
+        &self,
+        key: &UsageKey,
+        aggregation: Aggregation,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let mut expr = "ADD #n :zero SET #shared = :t, agg = if_not_exists(agg, :agg), updated_at = if_not_exists(updated_at, :now)".to_owned();
+        let mut req = self.client.update_item();
+        if let Some(ttl) = ttl_for(&key.counter) {
+            expr.push_str(", #ttl = :ttl");
+            req = req
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":ttl", n(ttl));
+        }
+        let result = req
+            .table_name(&self.table)
+            .key("pk", s(key.pk()))
+            .key("sk", s(key.sk()))
+            .update_expression(expr)
+            .condition_expression("attribute_not_exists(#shared)")
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_names("#shared", SHARED)
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(":agg", s(aggregation.to_string()))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
+    }
+
+    /// A counter item's watermark attribute (strongly consistent read).
+    async fn read_watermark(
+        &self,
+        key: &UsageKey,
+        attribute: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(key.pk()))
+            .key("sk", s(key.sk()))
+            .consistent_read(true)
+            .projection_expression("#w")
+            .expression_attribute_names("#w", attribute)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("GetItem", e))?;
+        Ok(out
+            .item()
+            .and_then(|item| get_s(item, attribute))
+            .map(str::to_owned))
+    }
+
     /// Writes a copy of another region's item, only if it raises the stored
     /// value (or creates it): replayed or reordered copies change nothing.
     /// Returns whether the copy was written.
@@ -196,7 +423,7 @@ impl UsageStore {
         if let Some(ttl) = ttl_for(&item.key.counter) {
             put = put.item("ttl", n(ttl));
         }
-        if let Some(top) = top_key(&item.key) {
+        if let Some(top) = top_key(&item.key).filter(|_| self.top_index) {
             put = put.item("top", s(top));
         }
         match put.send().await {

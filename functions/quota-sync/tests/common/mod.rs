@@ -26,9 +26,13 @@ pub fn now() -> UnixMillis {
         .as_millis() as i64
 }
 
-/// The configuration of `region` with the other [`REGIONS`] as peers.
+/// The configuration of `region` with the other [`REGIONS`] as peers,
+/// copying every change (`TOLLGATE_REPLICATION=all`): the tests of how
+/// copies are written and converge. `local_pump` uses the default, `hot`.
 pub fn config(h: &Harness, region: &str) -> Config {
-    quota_sync::local_config(region, &REGIONS, &h.tables).unwrap()
+    let mut config = quota_sync::local_config(region, &REGIONS, &h.tables).unwrap();
+    config.replication = tollgate_core::Replication::All;
+    config
 }
 
 /// A handler of `region` on the harness's DynamoDB Local.
@@ -83,6 +87,7 @@ pub async fn increment_in(h: &Harness, region: &str, counters: &[(&CounterKey, A
                 *aggregation,
                 *amount,
                 now(),
+                false,
             )
             .unwrap(),
         );
