@@ -419,9 +419,11 @@ async fn report(
     let today = Window::Day.period_of(chrono::Utc::now().timestamp_millis())?;
     let mut header = format!("  {:<32} {:>6}", "identity", "limit");
     for r in &args.regions {
-        header.push_str(&format!(" {:>22}", format!("{r} view (global)")));
+        header.push_str(&format!(" {:>22}", format!("{r} view (sum)")));
     }
+    header.push_str(&format!(" {:>8}", "global"));
     println!("{header}");
+    println!("  (a region's view holds its own item and the copies quota-sync made: only counters near a hard limit are copied; global = each region's own item, summed, as GET /v1/usage reads it)");
     for c in clients {
         let counter = CounterKey {
             meter: MeterName::requests(),
@@ -433,16 +435,22 @@ async fn report(
             c.label,
             c.limit.map_or("soft".into(), |l| l.to_string())
         );
+        let mut global = 0;
         for region in &args.regions {
             let usage = UsageStore::new(local_client(endpoint, region), &names.usage);
             let per_region = usage.regions_of(&counter).await?;
             let parts: Vec<String> = per_region.values().map(u64::to_string).collect();
             let total: u64 = per_region.values().sum();
+            global += tollgate_core::Region::new(region)
+                .ok()
+                .and_then(|r| per_region.get(&r).copied())
+                .unwrap_or(0);
             row.push_str(&format!(
                 " {:>22}",
                 format!("{} ({total})", parts.join("+"))
             ));
         }
+        row.push_str(&format!(" {global:>8}"));
         println!("{row}");
     }
     let allowed: u64 = tally.allowed.values().sum();

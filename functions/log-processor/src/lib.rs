@@ -8,7 +8,9 @@
 //! - [`batch`]: aggregation into one increment per meter, identity and
 //!   period, deterministic chunks, and the dedupe ids.
 //! - [`handler`]: the [`Processor`] that commits each chunk with its dedupe
-//!   marker in one transaction through `tollgate_idempotency`.
+//!   marker in one transaction through `tollgate_idempotency` (direct
+//!   deliveries), or raises each counter of a Kinesis batch past its
+//!   per-shard watermark (`tollgate_core::watermark`).
 //! - [`config`]: `TOLLGATE_*` settings.
 
 pub mod batch;

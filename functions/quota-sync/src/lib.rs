@@ -4,10 +4,13 @@
 //!    region's Usage table with a conditional write that only ever raises a
 //!    count, so replayed, duplicated or reordered records change nothing and
 //!    every copy converges to the true value. Repeated updates of one item
-//!    within a batch are collapsed to the largest value first.
+//!    within a batch are collapsed to the largest value first. With
+//!    replication `hot` (the default, [`tollgate_core::replication`]) only
+//!    counters that could matter for a limit are copied; a peer's first copy
+//!    marks this region's own item shared, so that it is copied back.
 //! 2. **Evaluate**: for every changed counter (meter, identity, period)
-//!    under a hard limit of the identity's plan, the counter's region items
-//!    are read with one Query and summed; at the limit, a block is written to
+//!    under a hard limit of the identity's plan (cold counters excepted),
+//!    the counter's region items are read with one Query and summed; at the limit, a block is written to
 //!    this region's Keys table (idempotent, expiring at the period's end).
 //! 3. **Fail narrowly**: failed records come back as `batchItemFailures`;
 //!    a peer that is down delays only its own copies.
