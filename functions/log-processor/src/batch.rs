@@ -15,7 +15,7 @@ use tollgate_core::{
 };
 
 use crate::decode::{truncate, LogEvent, LogsPayload};
-use crate::line::{parse_line, Line, NotCounted, Rules};
+use crate::line::{parse_message, Line, NotCounted, Rules};
 
 /// Increments per chunk: with its dedupe marker, 100 actions, the most one
 /// transaction holds.
@@ -138,7 +138,7 @@ impl BatchAggregate {
         let requests = MeterName::requests();
         for event in events {
             self.tally.events += 1;
-            let skip = match parse_line(&event.message, event.timestamp, &counting.rules) {
+            let skip = match parse_message(&event.message, event.timestamp, &counting.rules) {
                 Line::Count(usage) => {
                     let meter = match usage.meter {
                         None => Ok(requests.clone()),
@@ -275,7 +275,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::config::StatusRanges;
-    use std::borrow::Cow;
 
     fn counting() -> Counting {
         Counting {
@@ -289,9 +288,9 @@ mod tests {
 
     fn event(id: &str, message: &str) -> LogEvent<'static> {
         LogEvent {
-            id: Cow::Owned(id.into()),
+            id: id.to_owned().into(),
             timestamp: 1_795_000_000_000,
-            message: Cow::Owned(message.into()),
+            message: message.to_owned().into(),
         }
     }
 

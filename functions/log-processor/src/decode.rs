@@ -7,7 +7,10 @@
 //! borrows the log lines from the decompressed buffer where it can.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::io::Read;
+use std::ops::Deref;
+use std::sync::OnceLock;
 
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
@@ -171,7 +174,149 @@ pub struct LogEvent<'a> {
     pub timestamp: i64,
     /// The log line.
     #[serde(borrow)]
-    pub message: Cow<'a, str>,
+    pub message: Message<'a>,
+}
+
+/// A log event's message (the log line), a string that dereferences to
+/// its text.
+///
+/// The one-pass payload reader keeps a message whose JSON string has only
+/// one-character escapes (`\"`, `\\`, `\n`, ...) as it is, checked, and
+/// unescapes it only when its text is first asked for: the line reader
+/// reads most such messages (a JSON line is full of `\"`) straight from
+/// their escaped form ([`Message::escaped`]), without copying them.
+#[derive(Clone, Default)]
+pub struct Message<'a> {
+    /// The JSON text between the string's quotes, holding only checked
+    /// one-character escapes; `None` when `text` was set from the start.
+    escaped: Option<&'a str>,
+    /// The text, set from the start or unescaped on first use.
+    text: OnceLock<Cow<'a, str>>,
+}
+
+impl<'a> Message<'a> {
+    /// A message from JSON string content whose escapes are all checked
+    /// one-character ones (see [`simple_escape`]).
+    fn from_escaped(escaped: &'a str) -> Self {
+        Message {
+            escaped: Some(escaped),
+            text: OnceLock::new(),
+        }
+    }
+
+    /// The message's JSON string content as the payload had it (between the
+    /// quotes, only one-character escapes), when it was kept so.
+    pub fn escaped(&self) -> Option<&'a str> {
+        self.escaped
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        self.text.get_or_init(|| match self.escaped {
+            Some(escaped) => Cow::Owned(unescape_simple(escaped)),
+            None => Cow::Borrowed(""),
+        })
+    }
+}
+
+impl<'a> From<Cow<'a, str>> for Message<'a> {
+    fn from(text: Cow<'a, str>) -> Self {
+        Message {
+            escaped: None,
+            text: OnceLock::from(text),
+        }
+    }
+}
+
+impl<'a> From<&'a str> for Message<'a> {
+    fn from(text: &'a str) -> Self {
+        Cow::Borrowed(text).into()
+    }
+}
+
+impl From<String> for Message<'_> {
+    fn from(text: String) -> Self {
+        Cow::<str>::Owned(text).into()
+    }
+}
+
+impl Deref for Message<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Message<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Message<'_> {}
+
+impl PartialEq<str> for Message<'_> {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Message<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl fmt::Debug for Message<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Message<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Message<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(Message::from(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Message::from(v.to_owned()))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+/// Unescapes JSON string content whose escapes are one-character ones
+/// (anything else, which the payload reader never lets through, is kept as it is).
+fn unescape_simple(escaped: &str) -> String {
+    let mut out = String::with_capacity(escaped.len());
+    let mut rest = escaped;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        match after.bytes().next().and_then(simple_escape) {
+            Some(b) => {
+                out.push(char::from(b));
+                // The escaped character is ASCII: one byte.
+                rest = after.get(1..).unwrap_or("");
+            }
+            None => {
+                out.push('\\');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 impl LogsPayload<'_> {
@@ -257,7 +402,7 @@ fn log_event<'a>(p: &mut Scan<'a>) -> Option<LogEvent<'a>> {
     p.object(|p, key| match key {
         "id" => once(&mut id, p.string()?),
         "timestamp" => once(&mut timestamp, p.uint()?),
-        "message" => once(&mut message, p.string()?),
+        "message" => once(&mut message, p.message()?),
         _ => p.skip_value(),
     })?;
     Some(LogEvent {
@@ -265,6 +410,15 @@ fn log_event<'a>(p: &mut Scan<'a>) -> Option<LogEvent<'a>> {
         timestamp: timestamp?,
         message: message?,
     })
+}
+
+/// Reads one JSON string (with its quotes) as the payload reader reads a
+/// log event's message. For the tests and the fuzz target.
+pub(crate) fn read_message(quoted: &str) -> Option<Message<'_>> {
+    let mut p = Scan::new(quoted);
+    let message = p.message()?;
+    p.end()?;
+    Some(message)
 }
 
 /// Sets a field seen for the first time (serde rejects duplicate fields).
@@ -282,10 +436,17 @@ pub(crate) fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
 /// `None` for anything it does not read exactly as `serde_json` would, and
 /// the caller then falls back to `serde_json`. Positions only ever stop at
 /// ASCII bytes, so slicing the text there is always at a char boundary.
+///
+/// In escaped mode ([`Scan::escaped`]) it reads JSON that is itself the
+/// content of a JSON string with only one-character escapes (a log line as
+/// the payload holds it): `\"` is a quote, `\n` a new line, and so on. It
+/// then borrows only strings without escapes in the inner JSON, which are
+/// the same text escaped or not, and declines any other string.
 pub(crate) struct Scan<'a> {
     text: &'a str,
     at: usize,
     scratch: Vec<u8>,
+    escaped: bool,
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -302,6 +463,19 @@ fn specials(w: u64) -> u64 {
         | (backslash.wrapping_sub(ONES) & !backslash)
         | (w.wrapping_sub(ONES * 0x20) & !w))
         & HIGHS
+}
+
+/// The high bit of each byte of `w` that is `"`, `\\` or a control
+/// character, and of no other byte.
+#[inline]
+fn specials_exact(w: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let is = |c: u8| {
+        let x = w ^ (ONES * u64::from(c));
+        !(((x & LOW7) + LOW7) | x) & HIGHS
+    };
+    let control = !((w & LOW7) + ONES * 0x60) & !w & HIGHS;
+    is(b'"') | is(b'\\') | control
 }
 
 /// The four hex digits of a `\\u` escape at `at`.
@@ -334,6 +508,16 @@ impl<'a> Scan<'a> {
             text,
             at: 0,
             scratch: Vec::new(),
+            escaped: false,
+        }
+    }
+
+    /// A reader of the JSON in `text`, JSON string content with only
+    /// one-character escapes (see [`Message::escaped`]).
+    pub(crate) fn escaped(text: &'a str) -> Self {
+        Scan {
+            escaped: true,
+            ..Scan::new(text)
         }
     }
 
@@ -341,21 +525,37 @@ impl<'a> Scan<'a> {
         self.text.as_bytes()
     }
 
+    /// The byte at the position: in escaped mode, what an escape there stands for.
+    #[inline]
     fn peek(&self) -> Option<u8> {
-        self.bytes().get(self.at).copied()
+        let b = self.bytes().get(self.at).copied()?;
+        if self.escaped && b == b'\\' {
+            return simple_escape(*self.bytes().get(self.at + 1)?);
+        }
+        Some(b)
+    }
+
+    /// Steps over the byte at the position, or in escaped mode an escape.
+    #[inline]
+    fn step(&mut self) {
+        self.at += if self.escaped && self.bytes().get(self.at) == Some(&b'\\') {
+            2
+        } else {
+            1
+        };
     }
 
     /// Skips JSON whitespace.
     pub(crate) fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.at += 1;
+            self.step();
         }
     }
 
     /// Expects `byte` after optional whitespace.
     fn eat(&mut self, byte: u8) -> Option<()> {
         self.ws();
-        (self.peek()? == byte).then(|| self.at += 1)
+        (self.peek()? == byte).then(|| self.step())
     }
 
     /// Expects nothing but whitespace to the end.
@@ -493,19 +693,30 @@ impl<'a> Scan<'a> {
         if self.peek()? != b'"' {
             return None;
         }
-        self.at += 1;
+        self.step();
         let start = self.at;
-        match self.next_special()? {
-            b'"' => {
+        let special = self.next_special()?;
+        let text = self.text.get(start..self.at)?;
+        match special {
+            b'"' if !self.escaped => {
                 self.at += 1;
-                Some(&self.text[start..self.at - 1])
+                Some(text)
+            }
+            // In escaped mode, only the closing quote may be escaped.
+            b'\\' if self.escaped && self.bytes().get(self.at + 1) == Some(&b'"') => {
+                self.at += 2;
+                Some(text)
             }
             _ => None,
         }
     }
 
-    /// Reads a string: borrowed when it has no escapes, unescaped otherwise.
+    /// Reads a string: borrowed when it has no escapes, unescaped otherwise
+    /// (in escaped mode, declined).
     pub(crate) fn string(&mut self) -> Option<Cow<'a, str>> {
+        if self.escaped {
+            return self.plain_string().map(Cow::Borrowed);
+        }
         if self.peek()? != b'"' {
             return None;
         }
@@ -519,6 +730,78 @@ impl<'a> Scan<'a> {
             b'\\' => self.unescape(start).map(Cow::Owned),
             _ => None,
         }
+    }
+
+    /// Reads a log event's message string: kept escaped when its escapes
+    /// are all one-character ones, unescaped otherwise. It checks every
+    /// escape, eight bytes at a time between them.
+    fn message(&mut self) -> Option<Message<'a>> {
+        if self.escaped || self.peek()? != b'"' {
+            return None;
+        }
+        let bytes = self.bytes();
+        let start = self.at + 1;
+        let mut escapes = false;
+        let mut i = start;
+        // What the special byte at `k` means: the end at `Ok(k)`, an escape
+        // checked (`Err(true)`) or anything else (`Err(false)`).
+        let special = |k: usize| -> Result<usize, bool> {
+            match bytes.get(k) {
+                Some(b'"') => Ok(k),
+                Some(b'\\') => Err(bytes
+                    .get(k + 1)
+                    .is_some_and(|&c| simple_escape(c).is_some())),
+                _ => Err(false),
+            }
+        };
+        let end: Option<usize> = 'search: loop {
+            if let Some(chunk) = bytes.get(i..i + 8) {
+                let mut m = specials_exact(u64::from_le_bytes(chunk.try_into().ok()?));
+                let mut next = i + 8;
+                while m != 0 {
+                    let k = i + (m.trailing_zeros() / 8) as usize;
+                    match special(k) {
+                        Ok(end) => break 'search Some(end),
+                        Err(true) => {
+                            escapes = true;
+                            let after = k + 2;
+                            if after >= i + 8 {
+                                next = after;
+                                break;
+                            }
+                            m &= u64::MAX << ((after - i) * 8);
+                        }
+                        Err(false) => break 'search None,
+                    }
+                }
+                i = next;
+            } else {
+                match bytes.get(i)? {
+                    b'"' | b'\\' => match special(i) {
+                        Ok(end) => break Some(end),
+                        Err(true) => {
+                            escapes = true;
+                            i += 2;
+                        }
+                        Err(false) => break None,
+                    },
+                    b if *b < 0x20 => return None,
+                    _ => i += 1,
+                }
+            }
+        };
+        let Some(end) = end else {
+            // A `\u` escape, or an error: read as any string.
+            self.at = start - 1;
+            return self.string().map(Message::from);
+        };
+        let text = self.text.get(start..end)?;
+        self.at = end + 1;
+        Some(if escapes {
+            Message::from_escaped(text)
+        } else {
+            Message::from(text)
+        })
     }
 
     /// Finishes a string that has an escape at the position: unescapes it
@@ -699,6 +982,65 @@ mod tests {
             gunzip_capped(&gzip(&[7u8; 4097]), 4096),
             Err(DecodeError::TooLarge { limit: 4096 })
         );
+    }
+
+    #[test]
+    fn exact_specials() {
+        let naive = |w: u64| {
+            w.to_le_bytes()
+                .iter()
+                .enumerate()
+                .filter(|(_, &b)| b == b'"' || b == b'\\' || b < 0x20)
+                .fold(0u64, |m, (i, _)| m | (0x80 << (8 * i)))
+        };
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                for fill in [b'a', 0, b'"', 0xff, 0x20, 0x1f] {
+                    let mut bytes = [fill; 8];
+                    bytes[at] = b;
+                    let w = u64::from_le_bytes(bytes);
+                    assert_eq!(specials_exact(w), naive(w), "{bytes:?}");
+                }
+            }
+        }
+        let mut w = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..100_000 {
+            w = w.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            assert_eq!(specials_exact(w), naive(w));
+        }
+    }
+
+    #[test]
+    fn keeps_simple_escapes_for_later() {
+        let read = |quoted: &str| {
+            read_message(quoted).map(|m| (m.escaped().is_some(), m.as_str().to_owned()))
+        };
+        assert_eq!(read(r#""plain""#), Some((false, "plain".into())));
+        let long = format!(r#""{}\"x\"{}\n""#, "a".repeat(13), "b".repeat(9));
+        let want = format!("{}\"x\"{}\n", "a".repeat(13), "b".repeat(9));
+        assert_eq!(read(&long), Some((true, want)));
+        for quoted in [
+            r#""\"""#,
+            r#""ab\\""#,
+            r#""abcdefg\\""#,
+            r#""abcdefgh\\\"""#,
+            r#""abcdefg\"h""#,
+            r#""\/\b\f\n\r\t""#,
+        ] {
+            let want = serde_json::from_str::<String>(quoted).unwrap();
+            assert_eq!(read(quoted), Some((true, want)), "{quoted}");
+        }
+        assert_eq!(read(r#""\u00e9\"""#), Some((false, "\u{e9}\"".into())));
+        for bad in [
+            "\"a\u{1}\"",
+            "\"abcdefgh\tij\"",
+            r#""a\q""#,
+            r#""abcdefghij\q""#,
+            r#""abc"#,
+            r#""abcdefghij\"#,
+        ] {
+            assert_eq!(read(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use tollgate_core::{Identity, MeterName, UnixMillis};
 
 use crate::config::StatusRanges;
-use crate::decode::{truncate, Scalar, Scan};
+use crate::decode::{truncate, Message, Scalar, Scan};
 
 /// The API Gateway access log format that `template.yaml` sets for the REST
 /// API stage (`AccessLogSetting.Format`). One JSON object per request.
@@ -256,6 +256,22 @@ struct RawLine<'a> {
 /// values, numbers other than plain non-negative integers, surrogate
 /// escapes, duplicate fields, a field of the wrong type, trailing text.
 fn raw_line_fast(json: &str) -> Option<RawLine<'_>> {
+    raw_line_scan(Scan::new(json))
+}
+
+/// [`raw_line_fast`] on a message as the payload holds it: JSON string
+/// content with only one-character escapes (see [`Message::escaped`]). It
+/// reads what [`raw_line_fast`] reads from the unescaped message, or
+/// declines (any string with an escape in the line's own JSON, a line that
+/// does not start with `{` or is too long).
+fn raw_line_escaped(escaped: &str) -> Option<RawLine<'_>> {
+    if escaped.len() > MAX_LINE_BYTES || !escaped.starts_with('{') {
+        return None;
+    }
+    raw_line_scan(Scan::escaped(escaped))
+}
+
+fn raw_line_scan(mut p: Scan<'_>) -> Option<RawLine<'_>> {
     fn text<'a>(v: Scalar<'a>) -> Option<Option<Cow<'a, str>>> {
         match v {
             Scalar::Null => Some(None),
@@ -271,7 +287,6 @@ fn raw_line_fast(json: &str) -> Option<RawLine<'_>> {
             Scalar::Bool(_) => None,
         }
     }
-    let mut p = Scan::new(json);
     let mut raw = RawLine::default();
     let mut seen = 0u16;
     p.object(|p, key| {
@@ -332,13 +347,44 @@ fn raw_line_fast(json: &str) -> Option<RawLine<'_>> {
 /// it or reads exactly what `serde_json` reads. For the tests and the fuzz
 /// target.
 pub fn fast_line_agrees(message: &str) -> bool {
-    let Some(json) = json_part(message) else {
-        return true;
+    escaped_line_agrees(message)
+        && match json_part(message) {
+            None => true,
+            Some(json) => match raw_line_fast(json) {
+                None => true,
+                Some(fast) => serde_json::from_str::<RawLine<'_>>(json).ok() == Some(fast),
+            },
+        }
+}
+
+/// Whether reading a message from its escaped form (as `serde_json`
+/// escapes it, and with `/` escaped too) agrees with reading its text.
+fn escaped_line_agrees(message: &str) -> bool {
+    let Ok(quoted) = serde_json::to_string(message) else {
+        return false;
     };
-    match raw_line_fast(json) {
-        None => true,
-        Some(fast) => serde_json::from_str::<RawLine<'_>>(json).ok() == Some(fast),
-    }
+    let Some(escaped) = quoted.get(1..quoted.len() - 1) else {
+        return false;
+    };
+    let rules = Rules {
+        count_status: StatusRanges::default_counted(),
+    };
+    [escaped.to_owned(), escaped.replace('/', "\\/")]
+        .iter()
+        .all(|escaped| {
+            let quoted = format!("\"{escaped}\"");
+            let Some(read) = crate::decode::read_message(&quoted) else {
+                return false;
+            };
+            if read.as_str() != message {
+                return false;
+            }
+            let agree = match read.escaped().and_then(raw_line_escaped) {
+                None => true,
+                Some(fast) => json_part(message).and_then(raw_line_fast) == Some(fast),
+            };
+            agree && parse_message(&read, 7, &rules) == parse_line(message, 7, &rules)
+        })
 }
 
 /// A value API Gateway had none for: `""` or `"-"`.
@@ -376,6 +422,25 @@ pub fn parse_line<'a>(message: &'a str, event_time: UnixMillis, rules: &Rules) -
             Err(e) => return Line::Skipped(Skip::new("invalid_json", e.to_string())),
         },
     };
+    classify(raw, event_time, rules)
+}
+
+/// Classifies a log event's message: [`parse_line`] on its text, read
+/// straight from its escaped form when it was kept so and the one-pass
+/// reader takes it there (the same result, without unescaping it).
+pub fn parse_message<'a>(
+    message: &'a Message<'_>,
+    event_time: UnixMillis,
+    rules: &Rules,
+) -> Line<'a> {
+    if let Some(raw) = message.escaped().and_then(raw_line_escaped) {
+        return classify(raw, event_time, rules);
+    }
+    parse_line(message.as_str(), event_time, rules)
+}
+
+/// Classifies a line's fields.
+fn classify<'a>(raw: RawLine<'a>, event_time: UnixMillis, rules: &Rules) -> Line<'a> {
     if let Some(marker) = &raw.tollgate {
         let marker_ok = marker.as_u64() == Some(1) || marker.as_bool() == Some(true);
         return app_line(marker_ok, raw, event_time);
@@ -684,6 +749,15 @@ mod tests {
         );
         let app = r#"{"tollgate":1,"identity":"key:k1","meter":"tokens","value":12,"time":"2026-11-21T13:05:07.123Z"}"#;
         assert!(raw_line_fast(app).is_some());
+        // Both also from their escaped form, as the payload holds them.
+        for line in [access_line.as_str(), app] {
+            let quoted = serde_json::to_string(line).unwrap();
+            let message = crate::decode::read_message(&quoted).unwrap();
+            let escaped = message.escaped().unwrap();
+            assert!(escaped.contains("\\\""));
+            assert_eq!(raw_line_escaped(escaped), raw_line_fast(line));
+            assert!(raw_line_escaped(escaped).is_some());
+        }
         let lines = [
             access_line.as_str(),
             app,
@@ -733,6 +807,19 @@ mod tests {
             r#"{"a":nulls}"#,
             r#"{"a":1}}"#,
             "{\"a\":1}\u{c}",
+            "{\"a\":1}\n",
+            "{\"a\":1}\r\n\t ",
+            "\n{\"a\":1}",
+            "x\t{\"tollgate\":1,\"identity\":\"key:k\"}",
+            "{\"tollgate\":1,\"identity\":\"key:k\"}\u{1}",
+            "{\"tollgate\":1,\"identity\":\"key:k\",\"meter\":\"a/b\"}",
+            "{\"tollgate\":1,\"identity\":\"key:k\",\"meter\":\"a\\\"b\"}",
+            "{\"tollgate\":1,\"identity\":\"key:k\",\"meter\":\"a\\nb\"}",
+            "{\"tollgate\":1,\"identity\":\"key:k\",\"meter\":\"a\nb\"}",
+            "{\"tollgate\":1,\n\"identity\":\"key:k\"\t}",
+            "{\"tollgate\":1,\"identity\":\"key:\u{e9}\"}",
+            "{\"tollgate\":1,\"identity\":\"key:k\",\"x\":\"\u{0}\"}",
+            "{\"tollgate\":1,\"identity\":\"key:k\"\u{c}}",
             r#"["r",1]"#,
             r#"{"a":"unterminated}"#,
             "{\n\t\"status\" :\r 200 , \"requestId\" : \"r\" }\n",
