@@ -7,7 +7,9 @@
 //! batch always gives the same chunks with the same ids, so a redelivered
 //! batch finds every chunk's marker and writes nothing again.
 
-use std::collections::BTreeSet;
+use std::borrow::Cow;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
 
 use sha2::{Digest, Sha256};
 use tollgate_core::{
@@ -134,29 +136,46 @@ impl BatchAggregate {
     }
 
     /// Reads every line of a payload's events into the aggregate.
-    pub fn add_events(&mut self, events: &[LogEvent<'_>], counting: &Counting) {
+    ///
+    /// Identities are parsed once per text within the call (a batch holds
+    /// many lines of few identities).
+    pub fn add_events<'e>(&mut self, events: &'e [LogEvent<'_>], counting: &Counting) {
         let requests = MeterName::requests();
+        let mut identities: HashMap<&'e str, Identity> = HashMap::new();
         for event in events {
             self.tally.events += 1;
             let skip = match parse_message(&event.message, event.timestamp, &counting.rules) {
                 Line::Count(usage) => {
-                    let meter = match usage.meter {
-                        None => Ok(requests.clone()),
-                        Some(m) => MeterName::new(&m),
-                    };
-                    let added = meter.and_then(|meter| {
-                        let identity: Identity = usage.identity.parse()?;
-                        let aggregation = counting.aggregation_of(&meter);
+                    let mut add = || {
+                        let named;
+                        let meter = match &usage.meter {
+                            None => &requests,
+                            Some(m) => {
+                                named = MeterName::new(m)?;
+                                &named
+                            }
+                        };
+                        let parsed;
+                        let identity = match usage.identity {
+                            Cow::Borrowed(text) => match identities.entry(text) {
+                                Entry::Occupied(known) => known.into_mut(),
+                                Entry::Vacant(new) => new.insert(text.parse()?),
+                            },
+                            Cow::Owned(ref text) => {
+                                parsed = text.parse::<Identity>()?;
+                                &parsed
+                            }
+                        };
                         self.aggregator.add(
-                            &meter,
-                            aggregation,
-                            &identity,
+                            meter,
+                            counting.aggregation_of(meter),
+                            identity,
                             usage.at,
                             usage.value,
                             &counting.windows,
                         )
-                    });
-                    match added {
+                    };
+                    match add() {
                         Ok(()) => {
                             self.tally.counted += 1;
                             None
@@ -232,20 +251,24 @@ pub fn plan(
         if amount == 0 {
             continue;
         }
-        let key = counter.in_region(region);
+        let key = counter.into_region(region);
         match aggregation {
             Aggregation::Max => plan.maxes.push((key, amount)),
             Aggregation::Count | Aggregation::Sum => adds.push((key, aggregation, amount)),
         }
     }
-    plan.chunks = adds
-        .chunks(CHUNK_INCREMENTS)
-        .enumerate()
-        .map(|(index, incs)| Chunk {
+    let mut adds = adds.into_iter();
+    loop {
+        let increments: Vec<_> = adds.by_ref().take(CHUNK_INCREMENTS).collect();
+        if increments.is_empty() {
+            break;
+        }
+        let index = plan.chunks.len();
+        plan.chunks.push(Chunk {
             id: format!("{source_id}#{index}"),
-            increments: incs.to_vec(),
-        })
-        .collect();
+            increments,
+        });
+    }
     plan
 }
 

@@ -113,8 +113,13 @@ impl CounterKey {
 
     /// This counter's item in `region`.
     pub fn in_region(&self, region: &Region) -> UsageKey {
+        self.clone().into_region(region)
+    }
+
+    /// This counter's item in `region`, without copying the counter.
+    pub fn into_region(self, region: &Region) -> UsageKey {
         UsageKey {
-            counter: self.clone(),
+            counter: self,
             region: region.clone(),
         }
     }
