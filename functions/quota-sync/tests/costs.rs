@@ -6,6 +6,7 @@ mod common;
 
 use aws_sdk_dynamodb::Client;
 use common::*;
+use quota_sync::pump::StreamReader;
 use quota_sync::{Peer, QuotaSync};
 use tollgate_core::{Aggregation, OveragePolicy, Replication, Window};
 use tollgate_store::client::local_config;
@@ -48,6 +49,14 @@ fn counted_handler_with(h: &Harness, replication: Replication) -> (QuotaSync, Re
     (handler, counter)
 }
 
+/// Hands the stream's new records to `handler` as one batch.
+async fn deliver_new(handler: &QuotaSync, stream: &mut StreamReader) -> quota_sync::Outcome {
+    handler
+        .handle(&event(&read_all(stream).await))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn one_counter_update_costs_r_minus_1_writes_one_query_and_at_most_one_block() {
     let h = Harness::with_regions("qs-costs", &REGIONS).await;
@@ -63,18 +72,12 @@ async fn one_counter_update_costs_r_minus_1_writes_one_query_and_at_most_one_blo
 
     // Warm the container's plan caches, as every invocation after the first finds them.
     increment_in(&h, "local-a", &[(&day, Aggregation::Count, 1)]).await;
-    handler
-        .handle(&event(&read_all(&mut stream).await))
-        .await
-        .unwrap();
+    deliver_new(&handler, &mut stream).await;
 
     // One update, under the limit: 2 replica writes (R - 1), 1 Query, no block.
     increment_in(&h, "local-a", &[(&day, Aggregation::Count, 1)]).await;
     requests.reset();
-    let outcome = handler
-        .handle(&event(&read_all(&mut stream).await))
-        .await
-        .unwrap();
+    let outcome = deliver_new(&handler, &mut stream).await;
     eprintln!("under the limit: {:?}", requests.snapshot());
     assert_eq!(requests.requests("PutItem"), 2);
     assert_eq!(requests.requests("Query"), 1);
@@ -87,10 +90,7 @@ async fn one_counter_update_costs_r_minus_1_writes_one_query_and_at_most_one_blo
     // The update that reaches the limit: 2 replica writes, 1 Query, 1 block write.
     increment_in(&h, "local-a", &[(&day, Aggregation::Count, 1)]).await;
     requests.reset();
-    let outcome = handler
-        .handle(&event(&read_all(&mut stream).await))
-        .await
-        .unwrap();
+    let outcome = deliver_new(&handler, &mut stream).await;
     eprintln!("reaching the limit: {:?}", requests.snapshot());
     assert_eq!(requests.requests("PutItem"), 2);
     assert_eq!(requests.requests("Query"), 1);
@@ -100,10 +100,7 @@ async fn one_counter_update_costs_r_minus_1_writes_one_query_and_at_most_one_blo
     // Past the limit, the container knows the block: 2 replica writes only.
     increment_in(&h, "local-a", &[(&day, Aggregation::Count, 1)]).await;
     requests.reset();
-    let outcome = handler
-        .handle(&event(&read_all(&mut stream).await))
-        .await
-        .unwrap();
+    let outcome = deliver_new(&handler, &mut stream).await;
     eprintln!("past the limit: {:?}", requests.snapshot());
     assert_eq!(requests.total_requests(), 2);
     assert_eq!(outcome.stats.blocks_remembered, 1);
@@ -179,18 +176,12 @@ async fn hot_replication_skips_cold_counters() {
     let (handler, requests) = counted_handler_with(&h, Replication::Hot);
     let mut stream = reader(&h, "local-a");
     increment_in(&h, "local-a", &[(&day, Aggregation::Count, 1)]).await;
-    handler
-        .handle(&event(&read_all(&mut stream).await))
-        .await
-        .unwrap();
+    deliver_new(&handler, &mut stream).await;
 
     // Cold (2 of 60): nothing copied, nothing read, no request.
     increment_in(&h, "local-a", &[(&day, Aggregation::Count, 1)]).await;
     requests.reset();
-    let outcome = handler
-        .handle(&event(&read_all(&mut stream).await))
-        .await
-        .unwrap();
+    let outcome = deliver_new(&handler, &mut stream).await;
     assert_eq!(requests.total_requests(), 0, "{:?}", requests.snapshot());
     assert_eq!(outcome.stats.own_cold, 1);
     assert_eq!(outcome.stats.replica_writes, 0);
@@ -201,10 +192,7 @@ async fn hot_replication_skips_cold_counters() {
     // Hot (10 of 60): copied to both peers and evaluated.
     increment_in(&h, "local-a", &[(&day, Aggregation::Count, 8)]).await;
     requests.reset();
-    let outcome = handler
-        .handle(&event(&read_all(&mut stream).await))
-        .await
-        .unwrap();
+    let outcome = deliver_new(&handler, &mut stream).await;
     assert_eq!(requests.requests("PutItem"), 2);
     assert_eq!(requests.requests("Query"), 1);
     assert_eq!(outcome.stats.own_cold, 0);
@@ -236,17 +224,11 @@ async fn hot_replication_skips_cold_counters() {
         .collect();
     b_handler.handle(&event(&b_own)).await.unwrap();
     requests.reset();
-    let outcome = handler
-        .handle(&event(&read_all(&mut stream).await))
-        .await
-        .unwrap();
+    let outcome = deliver_new(&handler, &mut stream).await;
     assert_eq!(outcome.stats.marked_shared, 1, "{:?}", outcome.stats);
     assert_eq!(requests.requests("UpdateItem"), 1);
     // ... whose record (shared, at 0) is then copied to both peers.
-    let outcome = handler
-        .handle(&event(&read_all(&mut stream).await))
-        .await
-        .unwrap();
+    let outcome = deliver_new(&handler, &mut stream).await;
     assert_eq!(outcome.stats.own_cold, 0);
     assert!(outcome.stats.replica_writes >= 2, "{:?}", outcome.stats);
     for peer in ["local-b", "local-c"] {

@@ -5,11 +5,13 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use tollgate_core::{
     Aggregation, CounterKey, MeterName, Period, Position, Region, UnixMillis, UsageKey, Window,
 };
@@ -200,6 +202,27 @@ pub enum Fenced {
     Refused { watermark: Option<Position> },
 }
 
+/// A conditional write's outcome: `true` if written, `false` if its
+/// condition refused it; any other failure is an error.
+fn conditional<T, E>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+    operation: &'static str,
+) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error().and_then(ProvideErrorMetadata::code)
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(StoreError::dynamo(operation, e)),
+    }
+}
+
 /// Adapter for the Usage table of one region.
 #[derive(Debug, Clone)]
 pub struct UsageStore {
@@ -267,16 +290,7 @@ impl UsageStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
-        }
+        conditional(result, "UpdateItem")
     }
 
     /// Adds `amount` to a count or sum counter and moves its watermark, in one
@@ -368,16 +382,7 @@ impl UsageStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
-        }
+        conditional(result, "UpdateItem")
     }
 
     /// A counter item's watermark attribute (strongly consistent read).
@@ -426,16 +431,7 @@ impl UsageStore {
         if let Some(top) = top_key(&item.key).filter(|_| self.top_index) {
             put = put.item("top", s(top));
         }
-        match put.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::dynamo("PutItem", e)),
-        }
+        conditional(put.send().await, "PutItem")
     }
 
     /// A counter's value in every region this table holds items of: one Query.
