@@ -469,13 +469,22 @@ fn specials(w: u64) -> u64 {
 /// character, and of no other byte.
 #[inline]
 fn specials_exact(w: u64) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let is = |c: u8| {
-        let x = w ^ (ONES * u64::from(c));
-        !(((x & LOW7) + LOW7) | x) & HIGHS
-    };
-    let control = !((w & LOW7) + ONES * 0x60) & !w & HIGHS;
-    is(b'"') | is(b'\\') | control
+    bytes_equal(w, b'"') | bytes_equal(w, b'\\') | controls(w)
+}
+
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+
+/// The high bit of each byte of `w` that is `c`, and of no other byte.
+#[inline]
+fn bytes_equal(w: u64, c: u8) -> u64 {
+    let x = w ^ (ONES * u64::from(c));
+    !(((x & LOW7) + LOW7) | x) & HIGHS
+}
+
+/// The high bit of each byte of `w` that is a control character, and of no other byte.
+#[inline]
+fn controls(w: u64) -> u64 {
+    !((w & LOW7) + ONES * 0x60) & !w & HIGHS
 }
 
 /// The four hex digits of a `\\u` escape at `at`.
@@ -513,7 +522,8 @@ impl<'a> Scan<'a> {
     }
 
     /// A reader of the JSON in `text`, JSON string content with only
-    /// one-character escapes (see [`Message::escaped`]).
+    /// one-character escapes and no control character, as
+    /// [`Message::escaped`] gives it.
     pub(crate) fn escaped(text: &'a str) -> Self {
         Scan {
             escaped: true,
@@ -667,6 +677,23 @@ impl<'a> Scan<'a> {
         text.parse().ok()
     }
 
+    /// Finds the next backslash from `from`, eight bytes at a time.
+    fn next_backslash(&self, mut from: usize) -> Option<usize> {
+        let bytes = self.bytes();
+        while let Some(chunk) = bytes.get(from..from + 8) {
+            let m = bytes_equal(u64::from_le_bytes(chunk.try_into().ok()?), b'\\');
+            if m != 0 {
+                return Some(from + (m.trailing_zeros() / 8) as usize);
+            }
+            from += 8;
+        }
+        bytes
+            .get(from..)?
+            .iter()
+            .position(|&b| b == b'\\')
+            .map(|i| from + i)
+    }
+
     /// Finds the next `"`, `\\` or control character from the position.
     fn next_special(&mut self) -> Option<u8> {
         let bytes = self.bytes();
@@ -695,16 +722,22 @@ impl<'a> Scan<'a> {
         }
         self.step();
         let start = self.at;
+        if self.escaped {
+            // The content has no quote or control character (a checked
+            // message): the string ends at the first backslash, which
+            // must escape its closing quote.
+            let end = self.next_backslash(start)?;
+            if self.bytes().get(end + 1) != Some(&b'"') {
+                return None;
+            }
+            self.at = end + 2;
+            return self.text.get(start..end);
+        }
         let special = self.next_special()?;
         let text = self.text.get(start..self.at)?;
         match special {
-            b'"' if !self.escaped => {
+            b'"' => {
                 self.at += 1;
-                Some(text)
-            }
-            // In escaped mode, only the closing quote may be escaped.
-            b'\\' if self.escaped && self.bytes().get(self.at + 1) == Some(&b'"') => {
-                self.at += 2;
                 Some(text)
             }
             _ => None,
@@ -754,9 +787,33 @@ impl<'a> Scan<'a> {
                 _ => Err(false),
             }
         };
+        // Whether the byte at `i` is escaped by a backslash before it.
+        let mut carry = false;
         let end: Option<usize> = 'search: loop {
             if let Some(chunk) = bytes.get(i..i + 8) {
-                let mut m = specials_exact(u64::from_le_bytes(chunk.try_into().ok()?));
+                let w = u64::from_le_bytes(chunk.try_into().ok()?);
+                // The common word first, without a branch per escape: no
+                // control character, no escaped backslash, and every
+                // escaped byte a quote and every quote escaped (`\"`).
+                let backslashes = bytes_equal(w, b'\\');
+                let escaped = (backslashes << 8) | (u64::from(carry) << 7);
+                if controls(w) == 0 && backslashes & escaped == 0 && bytes_equal(w, b'"') == escaped
+                {
+                    escapes |= backslashes != 0;
+                    carry = backslashes >> 63 != 0;
+                    i += 8;
+                    continue;
+                }
+                if carry {
+                    // The escape that ended the last word.
+                    if simple_escape(*bytes.get(i)?).is_none() {
+                        break None;
+                    }
+                    carry = false;
+                    i += 1;
+                    continue;
+                }
+                let mut m = specials_exact(w);
                 let mut next = i + 8;
                 while m != 0 {
                     let k = i + (m.trailing_zeros() / 8) as usize;
@@ -775,6 +832,12 @@ impl<'a> Scan<'a> {
                     }
                 }
                 i = next;
+            } else if carry {
+                if simple_escape(*bytes.get(i)?).is_none() {
+                    break None;
+                }
+                carry = false;
+                i += 1;
             } else {
                 match bytes.get(i)? {
                     b'"' | b'\\' => match special(i) {
@@ -1041,6 +1104,32 @@ mod tests {
         ] {
             assert_eq!(read(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn reads_messages_as_serde_json_does() {
+        // Random strings of a few troublesome characters, across word boundaries.
+        let alphabet = [
+            "a", "\"", "\\", "n", "u", "0", "é", "\u{1}", "/", "\\\"", "\\\\",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut valid = 0;
+        for _ in 0..50_000 {
+            let len = next(40);
+            let inner: String = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+            let quoted = format!("\"{inner}\"");
+            let want = serde_json::from_str::<String>(&quoted).ok();
+            let got = read_message(&quoted).map(|m| m.as_str().to_owned());
+            valid += usize::from(want.is_some());
+            assert_eq!(got, want, "{quoted}");
+        }
+        assert!(valid > 5_000, "{valid} valid strings");
     }
 
     #[test]

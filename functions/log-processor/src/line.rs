@@ -290,18 +290,19 @@ fn raw_line_scan(mut p: Scan<'_>) -> Option<RawLine<'_>> {
     let mut raw = RawLine::default();
     let mut seen = 0u16;
     p.object(|p, key| {
-        let field = match key {
-            "tollgate" => 0,
-            "requestId" => 1,
-            "requestTimeEpoch" => 2,
-            "status" => 3,
-            "errorType" => 4,
-            "principalId" => 5,
-            "identity" => 6,
-            "authorizerError" => 7,
-            "meter" => 8,
-            "value" => 9,
-            "time" => 10,
+        // By length first: most keys of an access line are none of these.
+        let field = match (key.len(), key) {
+            (8, "tollgate") => 0,
+            (9, "requestId") => 1,
+            (16, "requestTimeEpoch") => 2,
+            (6, "status") => 3,
+            (9, "errorType") => 4,
+            (11, "principalId") => 5,
+            (8, "identity") => 6,
+            (15, "authorizerError") => 7,
+            (5, "meter") => 8,
+            (5, "value") => 9,
+            (4, "time") => 10,
             _ => return p.skip_value(),
         };
         if seen & (1 << field) != 0 {
