@@ -17,8 +17,10 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use ingest::Ingest;
 use serde_json::{json, Value};
 use tollgate_core::{Aggregation, CounterKey, Identity, MeterName, Region};
+use tollgate_idempotency::ManualClock;
 use tollgate_store::client::local_config;
 use tollgate_store::usage::increment;
 use tollgate_store::UsageStore;
@@ -329,8 +331,13 @@ async fn an_id_counts_again_once_the_dedupe_window_has_passed() {
     define_meters(&h.client(), &h.tables).await;
     let mut cfg = config(&h.tables, "local-a");
     cfg.dedupe_window = Duration::from_secs(2 * 86_400);
-    let (ingest, clock) = ingest_at(h.client(), cfg);
-    let month = "month#2026-11#local-a";
+    // Markers expire two days after this test's clock. DynamoDB Local's TTL
+    // sweeper deletes by the wall clock, so the clock stands in the future
+    // (at the tests' usual NOW, the markers would vanish mid-test).
+    const NOW: i64 = 1_921_000_000_000; // 2030-11-15T19:06:40Z
+    let clock = ManualClock::new(NOW as u64);
+    let ingest = Ingest::with_clock(h.client(), cfg, clock.clone());
+    let month = "month#2030-11#local-a";
     let r = ingest
         .post_events(&array(&[event("old", "tokens", "key:w", 5, NOW)]))
         .await;
