@@ -43,13 +43,13 @@ async fn tables_are_created_as_the_store_describes_them() {
         let stream = table.stream_specification();
         assert_eq!(
             stream.is_some_and(|s| s.stream_enabled()),
-            spec.stream_new_image,
+            spec.stream,
             "{name} stream"
         );
-        if spec.stream_new_image {
+        if spec.stream {
             assert_eq!(
                 stream.and_then(|s| s.stream_view_type()),
-                Some(&StreamViewType::NewImage)
+                Some(&StreamViewType::NewAndOldImages)
             );
         }
         let ttl = client

@@ -102,7 +102,7 @@ fn the_template_tables_match_the_store_specs() {
         let stream = p["StreamSpecification"]["StreamViewType"].as_str();
         assert_eq!(
             stream,
-            spec.stream_new_image.then_some("NEW_IMAGE"),
+            spec.stream.then_some("NEW_AND_OLD_IMAGES"),
             "{} stream",
             spec.logical_id
         );

@@ -658,7 +658,7 @@ async fn baseline(
         .collect();
     for (r, region) in regions.iter().enumerate() {
         let mut spec = tollgate_store::USAGE;
-        spec.stream_new_image = false;
+        spec.stream = false;
         spec.create(&tollgate_store::local_client(endpoint, region), &table)
             .await?;
         let _ = r;

@@ -102,20 +102,15 @@ pub async fn commit(
             .iter()
             .filter_map(|id| by_marker.get(id).copied())
             .filter(|e| e.aggregation != Aggregation::Max);
-        aggregate(chunk_events, windows)?
+        let increments: Vec<_> = aggregate(chunk_events, windows)?
             .into_increments()
             .into_iter()
-            .map(|(counter, agg, amount)| {
-                usage::increment(
-                    &table,
-                    &counter.in_region(region),
-                    agg,
-                    amount,
-                    now,
-                    top_index,
-                )
-                .map_err(CommitError::from)
-            })
+            .map(|(counter, agg, amount)| (counter.into_region(region), agg, amount))
+            .collect();
+        // One write per item: a day and its month share one.
+        usage::ItemAdds::group(increments.iter().map(|(k, a, v)| (k, *a, *v)))
+            .iter()
+            .map(|adds| usage::increment(&table, adds, now, top_index).map_err(CommitError::from))
             .collect()
     };
     let batch = markers.commit_batch(&ids, writes_for).await?;

@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{NaiveDate, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
+use tollgate_core::usage_key::item_period;
 use tollgate_core::{
     Aggregation, CounterKey, Identity, MeterName, Period, Region, UnixMillis, Window,
 };
@@ -243,22 +244,26 @@ pub async fn query_usage(
         period: q.from,
     }
     .pk();
-    let first_sk = format!("{}#", q.from);
-    // Region names use a-z, 0-9 and '-', all below '~'.
-    let to_sk = format!("{}#~", q.to);
-    // The token is `<last period>#~`, after every item of that period.
-    let from_sk = match &q.next {
-        Some(token) => URL_SAFE_NO_PAD
-            .decode(token)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .filter(|sk| *sk >= first_sk && *sk <= to_sk && sk.ends_with("#~"))
-            .ok_or_else(|| QueryError::param("next", "not a token of this query"))?,
-        None => first_sk,
+    // The token is `<last period>#~`: the page after it starts past that period.
+    let after = match &q.next {
+        Some(token) => Some(
+            URL_SAFE_NO_PAD
+                .decode(token)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|t| t.strip_suffix("#~").and_then(|p| p.parse::<Period>().ok()))
+                .filter(|p| p.window == q.window && *p >= q.from && *p <= q.to)
+                .ok_or_else(|| QueryError::param("next", "not a token of this query"))?,
+        ),
+        None => None,
     };
+    // The items that hold the periods: a day's counter is in its month's item.
+    let from_sk = format!("{}#", item_period(after.unwrap_or(q.from)));
+    // Region names use a-z, 0-9 and '-', all below '~'.
+    let to_sk = format!("{}#~", item_period(q.to));
     let reads = sources
         .iter()
-        .map(|source| read_periods(*source, &pk, &from_sk, &to_sk, q));
+        .map(|source| read_periods(*source, &pk, (&from_sk, &to_sk), q, after));
     let mut merged: PeriodValues = BTreeMap::new();
     for periods in futures::future::try_join_all(reads).await? {
         for (period, (aggregation, regions)) in periods {
@@ -303,16 +308,21 @@ pub async fn query_usage(
     })
 }
 
-/// Reads one source's periods of the query's window, from `from_sk`, until
-/// it has `q.limit + 1` periods or none are left.
+/// Reads one source's periods of the query's window between its bounds
+/// and past `after`, from the items in the `sk` range `(from, to)`, until it
+/// has more than `q.limit` periods or none are left.
 async fn read_periods(
     source: Source<'_>,
     pk: &str,
-    from_sk: &str,
-    to_sk: &str,
+    (from_sk, to_sk): (&str, &str),
     q: &UsageQuery,
+    after: Option<Period>,
 ) -> Result<PeriodValues, QueryError> {
     let mut periods: PeriodValues = BTreeMap::new();
+    // The items come by item period, then region: a day's values are whole
+    // only once every region's item of its month is read, so a read stops
+    // only where a new item period begins.
+    let mut reading = None;
     let mut start = None;
     loop {
         let (items, last) = source
@@ -321,11 +331,19 @@ async fn read_periods(
             .await?;
         for item in items {
             let period = item.key.counter.period;
-            if period.window != q.window || source.region.is_some_and(|r| *r != item.key.region) {
+            let outside = period.window != q.window
+                || period < q.from
+                || period > q.to
+                || after.is_some_and(|a| period <= a);
+            if outside || source.region.is_some_and(|r| *r != item.key.region) {
                 continue;
             }
-            if !periods.contains_key(&period) && periods.len() > q.limit {
-                return Ok(periods);
+            let item_period = item_period(period);
+            if reading != Some(item_period) {
+                if periods.len() > q.limit {
+                    return Ok(periods);
+                }
+                reading = Some(item_period);
             }
             periods
                 .entry(period)

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use tollgate_core::{Aggregation, CounterKey, Identity, MeterName, Region};
 use tollgate_idempotency::ManualClock;
 use tollgate_store::client::local_config;
-use tollgate_store::usage::increment;
+use tollgate_store::usage::{increment, ItemAdds};
 use tollgate_store::UsageStore;
 use tollgate_tests::Harness;
 
@@ -495,15 +495,12 @@ async fn put_counter(
     } else {
         Aggregation::Sum
     };
-    let write = increment(
-        table,
-        &counter.in_region(&Region::new(region).unwrap()),
-        agg,
-        n,
-        NOW,
-        true,
-    )
-    .unwrap();
+    let adds = ItemAdds {
+        item: counter.in_region(&Region::new(region).unwrap()),
+        aggregation: agg,
+        adds: vec![(counter.cell(), n)],
+    };
+    let write = increment(table, &adds, NOW, true).unwrap();
     client
         .transact_write_items()
         .transact_items(write)

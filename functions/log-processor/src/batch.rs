@@ -379,7 +379,7 @@ mod tests {
         assert_eq!(incs.len(), 4);
         let find = |pk: &str, w: &str| {
             incs.iter()
-                .find(|(k, _, _)| k.pk() == pk && k.sk().starts_with(w))
+                .find(|(k, _, _)| k.pk() == pk && k.label().starts_with(w))
                 .map(|x| (x.1, x.2))
         };
         assert_eq!(

@@ -10,9 +10,9 @@ use aws_sdk_dynamodb::Client;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tollgate_core::{Aggregation, Contributions, Position, UnixMillis, UsageKey};
+use tollgate_core::{Aggregation, Cell, Contributions, Position, UnixMillis, UsageKey};
 use tollgate_idempotency::{Idempotency, IdempotencyConfig, IdempotencyError};
-use tollgate_store::usage::{increment, Expect, Fence, Fenced};
+use tollgate_store::usage::{increment, Expect, Fence, Fenced, ItemAdds};
 use tollgate_store::{StoreError, UsageStore};
 
 use crate::batch::{
@@ -250,12 +250,12 @@ impl Processor {
     }
 
     /// Applies a Kinesis batch with per-shard watermarks: the increments of
-    /// all its records are summed per counter, and each counter is raised
-    /// with one conditional update past its watermark (see
-    /// [`tollgate_core::watermark`]). Returns the sequence numbers to report
-    /// as failed: for a counter whose update failed, its earliest record,
-    /// so that Lambda retries from there and the watermarks skip what was
-    /// already counted.
+    /// all its records are summed per counter, and each Usage item (a month
+    /// and its days) is raised with one conditional update past its
+    /// watermark (see [`tollgate_core::watermark`]). Returns the sequence
+    /// numbers to report as failed: for an item whose update failed, its
+    /// earliest record, so that Lambda retries from there and the
+    /// watermarks skip what was already counted.
     async fn apply_fenced(
         &self,
         shard: &str,
@@ -264,7 +264,7 @@ impl Processor {
     ) -> Vec<String> {
         let now = now_millis();
         let mut failures = Vec::new();
-        let mut counters: BTreeMap<&UsageKey, (Aggregation, Contributions, &str)> = BTreeMap::new();
+        let mut items: BTreeMap<(String, String), FencedItem<'_>> = BTreeMap::new();
         let mut maxes = Vec::new();
         for (seq, plan) in plans {
             let position = match Position::of_sequence(seq) {
@@ -277,10 +277,15 @@ impl Processor {
             };
             summary.increments += plan.increments() as u64;
             for (key, aggregation, amount) in plan.chunks.iter().flat_map(|c| c.increments.iter()) {
-                let entry = counters
-                    .entry(key)
-                    .or_insert_with(|| (*aggregation, Contributions::new(), seq.as_str()));
-                entry.1.add(position.clone(), *amount);
+                items
+                    .entry((key.pk(), key.sk()))
+                    .or_insert_with(|| FencedItem {
+                        key,
+                        aggregation: *aggregation,
+                        cells: Vec::new(),
+                        first_seq: seq.as_str(),
+                    })
+                    .add(key.cell(), position.clone(), *amount);
             }
             maxes.extend(
                 plan.maxes
@@ -288,16 +293,12 @@ impl Processor {
                     .map(|(key, value)| (key, *value, seq.as_str())),
             );
         }
-        let updates: Vec<_> = counters
-            .iter()
-            .map(
-                |(key, (aggregation, contributions, first_seq))| async move {
-                    let result = self
-                        .add_past_watermark(shard, key, *aggregation, contributions, now)
-                        .await;
-                    (result, *first_seq)
-                },
-            )
+        let updates: Vec<_> = items
+            .values()
+            .map(|item| async move {
+                let result = self.add_past_watermark(shard, item, now).await;
+                (result, item.first_seq)
+            })
             .collect();
         let results: Vec<_> = futures::stream::iter(updates)
             .buffer_unordered(FENCED_CONCURRENCY)
@@ -329,17 +330,19 @@ impl Processor {
         failures
     }
 
-    /// Adds what `contributions` hold past the counter's watermark. Returns
+    /// Adds what the item's contributions hold past its watermark. Returns
     /// whether anything was added (false: the batch was counted before).
     async fn add_past_watermark(
         &self,
         shard: &str,
-        key: &UsageKey,
-        aggregation: Aggregation,
-        contributions: &Contributions,
+        item: &FencedItem<'_>,
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
-        let (Some(first), Some(last)) = (contributions.first(), contributions.last()) else {
+        let contributions = || item.cells.iter().map(|(_, c)| c);
+        let (Some(first), Some(last)) = (
+            contributions().filter_map(Contributions::first).min(),
+            contributions().filter_map(Contributions::last).max(),
+        ) else {
             return Ok(false);
         };
         // A refusal names the stored watermark; a partly counted batch is
@@ -348,15 +351,29 @@ impl Processor {
         // come from a concurrent writer of the same shard: give up then.
         let mut stored: Option<Position> = None;
         for attempt in 0..3 {
-            let (expect, amount) = if attempt == 0 {
-                (Expect::Below(first), contributions.total())
+            let expect = if attempt == 0 {
+                Expect::Below(first)
             } else {
-                (
-                    Expect::Exactly(stored.as_ref()),
-                    contributions.after(stored.as_ref()),
-                )
+                Expect::Exactly(stored.as_ref())
             };
-            if amount == 0 {
+            let adds = ItemAdds {
+                item: item.key.clone(),
+                aggregation: item.aggregation,
+                adds: item
+                    .cells
+                    .iter()
+                    .map(|(cell, c)| {
+                        let amount = if attempt == 0 {
+                            c.total()
+                        } else {
+                            c.after(stored.as_ref())
+                        };
+                        (*cell, amount)
+                    })
+                    .filter(|(_, amount)| *amount > 0)
+                    .collect(),
+            };
+            if adds.adds.is_empty() {
                 return Ok(false);
             }
             let fence = Fence {
@@ -364,18 +381,14 @@ impl Processor {
                 expect,
                 to: last,
             };
-            let result = self
-                .usage
-                .add_fenced(key, aggregation, amount, fence, now)
-                .await?;
-            match result {
+            match self.usage.add_fenced(&adds, fence, now).await? {
                 Fenced::Applied => return Ok(true),
                 Fenced::Refused { watermark } => stored = watermark,
             }
         }
         Err(StoreError::Malformed {
             table: "Usage",
-            message: format!("the watermark {shard} of {} keeps moving: is the shard processed concurrently (parallelization factor above 1)?", key.sk()),
+            message: format!("the watermark {shard} of {} keeps moving: is the shard processed concurrently (parallelization factor above 1)?", item.key.sk()),
         })
     }
 
@@ -416,7 +429,8 @@ impl Processor {
 }
 
 /// The writes for a group of chunks sharing one transaction: their
-/// increments, merged by item (a transaction may touch an item only once).
+/// increments, one write per item (a transaction may touch an item only
+/// once, and a day and its month share one).
 fn writes_for(
     table: &str,
     top_index: bool,
@@ -424,7 +438,7 @@ fn writes_for(
     group: &[String],
     now: UnixMillis,
 ) -> Result<Vec<TransactWriteItem>, StoreError> {
-    let mut merged: BTreeMap<&UsageKey, (Aggregation, u64)> = BTreeMap::new();
+    let mut increments = Vec::new();
     for id in group {
         let chunk = chunks
             .get(id.as_str())
@@ -432,17 +446,35 @@ fn writes_for(
                 table: "Idempotency",
                 message: format!("no chunk planned for id {id}"),
             })?;
-        for (key, aggregation, amount) in &chunk.increments {
-            let entry = merged.entry(key).or_insert((*aggregation, 0));
-            entry.1 = entry.1.saturating_add(*amount);
+        increments.extend(chunk.increments.iter().map(|(k, a, v)| (k, *a, *v)));
+    }
+    ItemAdds::group(increments)
+        .iter()
+        .map(|adds| increment(table, adds, now, top_index))
+        .collect()
+}
+
+/// One Usage item's share of a Kinesis batch: per counter in it, what each
+/// record of the batch adds.
+struct FencedItem<'a> {
+    key: &'a UsageKey,
+    aggregation: Aggregation,
+    cells: Vec<(Cell, Contributions)>,
+    /// The earliest record that adds to the item (reported if it fails).
+    first_seq: &'a str,
+}
+
+impl FencedItem<'_> {
+    fn add(&mut self, cell: Cell, at: Position, amount: u64) {
+        match self.cells.iter_mut().find(|(c, _)| *c == cell) {
+            Some((_, contributions)) => contributions.add(at, amount),
+            None => {
+                let mut contributions = Contributions::new();
+                contributions.add(at, amount);
+                self.cells.push((cell, contributions));
+            }
         }
     }
-    merged
-        .into_iter()
-        .map(|(key, (aggregation, amount))| {
-            increment(table, key, aggregation, amount, now, top_index)
-        })
-        .collect()
 }
 
 /// How many fenced counter updates run at once.

@@ -19,23 +19,29 @@ fn record(i: usize, item: usize) -> Value {
             "ApproximateCreationDateTime": 1_795_000_000.0,
             "Keys": {"pk": {"S": pk}, "sk": {"S": sk}},
             "NewImage": {"pk": {"S": pk}, "sk": {"S": sk}, "n": {"N": (i + 1).to_string()},
+                         "d20": {"N": "7"}, "d21": {"N": (i + 1).to_string()},
                          "agg": {"S": "count"}, "updated_at": {"N": "1795000000000"}},
+            "OldImage": {"pk": {"S": pk}, "sk": {"S": sk}, "n": {"N": i.to_string()},
+                         "d20": {"N": "7"}, "d21": {"N": i.to_string()},
+                         "agg": {"S": "count"}, "updated_at": {"N": "1794999999000"}},
             "SequenceNumber": format!("{}", 100_000_000_000_000_000_000u128 + i as u128),
-            "SizeBytes": 120, "StreamViewType": "NEW_IMAGE"
+            "SizeBytes": 240, "StreamViewType": "NEW_AND_OLD_IMAGES"
         }
     })
 }
 
 fn bench(c: &mut Criterion) {
-    // A batch of 100 records over 10 items (10 updates each).
+    // A batch of 100 records over 10 month items (10 updates each, of the
+    // month and its day 21; day 20 unchanged).
     let batch: Vec<Value> = (0..100).map(|i| record(i, i % 10)).collect();
     let event_text = serde_json::to_string(&json!({ "Records": batch })).unwrap_or_default();
     let changes: Vec<Change> = batch
         .iter()
         .enumerate()
         .filter_map(|(i, r)| decode(r, i, "tollgate-usage").ok())
+        .flatten()
         .collect();
-    assert_eq!(changes.len(), 100);
+    assert_eq!(changes.len(), 200);
 
     let mut group = c.benchmark_group("quota-sync");
     group.throughput(Throughput::Elements(100));

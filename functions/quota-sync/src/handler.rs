@@ -50,9 +50,10 @@ pub struct Stats {
     pub records: usize,
     /// Records skipped (other tables or shapes, REMOVEs).
     pub skipped: usize,
-    /// Distinct Usage items after collapsing repeated updates.
+    /// Distinct region counters after collapsing repeated updates (a month
+    /// item's update of its month and one day is two).
     pub items: usize,
-    /// Of those, this region's own items (the ones copied to peers).
+    /// Of those, this region's own counters (the ones copied to peers).
     pub own_items: usize,
     /// Replica writes sent (own items × peers, minus those not tried).
     pub replica_writes: usize,
@@ -181,11 +182,13 @@ impl QuotaSync {
         let mut changes = Vec::with_capacity(records.len());
         for (position, record) in records.iter().enumerate() {
             match decode(record, position, &usage_table) {
-                Ok(change) => changes.push(change),
+                Ok(decoded) => changes.extend(decoded),
                 Err(skip) => {
                     stats.skipped += 1;
                     match skip {
-                        Skip::Remove | Skip::OtherTable(_) => debug!(position, %skip, "skipped"),
+                        Skip::Remove | Skip::OtherTable(_) | Skip::Unchanged => {
+                            debug!(position, %skip, "skipped")
+                        }
                         _ => info!(position, %skip, "skipped a record"),
                     }
                 }
@@ -198,7 +201,14 @@ impl QuotaSync {
         } else {
             let (own, foreign): (Vec<&Collapsed>, Vec<&Collapsed>) =
                 items.iter().partition(|c| c.item.key.region == self.region);
-            (own, foreign.into_iter().filter(|c| c.inserted).collect())
+            // A peer's first copy of an item: mark this region's item of it
+            // shared, once per item (its day and month are one item).
+            let mut seen = HashSet::new();
+            let firsts = foreign
+                .into_iter()
+                .filter(|c| c.inserted && seen.insert((c.item.key.pk(), c.item.key.sk())))
+                .collect();
+            (own, firsts)
         };
         stats.own_items = own.len();
         let (own, cold) = self.select_copies(own).await;

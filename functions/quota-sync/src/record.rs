@@ -9,6 +9,7 @@ use std::fmt;
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Deserialize;
+use tollgate_core::{Cell, UsageKey};
 use tollgate_store::attr::Item;
 use tollgate_store::usage::UsageItem;
 
@@ -52,14 +53,15 @@ impl fmt::Display for SequenceNumber {
     }
 }
 
-/// One Usage item's new value, from one stream record.
+/// One counter's new value, from one stream record (a record of a month
+/// item can change its own counter and its days': one change each).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     /// The record's position in its batch.
     pub position: usize,
     /// The record's sequence number (what `batchItemFailures` reports).
     pub sequence: SequenceNumber,
-    /// The item as the record's new image shows it.
+    /// The counter as the record's new image shows it.
     pub item: UsageItem,
     /// Whether the record created the item (`INSERT`).
     pub inserted: bool,
@@ -85,6 +87,8 @@ pub enum Skip {
     NoSequenceNumber,
     /// The new image is not a Usage item.
     NotUsage(String),
+    /// No counter of the item changed (its old image shows the same values).
+    Unchanged,
 }
 
 impl fmt::Display for Skip {
@@ -97,6 +101,7 @@ impl fmt::Display for Skip {
             Skip::NoNewImage => f.write_str("no NewImage"),
             Skip::NoSequenceNumber => f.write_str("no SequenceNumber"),
             Skip::NotUsage(why) => write!(f, "not a Usage item: {why}"),
+            Skip::Unchanged => f.write_str("no counter changed"),
         }
     }
 }
@@ -107,14 +112,21 @@ pub fn table_of_stream_arn(arn: &str) -> Option<&str> {
     Some(rest.split('/').next().unwrap_or(rest))
 }
 
-/// Decodes one record of a Lambda DynamoDB stream event. `usage_table` is
-/// the Usage table's name: records whose `eventSourceARN` names another
-/// table are skipped (a record without an ARN is judged by its shape).
+/// Decodes one record of a Lambda DynamoDB stream event into the changes
+/// of the counters its item holds. `usage_table` is the Usage table's name:
+/// records whose `eventSourceARN` names another table are skipped (a record
+/// without an ARN is judged by its shape).
+///
+/// With an old image (the table's stream view is `NEW_AND_OLD_IMAGES`) only
+/// the counters whose value differs are changes, so a month item's update
+/// of one day is not a change of its thirty other days. Without one, and
+/// when the record marks the item shared (so that all of it must be copied),
+/// every counter of the item is.
 pub fn decode(
     record: &serde_json::Value,
     position: usize,
     usage_table: &str,
-) -> Result<Change, Skip> {
+) -> Result<Vec<Change>, Skip> {
     let record = EventRecord::deserialize(record).map_err(|e| Skip::NotARecord(e.to_string()))?;
     if let Some(arn) = record.event_source_arn.as_deref() {
         if table_of_stream_arn(arn) != Some(usage_table) {
@@ -136,8 +148,11 @@ pub fn decode(
         .filter(|s| !s.is_empty())
         .ok_or(Skip::NoSequenceNumber)?;
     // Only the attributes a Usage item has, and only as strings and numbers.
-    let mut item: Item = HashMap::with_capacity(5);
-    for name in ["pk", "sk", "n", "agg", "updated_at"] {
+    let mut item: Item = HashMap::with_capacity(6);
+    let names = ["pk", "sk", "agg", "updated_at"]
+        .into_iter()
+        .chain(Cell::of_month().map(Cell::attribute));
+    for name in names {
         match image.get(name) {
             Some(serde_dynamo::AttributeValue::S(v)) => {
                 item.insert(name.to_owned(), AttributeValue::S(v.clone()));
@@ -148,22 +163,40 @@ pub fn decode(
             _ => {}
         }
     }
-    let item = UsageItem::parse(&item).map_err(|e| Skip::NotUsage(e.to_string()))?;
-    let shared = matches!(
-        image.get(tollgate_store::usage::SHARED),
-        Some(serde_dynamo::AttributeValue::Bool(true))
-    );
-    Ok(Change {
-        position,
-        sequence: SequenceNumber(sequence),
-        item,
-        inserted: record.event_name == "INSERT",
-        shared,
-    })
+    let counters = UsageItem::parse_all(&item).map_err(|e| Skip::NotUsage(e.to_string()))?;
+    let is_shared = |image: &serde_dynamo::Item| {
+        matches!(
+            image.get(tollgate_store::usage::SHARED),
+            Some(serde_dynamo::AttributeValue::Bool(true))
+        )
+    };
+    let old = &record.change.old_image;
+    let shared = is_shared(image);
+    let whole = old.is_empty() || (shared && !is_shared(old));
+    let before = |cell: Cell| match old.get(cell.attribute()) {
+        Some(serde_dynamo::AttributeValue::N(v)) => v.parse::<u64>().ok(),
+        _ => None,
+    };
+    let inserted = record.event_name == "INSERT";
+    let changes: Vec<Change> = counters
+        .into_iter()
+        .filter(|c| whole || before(c.key.cell()) != Some(c.value))
+        .map(|item| Change {
+            position,
+            sequence: SequenceNumber(sequence.clone()),
+            item,
+            inserted,
+            shared,
+        })
+        .collect();
+    if changes.is_empty() {
+        return Err(Skip::Unchanged);
+    }
+    Ok(changes)
 }
 
-/// One Usage item after collapsing a batch: its largest value, and the
-/// earliest record that carried it (where a retry must start if the item fails).
+/// One region's counter after collapsing a batch: its largest value, and the
+/// earliest record that carried it (where a retry must start if it fails).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Collapsed {
     /// The item at the largest value seen in the batch.
@@ -178,20 +211,15 @@ pub struct Collapsed {
     pub shared: bool,
 }
 
-/// Collapses the changes of a batch to one per Usage item (its largest
-/// value; a tie keeps the later `updated_at`), in order of first appearance.
-/// Counters only grow within a period, so the largest value is the newest,
-/// whatever order the records came in.
+/// Collapses the changes of a batch to one per region's counter (its
+/// largest value; a tie keeps the later `updated_at`), in order of first
+/// appearance. Counters only grow within a period, so the largest value is
+/// the newest, whatever order the records came in.
 pub fn collapse(changes: &[Change]) -> Vec<Collapsed> {
-    let mut index: HashMap<(&str, &str), usize> = HashMap::with_capacity(changes.len());
-    let mut keys: Vec<(String, String)> = Vec::with_capacity(changes.len());
+    let mut index: HashMap<&UsageKey, usize> = HashMap::with_capacity(changes.len());
     let mut out: Vec<Collapsed> = Vec::with_capacity(changes.len());
-    // Keys are built once per change; the map borrows them from `keys`.
     for change in changes {
-        keys.push((change.item.key.pk(), change.item.key.sk()));
-    }
-    for (change, (pk, sk)) in changes.iter().zip(&keys) {
-        match index.get(&(pk.as_str(), sk.as_str())) {
+        match index.get(&change.item.key) {
             Some(&i) => {
                 let entry = &mut out[i];
                 entry.records += 1;
@@ -205,7 +233,7 @@ pub fn collapse(changes: &[Change]) -> Vec<Collapsed> {
                 }
             }
             None => {
-                index.insert((pk.as_str(), sk.as_str()), out.len());
+                index.insert(&change.item.key, out.len());
                 out.push(Collapsed {
                     item: change.item.clone(),
                     first: change.sequence.clone(),
@@ -257,7 +285,7 @@ mod tests {
 
     #[test]
     fn decodes_a_usage_record() {
-        let c = decode(
+        let changes = decode(
             &record(
                 "MODIFY",
                 "42",
@@ -269,6 +297,8 @@ mod tests {
             "usage",
         )
         .unwrap();
+        assert_eq!(changes.len(), 1);
+        let c = &changes[0];
         assert_eq!(c.position, 3);
         assert_eq!(c.sequence.0, "42");
         assert_eq!(c.item.value, 7);
@@ -325,6 +355,64 @@ mod tests {
         assert!(decode(&no_arn, 0, "usage").is_ok());
     }
 
+    /// A month item's record: month 12 with day 21 at 5 and day 22 at 7,
+    /// after an update that added 2 to day 22 (and to the month).
+    fn month_record(old: Option<serde_json::Value>, shared: bool) -> serde_json::Value {
+        let (pk, sk) = ("requests#key:k1", "month#2026-11#local-a");
+        let mut r = record("MODIFY", "7", pk, sk, 12);
+        r["dynamodb"]["NewImage"]["d21"] = json!({"N": "5"});
+        r["dynamodb"]["NewImage"]["d22"] = json!({"N": "7"});
+        if shared {
+            r["dynamodb"]["NewImage"]["shared"] = json!({"BOOL": true});
+        }
+        if let Some(old) = old {
+            r["dynamodb"]["OldImage"] = old;
+        }
+        r
+    }
+
+    fn counters(changes: &[Change]) -> Vec<(String, u64)> {
+        changes
+            .iter()
+            .map(|c| (c.item.key.counter.period.to_string(), c.item.value))
+            .collect()
+    }
+
+    #[test]
+    fn a_month_item_changes_only_the_counters_its_old_image_shows_changed() {
+        let old = json!({"pk": {"S": "requests#key:k1"}, "sk": {"S": "month#2026-11#local-a"},
+                         "n": {"N": "10"}, "d21": {"N": "5"}, "d22": {"N": "5"}});
+        let changes = decode(&month_record(Some(old.clone()), false), 0, "usage").unwrap();
+        assert_eq!(
+            counters(&changes),
+            [
+                ("month#2026-11".to_owned(), 12),
+                ("day#2026-11-22".to_owned(), 7)
+            ]
+        );
+        // No old image (a NEW_IMAGE stream, a sample event): every counter.
+        let changes = decode(&month_record(None, false), 0, "usage").unwrap();
+        assert_eq!(changes.len(), 3);
+        // Just marked shared: every counter, so that all of it is copied.
+        let changes = decode(&month_record(Some(old), true), 0, "usage").unwrap();
+        assert_eq!(changes.len(), 3);
+        assert!(changes.iter().all(|c| c.shared));
+        // Nothing changed (say, only a watermark): skipped.
+        let same = json!({"pk": {"S": "requests#key:k1"}, "sk": {"S": "month#2026-11#local-a"},
+                          "n": {"N": "12"}, "d21": {"N": "5"}, "d22": {"N": "7"}});
+        assert_eq!(
+            decode(&month_record(Some(same), false), 0, "usage"),
+            Err(Skip::Unchanged)
+        );
+        // A day cell that is no day of the month, or not a number: not a Usage item.
+        let mut bad = month_record(None, false);
+        bad["dynamodb"]["NewImage"]["d31"] = json!({"N": "1"});
+        assert!(matches!(decode(&bad, 0, "usage"), Err(Skip::NotUsage(_))));
+        let mut bad = month_record(None, false);
+        bad["dynamodb"]["NewImage"]["d21"] = json!({"N": "-1"});
+        assert!(matches!(decode(&bad, 0, "usage"), Err(Skip::NotUsage(_))));
+    }
+
     #[test]
     fn collapses_to_the_largest_value_and_the_earliest_record() {
         let pk = "requests#key:k1";
@@ -336,7 +424,9 @@ mod tests {
         ]
         .iter()
         .enumerate()
-        .map(|(i, (seq, sk, n))| decode(&record("MODIFY", seq, pk, sk, *n), i, "usage").unwrap())
+        .flat_map(|(i, (seq, sk, n))| {
+            decode(&record("MODIFY", seq, pk, sk, *n), i, "usage").unwrap()
+        })
         .collect();
         let out = collapse(&changes);
         assert_eq!(out.len(), 2);

@@ -74,14 +74,14 @@ async fn one_counter_update_costs_r_minus_1_writes_one_query_and_at_most_one_blo
     increment_in(&h, "local-a", &[(&day, Aggregation::Count, 1)]).await;
     deliver_new(&handler, &mut stream).await;
 
-    // One update, under the limit: 2 replica writes (R - 1), 1 Query, no block.
+    // One update, under the limit: 2 replica writes (R - 1, each an
+    // UpdateItem of the counter's cell in the peer's item), 1 Query, no block.
     increment_in(&h, "local-a", &[(&day, Aggregation::Count, 1)]).await;
     requests.reset();
     let outcome = deliver_new(&handler, &mut stream).await;
     eprintln!("under the limit: {:?}", requests.snapshot());
-    assert_eq!(requests.requests("PutItem"), 2);
+    assert_eq!(requests.requests("UpdateItem"), 2);
     assert_eq!(requests.requests("Query"), 1);
-    assert_eq!(requests.requests("UpdateItem"), 0);
     assert_eq!(requests.total_requests(), 3);
     let (read_units, write_units) = requests.total_units();
     eprintln!("under the limit: {read_units} RCU, {write_units} WCU");
@@ -92,9 +92,9 @@ async fn one_counter_update_costs_r_minus_1_writes_one_query_and_at_most_one_blo
     requests.reset();
     let outcome = deliver_new(&handler, &mut stream).await;
     eprintln!("reaching the limit: {:?}", requests.snapshot());
-    assert_eq!(requests.requests("PutItem"), 2);
+    assert_eq!(requests.requests("UpdateItem"), 2 + 1);
     assert_eq!(requests.requests("Query"), 1);
-    assert_eq!(requests.requests("UpdateItem"), 1);
+    assert_eq!(requests.total_requests(), 4);
     assert_eq!(outcome.stats.blocks_written, 1);
 
     // Past the limit, the container knows the block: 2 replica writes only.
@@ -123,7 +123,13 @@ async fn one_counter_update_costs_r_minus_1_writes_one_query_and_at_most_one_blo
     requests.reset();
     let outcome = handler.handle(&event(&b_records)).await.unwrap();
     assert_eq!(outcome.stats.own_items, 0);
-    assert_eq!(requests.requests("PutItem"), 0, "{:?}", requests.snapshot());
+    assert_eq!(outcome.stats.replica_writes, 0, "{:?}", outcome.stats);
+    assert_eq!(
+        requests.requests("UpdateItem"),
+        0,
+        "{:?}",
+        requests.snapshot()
+    );
 }
 
 #[tokio::test]
@@ -144,7 +150,7 @@ async fn collapsing_a_batch_writes_each_item_once_per_peer() {
     assert_eq!(records.len(), 50);
     requests.reset();
     let outcome = handler.handle(&event(&records)).await.unwrap();
-    let writes = requests.requests("PutItem");
+    let writes = requests.requests("UpdateItem");
     eprintln!(
         "50 records of 5 items: {writes} replica writes (without collapsing: {}), {:?}",
         50 * 2,
@@ -193,7 +199,7 @@ async fn hot_replication_skips_cold_counters() {
     increment_in(&h, "local-a", &[(&day, Aggregation::Count, 8)]).await;
     requests.reset();
     let outcome = deliver_new(&handler, &mut stream).await;
-    assert_eq!(requests.requests("PutItem"), 2);
+    assert_eq!(requests.requests("UpdateItem"), 2);
     assert_eq!(requests.requests("Query"), 1);
     assert_eq!(outcome.stats.own_cold, 0);
     for peer in ["local-b", "local-c"] {

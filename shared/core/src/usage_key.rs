@@ -1,13 +1,18 @@
 //! The Usage table's key encoding (DESIGN.md): `pk = <meter>#<identity>`,
-//! `sk = <window>#<period>#<region>`. One item per counter and region; a
-//! region only ever increments items whose `sk` ends with its own name.
+//! `sk = <window>#<period>#<region>`, and where in its item a counter lives.
+//!
+//! A day's counter is stored in its month's item, as the attribute
+//! `d01`..`d31` beside the month's own counter `n`: the day and the month
+//! of a batch's increments are then one `UpdateItem` (one write unit), not
+//! two. Minute, hour and month counters have an item of their own (`n`).
+//! A region only ever increments items whose `sk` ends with its own name.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CoreError, CounterKey, Identity, MeterName, Period};
+use crate::{CoreError, CounterKey, Identity, MeterName, Period, Window};
 
 /// An AWS region name (or a local stand-in such as `local-a`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -61,7 +66,48 @@ impl From<Region> for String {
     }
 }
 
-/// The key of one region's Usage item for one counter.
+/// The attribute names of a month item's day counters, `d01` to `d31`.
+const DAY_ATTRIBUTES: [&str; 31] = [
+    "d01", "d02", "d03", "d04", "d05", "d06", "d07", "d08", "d09", "d10", "d11", "d12", "d13",
+    "d14", "d15", "d16", "d17", "d18", "d19", "d20", "d21", "d22", "d23", "d24", "d25", "d26",
+    "d27", "d28", "d29", "d30", "d31",
+];
+
+/// The period of the Usage item that holds a period's counter: a day's
+/// counter lives in its month's item, every other counter in its own.
+pub fn item_period(period: Period) -> Period {
+    match period.window {
+        Window::Day => Window::Month.period_of(period.start).unwrap_or(period),
+        _ => period,
+    }
+}
+
+/// Where a counter lives in its Usage item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cell {
+    /// The item's own counter, attribute `n`.
+    Own,
+    /// One day (1 to 31) of a month item, attribute `d01`..`d31`.
+    Day(u8),
+}
+
+impl Cell {
+    /// Every cell a month item can hold: its own counter, then its days.
+    pub fn of_month() -> impl Iterator<Item = Cell> {
+        std::iter::once(Cell::Own).chain((1..=31).map(Cell::Day))
+    }
+
+    /// The item attribute holding the counter.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Cell::Own => "n",
+            Cell::Day(d) => DAY_ATTRIBUTES[usize::from(d.clamp(1, 31)) - 1],
+        }
+    }
+}
+
+/// The key of one region's value of one counter. Its `pk` and `sk` name
+/// the item that holds it, and its [`cell`](UsageKey::cell) the attribute.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UsageKey {
     pub counter: CounterKey,
@@ -74,12 +120,49 @@ impl UsageKey {
         self.counter.pk()
     }
 
-    /// The sort key: `<window>#<period>#<region>`.
+    /// The sort key of the item holding the counter: `<window>#<period>#<region>`
+    /// of its [item period](CounterKey::item_period).
     pub fn sk(&self) -> String {
+        format!("{}#{}", self.counter.item_period(), self.region)
+    }
+
+    /// Where in the item the counter lives.
+    pub fn cell(&self) -> Cell {
+        self.counter.cell()
+    }
+
+    /// The counter's name in its partition, `<window>#<period>#<region>`:
+    /// its item's `sk`, except for a day counter, which lives in its
+    /// month's item. [`UsageKey::parse`] reads it back.
+    pub fn label(&self) -> String {
         format!("{}#{}", self.counter.period, self.region)
     }
 
-    /// Parses a Usage item's keys.
+    /// The key of the counter in `cell` of the item with keys `pk` and `sk`.
+    pub fn of_cell(pk: &str, sk: &str, cell: Cell) -> Result<Self, CoreError> {
+        let mut key = UsageKey::parse(pk, sk)?;
+        if let Cell::Day(day) = cell {
+            let month = key.counter.period;
+            if month.window != Window::Month {
+                return Err(CoreError::UsageKey(
+                    format!("{pk} / {sk}"),
+                    "only a month item holds day counters",
+                ));
+            }
+            let at = month.start + (i64::from(day) - 1) * 86_400_000;
+            let period = Window::Day.period_of(at)?;
+            if day == 0 || !month.contains(at) {
+                return Err(CoreError::UsageKey(
+                    format!("{pk} / {sk}"),
+                    "no such day in the month",
+                ));
+            }
+            key.counter.period = period;
+        }
+        Ok(key)
+    }
+
+    /// Parses a Usage item's keys: the key of the item's own counter.
     pub fn parse(pk: &str, sk: &str) -> Result<Self, CoreError> {
         let bad = |why| CoreError::UsageKey(format!("{pk} / {sk}"), why);
         let (meter, identity) = pk
@@ -105,10 +188,23 @@ impl CounterKey {
         format!("{}#{}", self.meter, self.identity)
     }
 
-    /// The prefix of the sort keys of this counter's region items, for one
-    /// Query that sums the counter over all regions.
+    /// The prefix of the sort keys of the items holding this counter in
+    /// every region, for one Query that sums the counter over all regions.
     pub fn sk_prefix(&self) -> String {
-        format!("{}#", self.period)
+        format!("{}#", self.item_period())
+    }
+
+    /// The period of the item that holds this counter (see [`item_period`]).
+    pub fn item_period(&self) -> Period {
+        item_period(self.period)
+    }
+
+    /// Where in that item the counter lives.
+    pub fn cell(&self) -> Cell {
+        match self.period.window {
+            Window::Day => Cell::Day(self.period.day_of_month()),
+            _ => Cell::Own,
+        }
     }
 
     /// This counter's item in `region`.
@@ -128,7 +224,6 @@ impl CounterKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Window;
     use proptest::prelude::*;
 
     #[test]
@@ -143,6 +238,35 @@ mod tests {
         assert_eq!(key.sk(), "month#2026-11#eu-central-1");
         assert_eq!(UsageKey::parse(&key.pk(), &key.sk()).unwrap(), key);
         assert!(key.sk().starts_with(&key.counter.sk_prefix()));
+    }
+
+    #[test]
+    fn a_day_lives_in_its_month_item() {
+        let day = CounterKey {
+            meter: MeterName::requests(),
+            identity: "key:k".parse().unwrap(),
+            period: Period::parse_label(Window::Day, "2026-11-21").unwrap(),
+        }
+        .in_region(&Region::new("eu-central-1").unwrap());
+        assert_eq!(day.sk(), "month#2026-11#eu-central-1");
+        assert_eq!(day.cell(), Cell::Day(21));
+        assert_eq!(day.cell().attribute(), "d21");
+        assert_eq!(day.counter.sk_prefix(), "month#2026-11#");
+        assert_eq!(
+            UsageKey::of_cell(&day.pk(), &day.sk(), Cell::Day(21)).unwrap(),
+            day
+        );
+        assert_eq!(day.label(), "day#2026-11-21#eu-central-1");
+        assert_eq!(UsageKey::parse(&day.pk(), &day.label()).unwrap(), day);
+        // Day 31 of November, or a day cell of a non-month item, is no counter.
+        assert!(UsageKey::of_cell(&day.pk(), &day.sk(), Cell::Day(31)).is_err());
+        assert!(UsageKey::of_cell(&day.pk(), &day.sk(), Cell::Day(0)).is_err());
+        assert!(
+            UsageKey::of_cell(&day.pk(), "hour#2026-11-21T10#eu-central-1", Cell::Day(1)).is_err()
+        );
+        // Keys of the older layout, a day item of its own, still parse.
+        let old = UsageKey::parse(&day.pk(), "day#2026-11-21#eu-central-1").unwrap();
+        assert_eq!(old.counter.period, day.counter.period);
     }
 
     #[test]
@@ -169,7 +293,10 @@ mod tests {
                 identity: Identity::key(&id).unwrap(),
                 period: Window::ALL[w].period_of(at).unwrap(),
             }.in_region(&Region::new(&region).unwrap());
-            prop_assert_eq!(UsageKey::parse(&key.pk(), &key.sk()).unwrap(), key);
+            prop_assert_eq!(UsageKey::of_cell(&key.pk(), &key.sk(), key.cell()).unwrap(), key.clone());
+            prop_assert!(key.sk().starts_with(&key.counter.sk_prefix()));
+            let attribute = key.cell().attribute();
+            prop_assert!(attribute == "n" || (key.counter.period.window == Window::Day && attribute.len() == 3));
         }
 
         #[test]

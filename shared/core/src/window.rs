@@ -106,6 +106,11 @@ impl Period {
         end.timestamp_millis()
     }
 
+    /// The day of the month (1 to 31) the period starts on.
+    pub fn day_of_month(&self) -> u8 {
+        to_datetime(self.start).map_or(1, |t| u8::try_from(t.day()).unwrap_or(1))
+    }
+
     /// Whether `at` falls inside the period.
     pub fn contains(&self, at: UnixMillis) -> bool {
         at >= self.start && at < self.end()

@@ -25,8 +25,9 @@ pub struct TableSpec {
     pub range_key: Option<&'static str>,
     /// The TTL attribute (epoch seconds), if any.
     pub ttl_attribute: Option<&'static str>,
-    /// Whether the table has a stream of new images.
-    pub stream_new_image: bool,
+    /// Whether the table has a stream of new and old images (the old image
+    /// tells quota-sync which of a month item's counters changed).
+    pub stream: bool,
     /// Global secondary indexes.
     pub indexes: &'static [IndexSpec],
 }
@@ -61,7 +62,7 @@ pub const KEYS: TableSpec = TableSpec {
     hash_key: "pk",
     range_key: Some("sk"),
     ttl_attribute: Some("ttl"),
-    stream_new_image: false,
+    stream: false,
     indexes: &[],
 };
 
@@ -73,7 +74,7 @@ pub const USAGE: TableSpec = TableSpec {
     hash_key: "pk",
     range_key: Some("sk"),
     ttl_attribute: Some("ttl"),
-    stream_new_image: true,
+    stream: true,
     indexes: &[USAGE_TOP_INDEX],
 };
 
@@ -85,7 +86,7 @@ pub const IDEMPOTENCY: TableSpec = TableSpec {
     hash_key: "id",
     range_key: None,
     ttl_attribute: Some("expiration"),
-    stream_new_image: false,
+    stream: false,
     indexes: &[],
 };
 
@@ -161,11 +162,11 @@ impl TableSpec {
                         .map_err(|e| StoreError::dynamo("CreateTable", e))?,
                 );
         }
-        if self.stream_new_image {
+        if self.stream {
             req = req.stream_specification(
                 StreamSpecification::builder()
                     .stream_enabled(true)
-                    .stream_view_type(StreamViewType::NewImage)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
                     .build()
                     .map_err(|e| StoreError::dynamo("CreateTable", e))?,
             );

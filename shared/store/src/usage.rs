@@ -1,7 +1,9 @@
-//! The Usage table: one counter item per meter, identity, period and
-//! region. Attributes: `pk`, `sk` (see [`tollgate_core::UsageKey`]), `n`
-//! (the counter), `agg`, `updated_at` (epoch ms) and, for minute and hour
-//! windows, `ttl` (epoch seconds). Everything else is in the keys.
+//! The Usage table: one item per meter, identity, period and region.
+//! Attributes: `pk`, `sk` (see [`tollgate_core::UsageKey`]), `n` (the
+//! item's own counter), for a month item `d01`..`d31` (its days' counters,
+//! see [`tollgate_core::Cell`]), `agg`, `updated_at` (epoch ms) and, for
+//! minute and hour windows, `ttl` (epoch seconds). Everything else is in
+//! the keys.
 
 use std::collections::BTreeMap;
 
@@ -12,8 +14,10 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
+use tollgate_core::usage_key::item_period;
 use tollgate_core::{
-    Aggregation, CounterKey, MeterName, Period, Position, Region, UnixMillis, UsageKey, Window,
+    Aggregation, Cell, CounterKey, MeterName, Period, Position, Region, UnixMillis, UsageKey,
+    Window,
 };
 
 use crate::attr::{get_i64, get_s, get_u64, n, s, Item};
@@ -40,9 +44,10 @@ pub const TOP_WINDOWS: [Window; 1] = [Window::Month];
 /// The `top` index key of a counter item: `<meter>#<window>#<period>#<region>`,
 /// for the windows in [`TOP_WINDOWS`] only (the index is sparse).
 pub fn top_key(key: &UsageKey) -> Option<String> {
+    let period = key.counter.item_period();
     TOP_WINDOWS
-        .contains(&key.counter.period.window)
-        .then(|| top_partition(&key.counter.meter, &key.counter.period, &key.region))
+        .contains(&period.window)
+        .then(|| top_partition(&key.counter.meter, &period, &key.region))
 }
 
 /// The variable that turns the top index on (`true`) or off (`false`, the
@@ -83,82 +88,150 @@ pub struct UsageItem {
 }
 
 impl UsageItem {
-    /// Reads an item (or a stream record's new image).
-    pub fn parse(item: &Item) -> Result<UsageItem, StoreError> {
+    /// Reads an item (or a stream record's new image): one entry per
+    /// counter it holds, its own (`n`) first, then its days in order.
+    pub fn parse_all(item: &Item) -> Result<Vec<UsageItem>, StoreError> {
         let malformed = |message: &str| StoreError::Malformed {
             table: "Usage",
             message: message.to_owned(),
         };
         let pk = get_s(item, "pk").ok_or_else(|| malformed("no pk"))?;
         let sk = get_s(item, "sk").ok_or_else(|| malformed("no sk"))?;
-        Ok(UsageItem {
-            key: UsageKey::parse(pk, sk)?,
-            aggregation: get_s(item, "agg")
-                .and_then(|a| a.parse().ok())
-                .unwrap_or_default(),
-            value: get_u64(item, "n").ok_or_else(|| malformed("no counter n"))?,
-            updated_at: get_i64(item, "updated_at").unwrap_or(0),
-        })
+        let own = UsageKey::parse(pk, sk)?;
+        let aggregation = get_s(item, "agg")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_default();
+        let updated_at = get_i64(item, "updated_at").unwrap_or(0);
+        let cells: &mut dyn Iterator<Item = Cell> = if own.counter.period.window == Window::Month {
+            &mut Cell::of_month()
+        } else {
+            &mut std::iter::once(Cell::Own)
+        };
+        let mut counters = Vec::new();
+        for cell in cells {
+            let Some(value) = item.get(cell.attribute()) else {
+                continue;
+            };
+            let value = value
+                .as_n()
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| malformed(&format!("{} is not a counter", cell.attribute())))?;
+            counters.push(UsageItem {
+                key: UsageKey::of_cell(pk, sk, cell)?,
+                aggregation,
+                value,
+                updated_at,
+            });
+        }
+        if counters.is_empty() {
+            return Err(malformed("no counter n"));
+        }
+        Ok(counters)
     }
 }
 
-/// The update expression that adds `amount` to a count or sum counter,
-/// with its attribute names and values: shared by the transaction's
+/// Amounts to add to counters that share one Usage item: one write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemAdds {
+    /// The key of one of the item's counters: its `pk` and `sk` name the item.
+    pub item: UsageKey,
+    /// The counters' aggregation (`count` or `sum`).
+    pub aggregation: Aggregation,
+    /// What to add where, one entry per counter.
+    pub adds: Vec<(Cell, u64)>,
+}
+
+impl ItemAdds {
+    /// Groups increments by the item that holds their counter (a day and its
+    /// month become one write), in key order, summing repeated counters.
+    pub fn group<'a>(
+        increments: impl IntoIterator<Item = (&'a UsageKey, Aggregation, u64)>,
+    ) -> Vec<ItemAdds> {
+        let mut items: BTreeMap<(String, String), ItemAdds> = BTreeMap::new();
+        for (key, aggregation, amount) in increments {
+            let entry = items
+                .entry((key.pk(), key.sk()))
+                .or_insert_with(|| ItemAdds {
+                    item: key.clone(),
+                    aggregation,
+                    adds: Vec::new(),
+                });
+            let cell = key.cell();
+            match entry.adds.iter_mut().find(|(c, _)| *c == cell) {
+                Some((_, sum)) => *sum = sum.saturating_add(amount),
+                None => entry.adds.push((cell, amount)),
+            }
+        }
+        items.into_values().collect()
+    }
+
+    /// The total added (the sum of the amounts).
+    pub fn total(&self) -> u64 {
+        self.adds
+            .iter()
+            .fold(0u64, |a, (_, v)| a.saturating_add(*v))
+    }
+}
+
+/// The update expression that adds amounts to counters of one item, with
+/// its attribute names and values: shared by the transaction's
 /// [`increment`] and the watermark's [`UsageStore::add_fenced`].
 struct Addition {
     expression: String,
-    names: Vec<(&'static str, &'static str)>,
-    values: Vec<(&'static str, AttributeValue)>,
+    names: Vec<(String, &'static str)>,
+    values: Vec<(String, AttributeValue)>,
 }
 
 impl Addition {
-    fn new(
-        key: &UsageKey,
-        aggregation: Aggregation,
-        amount: u64,
-        now: UnixMillis,
-        top_index: bool,
-    ) -> Self {
+    fn new(adds: &ItemAdds, now: UnixMillis, top_index: bool) -> Self {
         let mut add = Addition {
-            expression: "ADD #n :a SET agg = :agg, updated_at = :now".to_owned(),
-            names: vec![("#n", "n")],
-            values: vec![
-                (":a", n(amount)),
-                (":agg", s(aggregation.to_string())),
-                (":now", n(now)),
-            ],
+            expression: String::from("ADD "),
+            names: Vec::with_capacity(adds.adds.len() + 2),
+            values: Vec::with_capacity(adds.adds.len() + 4),
         };
-        if let Some(top) = top_key(key).filter(|_| top_index) {
-            add.expression.push_str(", #top = :top");
-            add.names.push(("#top", "top"));
-            add.values.push((":top", s(top)));
+        for (i, (cell, amount)) in adds.adds.iter().enumerate() {
+            if i > 0 {
+                add.expression.push_str(", ");
+            }
+            add.expression.push_str(&format!("#c{i} :a{i}"));
+            add.names.push((format!("#c{i}"), cell.attribute()));
+            add.values.push((format!(":a{i}"), n(*amount)));
         }
-        if let Some(ttl) = ttl_for(&key.counter) {
+        add.expression
+            .push_str(" SET agg = :agg, updated_at = :now");
+        add.values
+            .push((":agg".into(), s(adds.aggregation.to_string())));
+        add.values.push((":now".into(), n(now)));
+        if let Some(top) = top_key(&adds.item).filter(|_| top_index) {
+            add.expression.push_str(", #top = :top");
+            add.names.push(("#top".into(), "top"));
+            add.values.push((":top".into(), s(top)));
+        }
+        if let Some(ttl) = ttl_for(&adds.item.counter) {
             add.expression.push_str(", #ttl = :ttl");
-            add.names.push(("#ttl", "ttl"));
-            add.values.push((":ttl", n(ttl)));
+            add.names.push(("#ttl".into(), "ttl"));
+            add.values.push((":ttl".into(), n(ttl)));
         }
         add
     }
 }
 
-/// The `Update` that adds `amount` to a count or sum counter: for a
-/// transaction with the batch's dedupe record. (A `max` counter is raised
+/// The `Update` that adds amounts to count or sum counters of one item: for
+/// a transaction with the batch's dedupe record. (A `max` counter is raised
 /// with [`UsageStore::raise_max`] instead: it is idempotent by nature.)
-/// With `top_index`, a month counter also carries its top index key.
+/// With `top_index`, a month item also carries its top index key.
 pub fn increment(
     table: &str,
-    key: &UsageKey,
-    aggregation: Aggregation,
-    amount: u64,
+    adds: &ItemAdds,
     now: UnixMillis,
     top_index: bool,
 ) -> Result<TransactWriteItem, StoreError> {
-    let add = Addition::new(key, aggregation, amount, now, top_index);
+    let add = Addition::new(adds, now, top_index);
     let mut update = Update::builder()
         .table_name(table)
-        .key("pk", s(key.pk()))
-        .key("sk", s(key.sk()))
+        .key("pk", s(adds.item.pk()))
+        .key("sk", s(adds.item.sk()))
         .update_expression(add.expression);
     for (name, attribute) in add.names {
         update = update.expression_attribute_names(name, attribute);
@@ -281,10 +354,10 @@ impl UsageStore {
             .key("pk", s(key.pk()))
             .key("sk", s(key.sk()))
             .update_expression(format!(
-                "SET #n = :v, agg = :agg, updated_at = :now{top_set}"
+                "SET #c = :v, agg = :agg, updated_at = :now{top_set}"
             ))
-            .condition_expression("attribute_not_exists(#n) OR #n < :v")
-            .expression_attribute_names("#n", "n")
+            .condition_expression("attribute_not_exists(#c) OR #c < :v")
+            .expression_attribute_names("#c", key.cell().attribute())
             .expression_attribute_values(":v", n(value))
             .expression_attribute_values(":agg", s("max"))
             .expression_attribute_values(":now", n(now))
@@ -293,19 +366,18 @@ impl UsageStore {
         conditional(result, "UpdateItem")
     }
 
-    /// Adds `amount` to a count or sum counter and moves its watermark, in one
-    /// conditional `UpdateItem` (one write unit for a small item): exactly
-    /// once for an ordered source without a dedupe record (see
+    /// Adds amounts to counters of one item and moves the item's watermark,
+    /// in one conditional `UpdateItem` (one write unit for a small item):
+    /// exactly once for an ordered source without a dedupe record (see
     /// [`tollgate_core::watermark`]). A refusal returns the stored watermark.
     pub async fn add_fenced(
         &self,
-        key: &UsageKey,
-        aggregation: Aggregation,
-        amount: u64,
+        adds: &ItemAdds,
         fence: Fence<'_>,
         now: UnixMillis,
     ) -> Result<Fenced, StoreError> {
-        let add = Addition::new(key, aggregation, amount, now, self.top_index);
+        let key = &adds.item;
+        let add = Addition::new(adds, now, self.top_index);
         let mut req = self
             .client
             .update_item()
@@ -409,29 +481,38 @@ impl UsageStore {
             .map(str::to_owned))
     }
 
-    /// Writes a copy of another region's item, only if it raises the stored
-    /// value (or creates it): replayed or reordered copies change nothing.
-    /// Returns whether the copy was written.
+    /// Writes a copy of another region's counter into its item here, only
+    /// if it raises the stored value (or creates it): replayed or reordered
+    /// copies change nothing. One conditional `UpdateItem`, which leaves the
+    /// item's other counters alone. Returns whether the copy was written.
     pub async fn put_replica(&self, item: &UsageItem) -> Result<bool, StoreError> {
-        let mut put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(item.key.pk()))
-            .item("sk", s(item.key.sk()))
-            .item("n", n(item.value))
-            .item("agg", s(item.aggregation.to_string()))
-            .item("updated_at", n(item.updated_at))
-            .condition_expression("attribute_not_exists(#n) OR #n < :n")
-            .expression_attribute_names("#n", "n")
-            .expression_attribute_values(":n", n(item.value));
+        let mut expr = "SET #c = :v, agg = :agg, updated_at = :now".to_owned();
+        let mut req = self.client.update_item();
         if let Some(ttl) = ttl_for(&item.key.counter) {
-            put = put.item("ttl", n(ttl));
+            expr.push_str(", #ttl = :ttl");
+            req = req
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":ttl", n(ttl));
         }
         if let Some(top) = top_key(&item.key).filter(|_| self.top_index) {
-            put = put.item("top", s(top));
+            expr.push_str(", #top = :top");
+            req = req
+                .expression_attribute_names("#top", "top")
+                .expression_attribute_values(":top", s(top));
         }
-        conditional(put.send().await, "PutItem")
+        let result = req
+            .table_name(&self.table)
+            .key("pk", s(item.key.pk()))
+            .key("sk", s(item.key.sk()))
+            .update_expression(expr)
+            .condition_expression("attribute_not_exists(#c) OR #c < :v")
+            .expression_attribute_names("#c", item.key.cell().attribute())
+            .expression_attribute_values(":v", n(item.value))
+            .expression_attribute_values(":agg", s(item.aggregation.to_string()))
+            .expression_attribute_values(":now", n(item.updated_at))
+            .send()
+            .await;
+        conditional(result, "UpdateItem")
     }
 
     /// A counter's value in every region this table holds items of: one Query.
@@ -451,11 +532,12 @@ impl UsageStore {
             .map_err(|e| StoreError::dynamo("Query", e))?;
         let mut regions = BTreeMap::new();
         for item in out.items() {
-            let parsed = UsageItem::parse(item)?;
-            // `begins_with` on `day#2026-11-2` must not match `day#2026-11-21`:
-            // the prefix ends with '#', and the parse checks the period exactly.
-            if parsed.key.counter == *counter {
-                regions.insert(parsed.key.region, parsed.value);
+            // `begins_with` on `hour#2026-11-2` must not match `hour#2026-11-21`:
+            // the prefix ends with '#', and this checks the period exactly.
+            for parsed in UsageItem::parse_all(item)? {
+                if parsed.key.counter == *counter {
+                    regions.insert(parsed.key.region, parsed.value);
+                }
             }
         }
         Ok(regions)
@@ -474,8 +556,8 @@ impl UsageStore {
         })
     }
 
-    /// Every item of one identity's meter with `sk` starting with `prefix`
-    /// (for usage queries), one page at a time.
+    /// The counters of the items of one identity's meter with `sk` between
+    /// `from_sk` and `to_sk` (for usage queries), one page of items at a time.
     pub async fn query_prefix(
         &self,
         pk: &str,
@@ -503,12 +585,11 @@ impl UsageStore {
             .send()
             .await
             .map_err(|e| StoreError::dynamo("Query", e))?;
-        let items = out
-            .items()
-            .iter()
-            .map(UsageItem::parse)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((items, out.last_evaluated_key))
+        let mut counters = Vec::with_capacity(out.items().len());
+        for item in out.items() {
+            counters.extend(UsageItem::parse_all(item)?);
+        }
+        Ok((counters, out.last_evaluated_key))
     }
 
     /// One page of the top index partition `top` (see [`top_key`]), largest
@@ -554,7 +635,7 @@ impl UsageStore {
         Ok((entries, out.last_evaluated_key))
     }
 
-    /// Every item of the given periods, in every region this table holds
+    /// Every counter of the given periods, in every region this table holds
     /// (a Scan: for operators, such as recomputing blocks, never a hot path).
     pub async fn scan_periods(
         &self,
@@ -563,7 +644,11 @@ impl UsageStore {
         if periods.is_empty() {
             return Ok(Vec::new());
         }
-        let filter = (0..periods.len())
+        // The periods of the items that hold them (a day: its month).
+        let mut item_periods: Vec<Period> = periods.iter().map(|p| item_period(*p)).collect();
+        item_periods.sort_unstable();
+        item_periods.dedup();
+        let filter = (0..item_periods.len())
             .map(|i| format!("begins_with(sk, :p{i})"))
             .collect::<Vec<_>>()
             .join(" OR ");
@@ -576,7 +661,7 @@ impl UsageStore {
                 .table_name(&self.table)
                 .filter_expression(&filter)
                 .set_exclusive_start_key(start);
-            for (i, period) in periods.iter().enumerate() {
+            for (i, period) in item_periods.iter().enumerate() {
                 req = req.expression_attribute_values(format!(":p{i}"), s(format!("{period}#")));
             }
             let page = req
@@ -584,9 +669,10 @@ impl UsageStore {
                 .await
                 .map_err(|e| StoreError::dynamo("Scan", e))?;
             for item in page.items() {
-                let parsed = UsageItem::parse(item)?;
-                if periods.contains(&parsed.key.counter.period) {
-                    items.push(parsed);
+                for parsed in UsageItem::parse_all(item)? {
+                    if periods.contains(&parsed.key.counter.period) {
+                        items.push(parsed);
+                    }
                 }
             }
             start = page.last_evaluated_key;

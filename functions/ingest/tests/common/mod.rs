@@ -100,19 +100,21 @@ pub async fn scan(
     }
 }
 
-/// The value `n` of one Usage item, if it exists.
-pub async fn counter(client: &Client, table: &str, pk: &str, sk: &str) -> Option<u64> {
+/// The value of one region's counter, named by its partition and its label
+/// (`<window>#<period>#<region>`), if it exists (a day's is in its month's item).
+pub async fn counter(client: &Client, table: &str, pk: &str, label: &str) -> Option<u64> {
+    let key = tollgate_core::UsageKey::parse(pk, label).unwrap();
     let out = client
         .get_item()
         .table_name(table)
-        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
-        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(sk.into()))
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(key.pk()))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(key.sk()))
         .consistent_read(true)
         .send()
         .await
         .unwrap();
     out.item()
-        .and_then(|i| i.get("n"))
+        .and_then(|i| i.get(key.cell().attribute()))
         .and_then(|v| v.as_n().ok())
         .and_then(|n| n.parse().ok())
 }

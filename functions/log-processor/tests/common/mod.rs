@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use log_processor::sample::Generated;
 use log_processor::Config;
 use tollgate_core::Window;
+use tollgate_store::usage::UsageItem;
 use tollgate_tests::{Harness, TEST_REGION};
 
 /// The configuration for a harness's tables.
@@ -26,7 +26,8 @@ pub fn config(h: &Harness, extra: &[(&str, &str)]) -> Config {
     Config::from_lookup(|k| vars.get(k).cloned()).unwrap()
 }
 
-/// Every Usage item: `(pk, sk) -> n`.
+/// Every counter of the Usage table: `(pk, label) -> value`, the label
+/// being `<window>#<period>#<region>` (a day lives in its month's item).
 pub async fn usage_items(client: &Client, table: &str) -> BTreeMap<(String, String), u64> {
     let mut items = BTreeMap::new();
     let mut start = None;
@@ -40,12 +41,9 @@ pub async fn usage_items(client: &Client, table: &str) -> BTreeMap<(String, Stri
             .await
             .unwrap();
         for item in out.items() {
-            let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).unwrap().clone();
-            let n = match item.get("n") {
-                Some(AttributeValue::N(n)) => n.parse().unwrap(),
-                other => panic!("no counter in {item:?}: {other:?}"),
-            };
-            items.insert((s("pk"), s("sk")), n);
+            for counter in UsageItem::parse_all(item).unwrap() {
+                items.insert((counter.key.pk(), counter.key.label()), counter.value);
+            }
         }
         match out.last_evaluated_key {
             Some(k) if !k.is_empty() => start = Some(k),

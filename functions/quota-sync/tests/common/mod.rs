@@ -11,7 +11,7 @@ use tollgate_core::{
     Aggregation, ApiKey, CounterKey, Identity, KeyRecord, KeyStatus, Limit, MeterName,
     OveragePolicy, Plan, Region, UnixMillis, Window,
 };
-use tollgate_store::usage::increment;
+use tollgate_store::usage::{increment, ItemAdds};
 use tollgate_store::{KeysStore, UsageStore};
 use tollgate_tests::Harness;
 
@@ -78,19 +78,15 @@ pub fn keys(h: &Harness, region: &str) -> KeysStore {
 /// as the log-processor and ingest do.
 pub async fn increment_in(h: &Harness, region: &str, counters: &[(&CounterKey, Aggregation, u64)]) {
     let region_name = Region::new(region).unwrap();
+    let keys: Vec<_> = counters
+        .iter()
+        .map(|(counter, aggregation, amount)| {
+            (counter.in_region(&region_name), *aggregation, *amount)
+        })
+        .collect();
     let mut tx = h.client_in(region).transact_write_items();
-    for (counter, aggregation, amount) in counters {
-        tx = tx.transact_items(
-            increment(
-                &h.tables.usage,
-                &counter.in_region(&region_name),
-                *aggregation,
-                *amount,
-                now(),
-                false,
-            )
-            .unwrap(),
-        );
+    for adds in ItemAdds::group(keys.iter().map(|(k, a, v)| (k, *a, *v))) {
+        tx = tx.transact_items(increment(&h.tables.usage, &adds, now(), false).unwrap());
     }
     tx.send().await.unwrap();
 }
