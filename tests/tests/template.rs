@@ -166,6 +166,24 @@ fn no_policy_grants_every_action() {
     }
 }
 
+/// quota-sync's only write to a peer region is `UsageStore::put_replica`, a
+/// conditional `UpdateItem` (its costs test counts the operations it sends):
+/// the peer statement grants that and nothing else.
+#[test]
+fn quota_sync_may_only_update_peer_usage_items() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+        .expect("template");
+    let mut lines = text
+        .lines()
+        .skip_while(|l| !l.contains("Sid: CopyToPeerRegions"));
+    assert!(lines.next().is_some(), "no CopyToPeerRegions statement");
+    let action = lines
+        .map(str::trim)
+        .find(|l| l.starts_with("Action:"))
+        .expect("an Action");
+    assert_eq!(action, "Action: [dynamodb:UpdateItem]");
+}
+
 #[test]
 fn the_access_log_format_is_the_one_the_log_processor_parses() {
     let t = template();

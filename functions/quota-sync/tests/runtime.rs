@@ -110,9 +110,19 @@ async fn the_binary_handles_sample_events_and_skips_foreign_records() {
         identity: id,
         period: "month#2026-11".parse().unwrap(),
     };
+    // So did its day 21, which lives in the same month item (`d21`).
+    let day = tollgate_core::CounterKey {
+        period: "day#2026-11-21".parse().unwrap(),
+        ..month.clone()
+    };
     for peer in ["local-b", "local-c"] {
         assert_eq!(
             values_in(&h, peer, &month).await.get("local-a"),
+            Some(&42),
+            "{peer}"
+        );
+        assert_eq!(
+            values_in(&h, peer, &day).await.get("local-a"),
             Some(&42),
             "{peer}"
         );
