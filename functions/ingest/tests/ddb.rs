@@ -594,6 +594,43 @@ async fn usage_queries_sum_regions_and_page() {
     let paged: Vec<(&str, u64)> = paged.iter().map(|(p, t)| (p.as_str(), *t)).collect();
     assert_eq!(paged, totals);
 
+    // Days across a month boundary: they live in two month items, one per
+    // region each, and a range that ends inside a month leaves its later
+    // days out. Every page size gives the same periods, each whole.
+    put_counter(&c, t, "tokens", "key:a", "day#2026-10-31", "local-b", 4).await;
+    put_counter(&c, t, "tokens", "key:a", "day#2026-10-30", "local-a", 2).await;
+    let want = [
+        ("2026-10-30".to_owned(), 2),
+        ("2026-10-31".to_owned(), 4),
+        ("2026-11-16".to_owned(), 3),
+        ("2026-11-17".to_owned(), 6),
+    ];
+    for limit in ["1", "2", "3", "100"] {
+        let mut got = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let mut pairs = vec![
+                ("identity", "key:a"),
+                ("meter", "tokens"),
+                ("from", "2026-10-30"),
+                ("to", "2026-11-17"),
+                ("limit", limit),
+            ];
+            if let Some(n) = next.as_deref() {
+                pairs.push(("next", n));
+            }
+            let page = query_usage(&local, &parse_usage_query(params(&pairs), NOW).unwrap())
+                .await
+                .unwrap();
+            got.extend(page.periods.into_iter().map(|p| (p.period, p.total)));
+            next = page.next;
+            if next.is_none() {
+                break;
+            }
+        }
+        assert_eq!(got, want, "limit {limit}");
+    }
+
     // Through HTTP: the month, summed over regions.
     let req = lambda_http::http::Request::builder()
         .method("GET")

@@ -682,3 +682,111 @@ impl UsageStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn key(identity: &str, period: &str) -> UsageKey {
+        UsageKey::parse(
+            &format!("requests#{identity}"),
+            &format!("{period}#local-a"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_day_and_its_month_are_one_write() {
+        let keys = [
+            key("key:a", "day#2026-11-21"),
+            key("key:a", "day#2026-11-22"),
+            key("key:a", "month#2026-11"),
+            key("key:a", "hour#2026-11-21T10"),
+            key("key:b", "day#2026-11-21"),
+            key("key:a", "day#2026-11-21"),
+        ];
+        let amounts = [1, 2, 3, 4, 5, 6];
+        let items = ItemAdds::group(
+            keys.iter()
+                .zip(amounts)
+                .map(|(k, v)| (k, Aggregation::Count, v)),
+        );
+        let got: Vec<(String, String, Vec<(Cell, u64)>)> = items
+            .iter()
+            .map(|i| (i.item.pk(), i.item.sk(), i.adds.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "requests#key:a".to_owned(),
+                    "hour#2026-11-21T10#local-a".to_owned(),
+                    vec![(Cell::Own, 4)]
+                ),
+                (
+                    "requests#key:a".to_owned(),
+                    "month#2026-11#local-a".to_owned(),
+                    vec![(Cell::Day(21), 1 + 6), (Cell::Day(22), 2), (Cell::Own, 3)]
+                ),
+                (
+                    "requests#key:b".to_owned(),
+                    "month#2026-11#local-a".to_owned(),
+                    vec![(Cell::Day(21), 5)]
+                ),
+            ]
+        );
+        assert_eq!(items[1].total(), 12);
+        let add = Addition::new(&items[1], 0, false);
+        assert_eq!(
+            add.expression,
+            "ADD #c0 :a0, #c1 :a1, #c2 :a2 SET agg = :agg, updated_at = :now"
+        );
+        let names: Vec<&str> = add.names.iter().map(|(_, a)| *a).collect();
+        assert_eq!(names, ["d21", "d22", "n"]);
+    }
+
+    #[test]
+    fn an_item_reads_as_its_counters() {
+        let item: Item = [
+            ("pk", s("requests#key:a")),
+            ("sk", s("month#2026-11#local-a")),
+            ("n", n(9u64)),
+            ("d02", n(4u64)),
+            ("d21", n(5u64)),
+            ("agg", s("count")),
+            ("w:0123456789ab", s("x")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let counters: Vec<(String, u64)> = UsageItem::parse_all(&item)
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.key.label(), c.value))
+            .collect();
+        assert_eq!(
+            counters,
+            [
+                ("month#2026-11#local-a".to_owned(), 9),
+                ("day#2026-11-02#local-a".to_owned(), 4),
+                ("day#2026-11-21#local-a".to_owned(), 5),
+            ]
+        );
+        // A copy of a peer's day can arrive before its month: no `n` yet.
+        let mut day_only = item.clone();
+        day_only.remove("n");
+        assert_eq!(UsageItem::parse_all(&day_only).unwrap().len(), 2);
+        // No counter at all, a day 31 of November, a counter that is no number: errors.
+        let mut empty = day_only.clone();
+        empty.remove("d02");
+        empty.remove("d21");
+        assert!(UsageItem::parse_all(&empty).is_err());
+        let mut bad = item.clone();
+        bad.insert("d31".into(), n(1u64));
+        assert!(UsageItem::parse_all(&bad).is_err());
+        let mut bad = item;
+        bad.insert("d03".into(), s("three"));
+        assert!(UsageItem::parse_all(&bad).is_err());
+    }
+}
