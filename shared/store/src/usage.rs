@@ -712,7 +712,8 @@ mod tests {
                 .zip(amounts)
                 .map(|(k, v)| (k, Aggregation::Count, v)),
         );
-        let got: Vec<(String, String, Vec<(Cell, u64)>)> = items
+        type Row = (String, String, Vec<(Cell, u64)>);
+        let got: Vec<Row> = items
             .iter()
             .map(|i| (i.item.pk(), i.item.sk(), i.adds.clone()))
             .collect();
