@@ -509,6 +509,34 @@ async fn put_counter(
         .unwrap();
 }
 
+/// Every page of a usage query, following `next`: `(period, total)` pairs.
+/// Asserts that no page is longer than its limit or carries region values
+/// it was not asked for.
+async fn all_pages(sources: &[Source<'_>], pairs: &[(&str, &str)]) -> Vec<(String, u64)> {
+    let limit: usize = pairs
+        .iter()
+        .find(|(k, _)| *k == "limit")
+        .map_or(100, |(_, v)| v.parse().unwrap());
+    let mut periods = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let mut pairs = pairs.to_vec();
+        if let Some(n) = next.as_deref() {
+            pairs.push(("next", n));
+        }
+        let page = query_usage(sources, &parse_usage_query(params(&pairs), NOW).unwrap())
+            .await
+            .unwrap();
+        assert!(page.periods.len() <= limit);
+        assert!(page.periods.iter().all(|p| p.regions.is_none()));
+        periods.extend(page.periods.into_iter().map(|p| (p.period, p.total)));
+        next = page.next;
+        if next.is_none() {
+            return periods;
+        }
+    }
+}
+
 #[tokio::test]
 async fn usage_queries_sum_regions_and_page() {
     let (h, ingest, _) = setup("query").await;
@@ -566,31 +594,17 @@ async fn usage_queries_sum_regions_and_page() {
     assert_eq!(all.next, None);
 
     // Paged one period at a time: the same periods, each whole.
-    let mut paged = Vec::new();
-    let mut next: Option<String> = None;
-    loop {
-        let mut pairs = vec![
+    let paged = all_pages(
+        &local,
+        &[
             ("identity", "key:a"),
             ("meter", "tokens"),
             ("from", "2026-11-01"),
             ("to", "2026-11-30"),
             ("limit", "1"),
-        ];
-        if let Some(n) = next.as_deref() {
-            pairs.push(("next", n));
-        }
-        let page: UsageReport =
-            query_usage(&local, &parse_usage_query(params(&pairs), NOW).unwrap())
-                .await
-                .unwrap();
-        assert!(page.periods.len() <= 1);
-        assert!(page.periods.iter().all(|p| p.regions.is_none()));
-        paged.extend(page.periods.into_iter().map(|p| (p.period, p.total)));
-        next = page.next;
-        if next.is_none() {
-            break;
-        }
-    }
+        ],
+    )
+    .await;
     let paged: Vec<(&str, u64)> = paged.iter().map(|(p, t)| (p.as_str(), *t)).collect();
     assert_eq!(paged, totals);
 
@@ -606,28 +620,17 @@ async fn usage_queries_sum_regions_and_page() {
         ("2026-11-17".to_owned(), 6),
     ];
     for limit in ["1", "2", "3", "100"] {
-        let mut got = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let mut pairs = vec![
+        let got = all_pages(
+            &local,
+            &[
                 ("identity", "key:a"),
                 ("meter", "tokens"),
                 ("from", "2026-10-30"),
                 ("to", "2026-11-17"),
                 ("limit", limit),
-            ];
-            if let Some(n) = next.as_deref() {
-                pairs.push(("next", n));
-            }
-            let page = query_usage(&local, &parse_usage_query(params(&pairs), NOW).unwrap())
-                .await
-                .unwrap();
-            got.extend(page.periods.into_iter().map(|p| (p.period, p.total)));
-            next = page.next;
-            if next.is_none() {
-                break;
-            }
-        }
+            ],
+        )
+        .await;
         assert_eq!(got, want, "limit {limit}");
     }
 

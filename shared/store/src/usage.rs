@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
@@ -331,6 +332,32 @@ impl UsageStore {
         &self.table
     }
 
+    /// An `UpdateItem` of the item holding `key`, with the clauses that keep
+    /// its `ttl` and (with `top` and the index on) its `top` key current
+    /// appended to the update expression `expr`, which must end in a `SET`
+    /// clause.
+    fn update_of(&self, key: &UsageKey, expr: &mut String, top: bool) -> UpdateItemFluentBuilder {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key.pk()))
+            .key("sk", s(key.sk()));
+        if let Some(ttl) = ttl_for(&key.counter) {
+            expr.push_str(", #ttl = :ttl");
+            req = req
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":ttl", n(ttl));
+        }
+        if let Some(top) = top_key(key).filter(|_| top && self.top_index) {
+            expr.push_str(", #top = :top");
+            req = req
+                .expression_attribute_names("#top", "top")
+                .expression_attribute_values(":top", s(top));
+        }
+        req
+    }
+
     /// Raises a `max` counter to `value` if it is lower (one conditional
     /// update; a failed condition means it is already at least `value`).
     pub async fn raise_max(
@@ -339,23 +366,10 @@ impl UsageStore {
         value: u64,
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
-        let (top_set, top) = match top_key(key).filter(|_| self.top_index) {
-            Some(top) => (", #top = :top", Some(s(top))),
-            None => ("", None),
-        };
-        let mut req = self.client.update_item();
-        if let Some(top) = top {
-            req = req
-                .expression_attribute_names("#top", "top")
-                .expression_attribute_values(":top", top);
-        }
-        let result = req
-            .table_name(&self.table)
-            .key("pk", s(key.pk()))
-            .key("sk", s(key.sk()))
-            .update_expression(format!(
-                "SET #c = :v, agg = :agg, updated_at = :now{top_set}"
-            ))
+        let mut expr = "SET #c = :v, agg = :agg, updated_at = :now".to_owned();
+        let result = self
+            .update_of(key, &mut expr, true)
+            .update_expression(expr)
             .condition_expression("attribute_not_exists(#c) OR #c < :v")
             .expression_attribute_names("#c", key.cell().attribute())
             .expression_attribute_values(":v", n(value))
@@ -433,17 +447,8 @@ impl UsageStore {
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
         let mut expr = "ADD #n :zero SET #shared = :t, agg = if_not_exists(agg, :agg), updated_at = if_not_exists(updated_at, :now)".to_owned();
-        let mut req = self.client.update_item();
-        if let Some(ttl) = ttl_for(&key.counter) {
-            expr.push_str(", #ttl = :ttl");
-            req = req
-                .expression_attribute_names("#ttl", "ttl")
-                .expression_attribute_values(":ttl", n(ttl));
-        }
-        let result = req
-            .table_name(&self.table)
-            .key("pk", s(key.pk()))
-            .key("sk", s(key.sk()))
+        let result = self
+            .update_of(key, &mut expr, false)
             .update_expression(expr)
             .condition_expression("attribute_not_exists(#shared)")
             .expression_attribute_names("#n", "n")
@@ -487,23 +492,8 @@ impl UsageStore {
     /// item's other counters alone. Returns whether the copy was written.
     pub async fn put_replica(&self, item: &UsageItem) -> Result<bool, StoreError> {
         let mut expr = "SET #c = :v, agg = :agg, updated_at = :now".to_owned();
-        let mut req = self.client.update_item();
-        if let Some(ttl) = ttl_for(&item.key.counter) {
-            expr.push_str(", #ttl = :ttl");
-            req = req
-                .expression_attribute_names("#ttl", "ttl")
-                .expression_attribute_values(":ttl", n(ttl));
-        }
-        if let Some(top) = top_key(&item.key).filter(|_| self.top_index) {
-            expr.push_str(", #top = :top");
-            req = req
-                .expression_attribute_names("#top", "top")
-                .expression_attribute_values(":top", s(top));
-        }
-        let result = req
-            .table_name(&self.table)
-            .key("pk", s(item.key.pk()))
-            .key("sk", s(item.key.sk()))
+        let result = self
+            .update_of(&item.key, &mut expr, true)
             .update_expression(expr)
             .condition_expression("attribute_not_exists(#c) OR #c < :v")
             .expression_attribute_names("#c", item.key.cell().attribute())
