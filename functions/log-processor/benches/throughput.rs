@@ -13,8 +13,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use flate2::read::GzDecoder;
 use log_processor::batch::{cloudwatch_source_id, plan, BatchAggregate, Counting};
 use log_processor::config::StatusRanges;
-use log_processor::decode::{base64_decode, decode_data, gunzip_capped, parse_payload};
-use log_processor::line::Rules;
+use log_processor::decode::{base64_decode, decode_data, gunzip_capped, parse_payload, Decoder};
+use log_processor::line::{parse_message, Line, Rules};
 use log_processor::sample::{base64, gzip, payload_json, Traffic};
 use tollgate_core::{Region, Window};
 
@@ -61,6 +61,52 @@ fn bench(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("base64_gunzip", n), &text, |b, text| {
             b.iter(|| black_box(decode_data(text, LIMIT).map(|v| v.len())))
         });
+        // The stages of the full pipeline, cumulatively, to see where its time goes.
+        group.bench_with_input(BenchmarkId::new("decode_payload", n), &text, |b, text| {
+            b.iter(|| {
+                let bytes = decode_data(text, LIMIT).unwrap_or_default();
+                let payload = parse_payload(&bytes).unwrap_or_else(|e| panic!("{e}"));
+                black_box(payload.log_events.len())
+            })
+        });
+        group.bench_with_input(
+            BenchmarkId::new("decode_payload_lines", n),
+            &text,
+            |b, text| {
+                b.iter(|| {
+                    let bytes = decode_data(text, LIMIT).unwrap_or_default();
+                    let payload = parse_payload(&bytes).unwrap_or_else(|e| panic!("{e}"));
+                    let counted = payload
+                        .log_events
+                        .iter()
+                        .filter(|e| {
+                            matches!(
+                                parse_message(&e.message, e.timestamp, &counting.rules),
+                                Line::Count(_)
+                            )
+                        })
+                        .count();
+                    black_box(counted)
+                })
+            },
+        );
+        // The same with the decoder's buffers kept from one batch to the
+        // next (`Decoder`), as a processor living across invocations can.
+        let mut decoder = Decoder::new();
+        group.bench_with_input(
+            BenchmarkId::new("decode_parse_aggregate_reused", n),
+            &text,
+            |b, text| {
+                b.iter(|| {
+                    let bytes = decoder.decode_data(text, LIMIT).unwrap_or_default();
+                    let payload = parse_payload(bytes).unwrap_or_else(|e| panic!("{e}"));
+                    let mut agg = BatchAggregate::new();
+                    agg.add_events(&payload.log_events, &counting);
+                    let id = cloudwatch_source_id(&payload);
+                    black_box(plan(&id, agg.aggregator.into_increments(), &region).increments())
+                })
+            },
+        );
         group.bench_with_input(
             BenchmarkId::new("decode_parse_aggregate", n),
             &text,

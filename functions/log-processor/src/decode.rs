@@ -17,6 +17,8 @@ use base64::Engine;
 use flate2::read::GzDecoder;
 use serde::Deserialize;
 
+use crate::access::{self, AccessFields, AccessLine};
+
 /// Base64 as CloudWatch Logs and Kinesis send it (padded), also accepting
 /// unpadded text (as `aws_lambda_events` serializes it).
 const BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -58,34 +60,69 @@ pub fn base64_decode(text: &str) -> Result<Vec<u8>, DecodeError> {
 
 /// Decompresses gzip bytes, failing once the output would exceed `limit` bytes.
 pub fn gunzip_capped(bytes: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    let mut out = Vec::new();
+    gunzip_into(bytes, limit, &mut out)?;
+    Ok(out)
+}
+
+/// [`gunzip_capped`] into `out`, which it clears first and whose capacity
+/// it reuses.
+fn gunzip_into(bytes: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    out.clear();
     if bytes.len() < 2 || bytes[0] != 0x1f || bytes[1] != 0x8b {
         return Err(DecodeError::NotGzip);
     }
-    if let Some(out) = gunzip_whole(bytes, limit) {
-        return Ok(out);
+    if gunzip_whole(bytes, limit, out) {
+        return Ok(());
     }
+    out.clear();
     let cap = limit.saturating_add(1);
     // A payload rarely compresses worse than 1:4; start there, within the cap.
-    let mut out = Vec::with_capacity(bytes.len().saturating_mul(8).min(cap));
+    out.reserve(bytes.len().saturating_mul(8).min(cap));
     GzDecoder::new(bytes)
         .take(cap as u64)
-        .read_to_end(&mut out)
+        .read_to_end(out)
         .map_err(|e| DecodeError::Gzip(e.to_string()))?;
     if out.len() > limit {
         return Err(DecodeError::TooLarge { limit });
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The common case in one call: one gzip member with a plain 10-byte header
 /// (no optional fields) that ends exactly at the end of `bytes`, whose
-/// trailer gives a size within the cap. It is inflated straight into a
-/// buffer of that size (which lets the inflater skip its window buffer and
-/// the copy out of it) and then checked against the trailer's CRC-32 and
-/// size. `None` for anything else, left to [`GzDecoder`]: whatever this
-/// returns, [`GzDecoder`] would return the same bytes for.
-fn gunzip_whole(bytes: &[u8], limit: usize) -> Option<Vec<u8>> {
+/// trailer gives a size within the cap. It is inflated straight into `out`
+/// (empty, with room for that size: this lets the inflater skip its window
+/// buffer and the copy out of it) and then checked against the trailer's
+/// CRC-32 and size. `false` for anything else, left to [`GzDecoder`]:
+/// whatever this returns, [`GzDecoder`] would return the same bytes for.
+fn gunzip_whole(bytes: &[u8], limit: usize, out: &mut Vec<u8>) -> bool {
     use flate2::{Crc, Decompress, FlushDecompress, Status};
+    let Some((crc, size)) = plain_gzip_trailer(bytes) else {
+        return false;
+    };
+    if size == 0 || size > limit {
+        return false;
+    }
+    let deflated = &bytes[10..bytes.len() - 8];
+    out.clear();
+    out.reserve(size);
+    let mut inflater = Decompress::new(false);
+    match inflater.decompress_vec(deflated, out, FlushDecompress::Finish) {
+        Ok(Status::StreamEnd) => {}
+        _ => return false,
+    }
+    if inflater.total_in() != deflated.len() as u64 || out.len() != size {
+        return false;
+    }
+    let mut check = Crc::new();
+    check.update(out);
+    check.sum() == crc
+}
+
+/// The CRC-32 and size in the trailer of a gzip member with a plain
+/// 10-byte header, when `bytes` is one.
+fn plain_gzip_trailer(bytes: &[u8]) -> Option<(u32, usize)> {
     let header = bytes.get(..10)?;
     let trailer = bytes.len().checked_sub(8).and_then(|at| bytes.get(at..))?;
     if header[..4] != [0x1f, 0x8b, 8, 0] || bytes.len() < 18 {
@@ -93,45 +130,65 @@ fn gunzip_whole(bytes: &[u8], limit: usize) -> Option<Vec<u8>> {
     }
     let crc = u32::from_le_bytes(trailer[..4].try_into().ok()?);
     let size = usize::try_from(u32::from_le_bytes(trailer[4..].try_into().ok()?)).ok()?;
-    if size == 0 || size > limit {
-        return None;
-    }
-    let deflated = &bytes[10..bytes.len() - 8];
-    let mut out = Vec::with_capacity(size);
-    let mut inflater = Decompress::new(false);
-    match inflater.decompress_vec(deflated, &mut out, FlushDecompress::Finish) {
-        Ok(Status::StreamEnd) => {}
-        _ => return None,
-    }
-    if inflater.total_in() != deflated.len() as u64 || out.len() != size {
-        return None;
-    }
-    let mut check = Crc::new();
-    check.update(&out);
-    (check.sum() == crc).then_some(out)
+    Some((crc, size))
 }
 
 /// Whether the one-call gunzip agrees with the streaming one on `bytes`:
 /// it either declines them or returns what the streaming one returns. For
 /// the tests and the fuzz target.
 pub fn gunzip_agrees(bytes: &[u8], limit: usize) -> bool {
-    match gunzip_whole(bytes, limit) {
-        None => true,
-        Some(out) => {
-            let cap = limit.saturating_add(1);
-            let mut streamed = Vec::new();
-            GzDecoder::new(bytes)
-                .take(cap as u64)
-                .read_to_end(&mut streamed)
-                .is_ok()
-                && streamed == out
-        }
+    let mut out = Vec::new();
+    if !gunzip_whole(bytes, limit, &mut out) {
+        return true;
     }
+    let cap = limit.saturating_add(1);
+    let mut streamed = Vec::new();
+    GzDecoder::new(bytes)
+        .take(cap as u64)
+        .read_to_end(&mut streamed)
+        .is_ok()
+        && streamed == out
 }
 
 /// Base64 text to decompressed payload bytes.
 pub fn decode_data(text: &str, limit: usize) -> Result<Vec<u8>, DecodeError> {
     gunzip_capped(&base64_decode(text)?, limit)
+}
+
+/// Decodes payloads into two buffers that it keeps from one payload to the
+/// next: [`decode_data`] and [`gunzip_capped`] without allocating (and the
+/// kernel without zeroing fresh pages for) a new buffer of the payload's
+/// size per batch, once the buffers have grown to the largest payload
+/// seen (at most the cap). For a processor that lives across invocations.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    /// The base64-decoded (gzip) bytes.
+    gzip: Vec<u8>,
+    /// The decompressed payload.
+    bytes: Vec<u8>,
+}
+
+impl Decoder {
+    /// A decoder with empty buffers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// [`decode_data`] into the kept buffers.
+    pub fn decode_data(&mut self, text: &str, limit: usize) -> Result<&[u8], DecodeError> {
+        self.gzip.clear();
+        BASE64
+            .decode_vec(text.trim(), &mut self.gzip)
+            .map_err(|e| DecodeError::Base64(e.to_string()))?;
+        gunzip_into(&self.gzip, limit, &mut self.bytes)?;
+        Ok(&self.bytes)
+    }
+
+    /// [`gunzip_capped`] into the kept buffer.
+    pub fn gunzip(&mut self, gzip: &[u8], limit: usize) -> Result<&[u8], DecodeError> {
+        gunzip_into(gzip, limit, &mut self.bytes)?;
+        Ok(&self.bytes)
+    }
 }
 
 /// The two kinds of CloudWatch Logs subscription payloads.
@@ -192,6 +249,9 @@ pub struct Message<'a> {
     escaped: Option<&'a str>,
     /// The text, set from the start or unescaped on first use.
     text: OnceLock<Cow<'a, str>>,
+    /// Where the fields are in `escaped` when it is an access line written
+    /// exactly in the template, as the payload reader found while checking it.
+    access: Option<AccessLine>,
 }
 
 impl<'a> Message<'a> {
@@ -201,7 +261,15 @@ impl<'a> Message<'a> {
         Message {
             escaped: Some(escaped),
             text: OnceLock::new(),
+            access: None,
         }
+    }
+
+    /// The fields of the access line this message is, when the payload
+    /// reader read it in exactly [`crate::line::ACCESS_LOG_FORMAT`]
+    /// (the same fields the general line reader reads from it).
+    pub(crate) fn access(&self) -> Option<AccessFields<'a>> {
+        self.access?.fields(self.escaped?)
     }
 
     /// The message's JSON string content as the payload had it (between the
@@ -224,6 +292,7 @@ impl<'a> From<Cow<'a, str>> for Message<'a> {
         Message {
             escaped: None,
             text: OnceLock::from(text),
+            access: None,
         }
     }
 }
@@ -359,7 +428,14 @@ fn parse_payload_serde(bytes: &[u8]) -> Result<LogsPayload<'_>, DecodeError> {
 pub fn fast_payload_agrees(bytes: &[u8]) -> bool {
     match std::str::from_utf8(bytes).ok().and_then(parse_payload_fast) {
         None => true,
-        Some(fast) => parse_payload_serde(bytes).ok() == Some(fast),
+        Some(fast) => {
+            // The access lines read while reading the payload are the ones
+            // the template reader reads from each message on its own.
+            fast.log_events
+                .iter()
+                .all(|e| e.message.access() == e.message.escaped().and_then(access::read_escaped))
+                && parse_payload_serde(bytes).ok() == Some(fast)
+        }
     }
 }
 
@@ -380,7 +456,15 @@ pub fn parse_payload_fast(text: &str) -> Option<LogsPayload<'_>> {
         "logEvents" => {
             let mut events = Vec::new();
             p.array(|p| {
+                let start = p.at;
                 events.push(log_event(p)?);
+                if events.len() == 1 {
+                    // Room for as many events as the rest of the payload
+                    // holds at the first one's size (within reason), rather
+                    // than a dozen reallocations of a growing vector.
+                    let per_event = (p.at - start).max(64);
+                    events.reserve(((p.text.len() - p.at) / per_event).min(10_000));
+                }
                 Some(())
             })?;
             once(&mut log_events, events)
@@ -398,6 +482,11 @@ pub fn parse_payload_fast(text: &str) -> Option<LogsPayload<'_>> {
 }
 
 fn log_event<'a>(p: &mut Scan<'a>) -> Option<LogEvent<'a>> {
+    let start = p.at;
+    if let Some(event) = plain_log_event(p) {
+        return Some(event);
+    }
+    p.at = start;
     let (mut id, mut timestamp, mut message) = (None, None, None);
     p.object(|p, key| match key {
         "id" => once(&mut id, p.string()?),
@@ -409,6 +498,40 @@ fn log_event<'a>(p: &mut Scan<'a>) -> Option<LogEvent<'a>> {
         id: id?,
         timestamp: timestamp?,
         message: message?,
+    })
+}
+
+/// Reads a log event written as CloudWatch Logs writes them, without
+/// whitespace, an id without escapes first and then the timestamp and the
+/// message: `{"id":"...","timestamp":...,"message":"..."}` (or the message
+/// before the timestamp, as `serde_json` writes a `Value`, keys sorted).
+/// `None` for anything else, which [`log_event`] then reads in general (and
+/// the same way when this reads it).
+fn plain_log_event<'a>(p: &mut Scan<'a>) -> Option<LogEvent<'a>> {
+    p.fixed(br#"{"id":""#)?;
+    let start = p.at;
+    let end = find_special(p.bytes(), start)?;
+    if p.bytes().get(end) != Some(&b'"') {
+        return None;
+    }
+    let id = p.text.get(start..end)?;
+    p.at = end + 1;
+    let (timestamp, message);
+    if p.fixed(br#","timestamp":"#).is_some() {
+        timestamp = p.uint()?;
+        p.fixed(br#","message":"#)?;
+        message = p.message()?;
+    } else {
+        p.fixed(br#","message":"#)?;
+        message = p.message()?;
+        p.fixed(br#","timestamp":"#)?;
+        timestamp = p.uint()?;
+    }
+    p.fixed(b"}")?;
+    Some(LogEvent {
+        id: Cow::Borrowed(id),
+        timestamp,
+        message,
     })
 }
 
@@ -485,6 +608,61 @@ fn bytes_equal(w: u64, c: u8) -> u64 {
 #[inline]
 fn controls(w: u64) -> u64 {
     !((w & LOW7) + ONES * 0x60) & !w & HIGHS
+}
+
+/// The position of the first backslash in `bytes` from `from`, eight bytes at a time.
+pub(crate) fn find_backslash(bytes: &[u8], mut from: usize) -> Option<usize> {
+    while let Some(chunk) = bytes.get(from..from.checked_add(8)?) {
+        let m = bytes_equal(u64::from_le_bytes(chunk.try_into().ok()?), b'\\');
+        if m != 0 {
+            return Some(from + (m.trailing_zeros() / 8) as usize);
+        }
+        from += 8;
+    }
+    bytes
+        .get(from..)?
+        .iter()
+        .position(|&b| b == b'\\')
+        .map(|i| from + i)
+}
+
+/// The position of the first `"`, `\\` or control character in `bytes`
+/// from `from`, eight bytes at a time.
+pub(crate) fn find_special(bytes: &[u8], mut from: usize) -> Option<usize> {
+    while let Some(chunk) = bytes.get(from..from.checked_add(8)?) {
+        let m = specials(u64::from_le_bytes(chunk.try_into().ok()?));
+        if m != 0 {
+            return Some(from + (m.trailing_zeros() / 8) as usize);
+        }
+        from += 8;
+    }
+    bytes
+        .get(from..)?
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|i| from + i)
+}
+
+/// The non-negative integer of 1 to 18 digits without a leading zero at
+/// `at` (so it fits `i64` and `u64` alike), and the position after its
+/// digits; `None` for anything else, longer numbers included.
+#[inline]
+pub(crate) fn read_uint(bytes: &[u8], at: usize) -> Option<(i64, usize)> {
+    let digits = bytes.get(at..)?;
+    let mut n: i64 = 0;
+    let mut len = 0;
+    for &b in digits.iter().take(18) {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        n = n * 10 + i64::from(b - b'0');
+        len += 1;
+    }
+    let more = digits.get(len).is_some_and(u8::is_ascii_digit);
+    if len == 0 || more || (len > 1 && digits[0] == b'0') {
+        return None;
+    }
+    Some((n, at + len))
 }
 
 /// The four hex digits of a `\\u` escape at `at`.
@@ -662,57 +840,28 @@ impl<'a> Scan<'a> {
     /// Reads a non-negative integer of at most 18 digits, without a
     /// fraction or exponent (so it fits `i64` and `u64` alike).
     pub(crate) fn uint(&mut self) -> Option<i64> {
-        let digits = self.bytes()[self.at..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let text = &self.text[self.at..self.at + digits];
-        if digits == 0 || digits > 18 || (digits > 1 && text.starts_with('0')) {
-            return None;
-        }
-        self.at += digits;
+        let (n, end) = read_uint(self.bytes(), self.at)?;
+        self.at = end;
         if let Some(b'.' | b'e' | b'E') = self.peek() {
             return None;
         }
-        text.parse().ok()
+        Some(n)
     }
 
-    /// Finds the next backslash from `from`, eight bytes at a time.
-    fn next_backslash(&self, mut from: usize) -> Option<usize> {
-        let bytes = self.bytes();
-        while let Some(chunk) = bytes.get(from..from + 8) {
-            let m = bytes_equal(u64::from_le_bytes(chunk.try_into().ok()?), b'\\');
-            if m != 0 {
-                return Some(from + (m.trailing_zeros() / 8) as usize);
-            }
-            from += 8;
-        }
-        bytes
-            .get(from..)?
-            .iter()
-            .position(|&b| b == b'\\')
-            .map(|i| from + i)
+    /// Steps over `fixed` when the text has it at the position. Generic
+    /// over the length, so that each comparison is a few inline word
+    /// compares instead of a call to `memcmp`.
+    #[inline(always)]
+    pub(crate) fn fixed<const N: usize>(&mut self, fixed: &[u8; N]) -> Option<()> {
+        let end = self.at.checked_add(N)?;
+        let here: &[u8; N] = self.bytes().get(self.at..end)?.try_into().ok()?;
+        (here == fixed).then(|| self.at = end)
     }
 
     /// Finds the next `"`, `\\` or control character from the position.
     fn next_special(&mut self) -> Option<u8> {
-        let bytes = self.bytes();
-        while let Some(chunk) = bytes.get(self.at..self.at + 8) {
-            let w = u64::from_le_bytes(chunk.try_into().ok()?);
-            let m = specials(w);
-            if m != 0 {
-                self.at += (m.trailing_zeros() / 8) as usize;
-                return bytes.get(self.at).copied();
-            }
-            self.at += 8;
-        }
-        while let Some(&b) = bytes.get(self.at) {
-            if b == b'"' || b == b'\\' || b < 0x20 {
-                return Some(b);
-            }
-            self.at += 1;
-        }
-        None
+        self.at = find_special(self.bytes(), self.at)?;
+        self.bytes().get(self.at).copied()
     }
 
     /// Reads a string without escapes, borrowed.
@@ -726,7 +875,7 @@ impl<'a> Scan<'a> {
             // The content has no quote or control character (a checked
             // message): the string ends at the first backslash, which
             // must escape its closing quote.
-            let end = self.next_backslash(start)?;
+            let end = find_backslash(self.bytes(), start)?;
             if self.bytes().get(end + 1) != Some(&b'"') {
                 return None;
             }
@@ -774,6 +923,17 @@ impl<'a> Scan<'a> {
         }
         let bytes = self.bytes();
         let start = self.at + 1;
+        // Most messages are access lines in exactly the template: checked
+        // and read in one pass (see `access::read`).
+        if let Some((line, end)) = access::read(self.text, start) {
+            if bytes.get(end) == Some(&b'"') {
+                self.at = end + 1;
+                return Some(Message {
+                    access: Some(line),
+                    ..Message::from_escaped(self.text.get(start..end)?)
+                });
+            }
+        }
         let mut escapes = false;
         let mut i = start;
         // What the special byte at `k` means: the end at `Ok(k)`, an escape
@@ -1198,6 +1358,57 @@ mod tests {
     }
 
     #[test]
+    fn a_decoder_reusing_its_buffers_decodes_as_the_functions_do() {
+        let payload = |n: usize| {
+            crate::sample::payload_json(
+                "g",
+                "s",
+                &crate::sample::Traffic::new(50, 1.1, 50, 0.2, 7)
+                    .events(n, 1_795_000_000_000, 3)
+                    .0,
+            )
+        };
+        let (big, small) = (gzip(&payload(300)), gzip(&payload(3)));
+        let mut trailing = small.clone();
+        trailing.extend_from_slice(b"junk");
+        let inputs = [
+            big.clone(),
+            small.clone(),
+            big[..big.len() / 2].to_vec(),
+            b"not gzip".to_vec(),
+            trailing,
+            gzip(b""),
+            gzip(&[7u8; 4097]),
+            big,
+            small,
+        ];
+        let mut decoder = Decoder::new();
+        for gz in &inputs {
+            for limit in [4096, 1 << 20] {
+                assert_eq!(
+                    decoder.gunzip(gz, limit).map(<[u8]>::to_vec),
+                    gunzip_capped(gz, limit)
+                );
+                let text = base64::engine::general_purpose::STANDARD.encode(gz);
+                assert_eq!(
+                    decoder.decode_data(&text, limit).map(<[u8]>::to_vec),
+                    decode_data(&text, limit)
+                );
+            }
+        }
+        assert_eq!(
+            decoder.decode_data("not base64 !!", 1 << 20),
+            decode_data("not base64 !!", 1 << 20).map(|_| &[][..])
+        );
+    }
+
+    /// The one-call gunzip into a fresh buffer.
+    fn whole(bytes: &[u8], limit: usize) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        gunzip_whole(bytes, limit, &mut out).then_some(out)
+    }
+
+    #[test]
     fn the_one_call_gunzip_agrees_with_the_streaming_one() {
         let plain = crate::sample::payload_json(
             "g",
@@ -1207,12 +1418,12 @@ mod tests {
                 .0,
         );
         let gz = gzip(&plain);
-        assert_eq!(gunzip_whole(&gz, 1 << 20).as_deref(), Some(&plain[..]));
+        assert_eq!(whole(&gz, 1 << 20).as_deref(), Some(&plain[..]));
         assert!(gunzip_agrees(&gz, 1 << 20));
         assert_eq!(gunzip_capped(&gz, 1 << 20).unwrap(), plain);
         // Not taken: over the cap, trailing bytes, a header with a file name,
         // a wrong CRC or size; the streaming path decides as before.
-        assert_eq!(gunzip_whole(&gz, plain.len() - 1), None);
+        assert_eq!(whole(&gz, plain.len() - 1), None);
         assert_eq!(
             gunzip_capped(&gz, plain.len() - 1),
             Err(DecodeError::TooLarge {
@@ -1221,23 +1432,23 @@ mod tests {
         );
         let mut trailing = gz.clone();
         trailing.extend_from_slice(b"junk");
-        assert_eq!(gunzip_whole(&trailing, 1 << 20), None);
+        assert_eq!(whole(&trailing, 1 << 20), None);
         assert_eq!(gunzip_capped(&trailing, 1 << 20).unwrap(), plain);
         let mut named = flate2::GzBuilder::new()
             .filename("payload.json")
             .write(Vec::new(), flate2::Compression::default());
         named.write_all(&plain).unwrap();
         let named = named.finish().unwrap();
-        assert_eq!(gunzip_whole(&named, 1 << 20), None);
+        assert_eq!(whole(&named, 1 << 20), None);
         assert_eq!(gunzip_capped(&named, 1 << 20).unwrap(), plain);
         let n = gz.len();
         for at in [n - 8, n - 4, n - 1] {
             let mut bad = gz.clone();
             bad[at] ^= 0x01;
-            assert_eq!(gunzip_whole(&bad, 1 << 20), None);
+            assert_eq!(whole(&bad, 1 << 20), None);
             assert!(gunzip_capped(&bad, 1 << 20).is_err());
         }
-        assert_eq!(gunzip_whole(&gzip(b""), 1 << 20), None);
+        assert_eq!(whole(&gzip(b""), 1 << 20), None);
         assert_eq!(gunzip_capped(&gzip(b""), 1 << 20).unwrap(), b"");
     }
 }

@@ -13,6 +13,7 @@
 //!   per-shard watermark (`tollgate_core::watermark`).
 //! - [`config`]: `TOLLGATE_*` settings.
 
+mod access;
 pub mod batch;
 pub mod config;
 pub mod decode;

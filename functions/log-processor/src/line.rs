@@ -15,6 +15,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use tollgate_core::{Identity, MeterName, UnixMillis};
 
+use crate::access::{self, AccessFields};
 use crate::config::StatusRanges;
 use crate::decode::{truncate, Message, Scalar, Scan};
 
@@ -271,6 +272,21 @@ fn raw_line_escaped(escaped: &str) -> Option<RawLine<'_>> {
     raw_line_scan(Scan::escaped(escaped))
 }
 
+impl<'a> From<AccessFields<'a>> for RawLine<'a> {
+    fn from(f: AccessFields<'a>) -> Self {
+        RawLine {
+            request_id: Some(Cow::Borrowed(f.request_id)),
+            request_time_epoch: Some(Num::Int(f.request_time_epoch)),
+            status: Some(Num::Int(f.status)),
+            error_type: Some(Cow::Borrowed(f.error_type)),
+            principal_id: Some(Cow::Borrowed(f.principal_id)),
+            identity: Some(Cow::Borrowed(f.identity)),
+            authorizer_error: Some(Cow::Borrowed(f.authorizer_error)),
+            ..RawLine::default()
+        }
+    }
+}
+
 fn raw_line_scan(mut p: Scan<'_>) -> Option<RawLine<'_>> {
     fn text<'a>(v: Scalar<'a>) -> Option<Option<Cow<'a, str>>> {
         match v {
@@ -384,6 +400,16 @@ fn escaped_line_agrees(message: &str) -> bool {
                 None => true,
                 Some(fast) => json_part(message).and_then(raw_line_fast) == Some(fast),
             };
+            // The template reader, as the payload reader ran it, reads what
+            // the general escaped reader reads, and so it does on its own.
+            let agree = agree
+                && read.escaped().and_then(access::read_escaped) == read.access()
+                && match read.access() {
+                    None => true,
+                    Some(fields) => {
+                        read.escaped().and_then(raw_line_escaped) == Some(fields.into())
+                    }
+                };
             agree && parse_message(&read, 7, &rules) == parse_line(message, 7, &rules)
         })
 }
@@ -434,6 +460,9 @@ pub fn parse_message<'a>(
     event_time: UnixMillis,
     rules: &Rules,
 ) -> Line<'a> {
+    if let Some(fields) = message.access() {
+        return classify(fields.into(), event_time, rules);
+    }
     if let Some(raw) = message.escaped().and_then(raw_line_escaped) {
         return classify(raw, event_time, rules);
     }
@@ -831,6 +860,226 @@ mod tests {
             let slow = serde_json::from_str::<RawLine<'_>>(line).ok();
             if let Some(fast) = raw_line_fast(line) {
                 assert_eq!(Some(fast), slow, "{line}");
+            }
+        }
+    }
+
+    /// A small deterministic generator for the randomized tests.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n.max(1) as u64) as usize
+        }
+
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+    }
+
+    /// An access line in the template with random values, then changed in a
+    /// few random ways that the template reader must decline or read as the
+    /// general reader does: keys reordered, renamed or repeated, escapes
+    /// (`\u` ones and surrogate pairs too) and odd characters in values,
+    /// values of other types, whitespace, truncation, trailing text.
+    fn mutated_access_line(rng: &mut Rng) -> String {
+        let values = [
+            "",
+            "-",
+            "key:k1",
+            "ip:10.0.0.1",
+            "cust_1",
+            "ACCESS_DENIED",
+            "é",
+            "a\"b",
+            "a\\b",
+            "a/b",
+            "\u{1}",
+            "😀",
+            "\\u0041",
+            "{ip}",
+        ];
+        let mut fields: Vec<(String, String)> = vec![
+            ("requestId".into(), format!("\"r-{}\"", rng.below(1000))),
+            (
+                "requestTimeEpoch".into(),
+                rng.pick(&["1795000000123", "0", "12", "1795000000123000000"])
+                    .into(),
+            ),
+            ("ip".into(), "\"203.0.113.7\"".into()),
+            ("method".into(), "\"GET\"".into()),
+            ("resourcePath".into(), "\"/v1/lookup/{ip}\"".into()),
+            (
+                "status".into(),
+                rng.pick(&["200", "404", "502", "403", "999"]).into(),
+            ),
+            ("integrationStatus".into(), "\"200\"".into()),
+            (
+                "errorType".into(),
+                format!(
+                    "\"{}\"",
+                    rng.pick(&["-", "ACCESS_DENIED", "BAD_REQUEST_BODY"])
+                ),
+            ),
+            ("principalId".into(), "\"-\"".into()),
+            (
+                "identity".into(),
+                format!("\"{}\"", rng.pick(&["key:k1", "ip:10.0.0.1", "-", ""])),
+            ),
+            ("authorizerError".into(), "\"-\"".into()),
+        ];
+        for _ in 0..rng.below(4) {
+            let i = rng.below(fields.len());
+            match rng.below(9) {
+                0 => {
+                    let j = rng.below(fields.len());
+                    fields.swap(i, j);
+                }
+                1 => {
+                    let copy = fields[i].clone();
+                    fields.push(copy);
+                }
+                2 => {
+                    let v = serde_json::to_string(rng.pick(&values)).unwrap();
+                    fields[i].1 = v;
+                }
+                3 => {
+                    let escape = rng.pick(&[
+                        "\\/",
+                        "\\n",
+                        "\\\"",
+                        "\\\\",
+                        "\\u00e9",
+                        "\\ud83d\\ude00",
+                        "\\u0041",
+                        "\\t",
+                        "\\ud83d",
+                    ]);
+                    let v = &mut fields[i].1;
+                    if v.len() > 1 && v.starts_with('"') {
+                        v.insert_str(1, escape);
+                    }
+                }
+                4 => {
+                    fields[i].1 = rng
+                        .pick(&[
+                            "null", "true", "1.5", "-1", "007", "00", "0", "x", "-", "2e2",
+                            "\"200\"", "[]", "{}",
+                        ])
+                        .into();
+                }
+                5 => {
+                    let k = &mut fields[i].0;
+                    *k = rng
+                        .pick(&[
+                            "status",
+                            "requestid",
+                            "identity ",
+                            "tollgate",
+                            "st\\u0061tus",
+                        ])
+                        .into();
+                }
+                6 => {
+                    fields.remove(i);
+                }
+                7 => {
+                    let v = &mut fields[i].1;
+                    v.insert_str(0, rng.pick(&[" ", "\n", "\t"]));
+                }
+                _ => {
+                    fields.insert(i, ("tollgate".into(), rng.pick(&["1", "true", "2"]).into()));
+                }
+            }
+        }
+        let mut line = String::from("{");
+        for (n, (k, v)) in fields.iter().enumerate() {
+            if n > 0 {
+                line.push(',');
+            }
+            line.push_str(&format!("\"{k}\":{v}"));
+        }
+        line.push('}');
+        match rng.below(12) {
+            0 => {
+                let mut cut = rng.below(line.len());
+                while !line.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                line.truncate(cut);
+            }
+            1 => line.push_str(rng.pick(&[" ", "\n", "x", "}", "\u{1}"])),
+            2 => line.insert_str(0, rng.pick(&[" ", "x\t", "\n"])),
+            _ => {}
+        }
+        line
+    }
+
+    #[test]
+    fn the_template_reader_agrees_with_the_general_one_on_random_lines() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut taken = 0;
+        for _ in 0..20_000 {
+            let line = mutated_access_line(&mut rng);
+            assert!(fast_line_agrees(&line), "{line}");
+            let quoted = serde_json::to_string(&line).unwrap();
+            let read = crate::decode::read_message(&quoted).unwrap();
+            taken += usize::from(read.access().is_some());
+            assert_eq!(
+                parse_message(&read, 7, &rules()),
+                parse_line(&line, 7, &rules()),
+                "{line}"
+            );
+        }
+        assert!(taken > 2_000, "{taken} lines took the template reader");
+    }
+
+    #[test]
+    fn the_payload_reader_agrees_with_serde_json_on_random_events() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let rules = rules();
+        for _ in 0..2_000 {
+            let mut events = Vec::new();
+            for i in 0..rng.below(5) + 1 {
+                let message = serde_json::to_string(&mutated_access_line(&mut rng)).unwrap();
+                let id = format!("\"{}\"", rng.pick(&["1", "a\\\"b", "\\u0041", "", "x y"]));
+                let timestamp = rng.pick(&["5", "1795000000123", "-5", "5.0", "\"5\"", "05"]);
+                let mut fields = vec![
+                    format!("\"id\":{id}"),
+                    format!("\"timestamp\":{timestamp}"),
+                    format!("\"message\":{message}"),
+                ];
+                match rng.below(6) {
+                    0 => fields.swap(rng.below(3), rng.below(3)),
+                    1 => fields.push(format!("\"id\":\"{i}\"")),
+                    2 => {
+                        fields.remove(rng.below(3));
+                    }
+                    3 => fields.push("\"extra\":[1,\"a\"]".into()),
+                    _ => {}
+                }
+                let separator = rng.pick(&[",", ",", ",", " , ", ",\n"]);
+                events.push(format!("{{{}}}", fields.join(separator)));
+            }
+            let payload = format!(
+                r#"{{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","logEvents":[{}]}}"#,
+                events.join(",")
+            );
+            assert!(
+                crate::decode::fast_payload_agrees(payload.as_bytes()),
+                "{payload}"
+            );
+            if let Ok(parsed) = crate::decode::parse_payload(payload.as_bytes()) {
+                for event in &parsed.log_events {
+                    assert_eq!(
+                        parse_message(&event.message, 7, &rules),
+                        parse_line(event.message.as_str(), 7, &rules),
+                        "{payload}"
+                    );
+                }
             }
         }
     }
