@@ -2,6 +2,10 @@
 //! core, for realistic API Gateway access-log batches, against plain gzip
 //! decoding of the same bytes (`gunzip_flate2_read`: flate2's streaming
 //! `GzDecoder`; `gunzip_only`: the capped gunzip the function uses).
+//! `decode_payload` and `decode_payload_lines` stop after reading the
+//! payload and after classifying its lines, to split the time by stage;
+//! `decode_parse_aggregate_reused` keeps the decoding buffers across
+//! batches (`Decoder`).
 //!
 //! `cargo bench -p log-processor --bench throughput`
 
