@@ -57,7 +57,7 @@ fn bench(c: &mut Criterion) {
                 .count()
         })
     });
-    group.bench_function("collapse 100 changes to 10 items", |b| {
+    group.bench_function("collapse 200 changes to 20 counters", |b| {
         b.iter(|| collapse(black_box(&changes)).len())
     });
     group.finish();
