@@ -610,10 +610,18 @@ fn controls(w: u64) -> u64 {
     !((w & LOW7) + ONES * 0x60) & !w & HIGHS
 }
 
-/// The position of the first backslash in `bytes` from `from`, eight bytes at a time.
-pub(crate) fn find_backslash(bytes: &[u8], mut from: usize) -> Option<usize> {
+/// The position of the first byte in `bytes` from `from` that `wanted`
+/// accepts, eight bytes at a time: `marks` sets the high bit of each wanted
+/// byte of a word, `wanted` judges the tail shorter than a word.
+#[inline]
+fn find_by_word(
+    bytes: &[u8],
+    mut from: usize,
+    marks: impl Fn(u64) -> u64,
+    wanted: impl Fn(u8) -> bool,
+) -> Option<usize> {
     while let Some(chunk) = bytes.get(from..from.checked_add(8)?) {
-        let m = bytes_equal(u64::from_le_bytes(chunk.try_into().ok()?), b'\\');
+        let m = marks(u64::from_le_bytes(chunk.try_into().ok()?));
         if m != 0 {
             return Some(from + (m.trailing_zeros() / 8) as usize);
         }
@@ -622,25 +630,21 @@ pub(crate) fn find_backslash(bytes: &[u8], mut from: usize) -> Option<usize> {
     bytes
         .get(from..)?
         .iter()
-        .position(|&b| b == b'\\')
+        .position(|&b| wanted(b))
         .map(|i| from + i)
+}
+
+/// The position of the first backslash in `bytes` from `from`, eight bytes at a time.
+pub(crate) fn find_backslash(bytes: &[u8], from: usize) -> Option<usize> {
+    find_by_word(bytes, from, |w| bytes_equal(w, b'\\'), |b| b == b'\\')
 }
 
 /// The position of the first `"`, `\\` or control character in `bytes`
 /// from `from`, eight bytes at a time.
-pub(crate) fn find_special(bytes: &[u8], mut from: usize) -> Option<usize> {
-    while let Some(chunk) = bytes.get(from..from.checked_add(8)?) {
-        let m = specials(u64::from_le_bytes(chunk.try_into().ok()?));
-        if m != 0 {
-            return Some(from + (m.trailing_zeros() / 8) as usize);
-        }
-        from += 8;
-    }
-    bytes
-        .get(from..)?
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        .map(|i| from + i)
+pub(crate) fn find_special(bytes: &[u8], from: usize) -> Option<usize> {
+    find_by_word(bytes, from, specials, |b| {
+        b == b'"' || b == b'\\' || b < 0x20
+    })
 }
 
 /// The non-negative integer of 1 to 18 digits without a leading zero at
