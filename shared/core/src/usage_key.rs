@@ -97,6 +97,17 @@ impl Cell {
         std::iter::once(Cell::Own).chain((1..=31).map(Cell::Day))
     }
 
+    /// Every cell an item of `window` can hold: a month item's
+    /// [`of_month`](Cell::of_month), any other item's own counter only.
+    pub fn of(window: Window) -> impl Iterator<Item = Cell> {
+        let cells = if window == Window::Month {
+            1 + DAY_ATTRIBUTES.len()
+        } else {
+            1
+        };
+        Cell::of_month().take(cells)
+    }
+
     /// The item attribute holding the counter.
     pub fn attribute(self) -> &'static str {
         match self {
@@ -138,27 +149,23 @@ impl UsageKey {
         format!("{}#{}", self.counter.period, self.region)
     }
 
-    /// The key of the counter in `cell` of the item with keys `pk` and `sk`.
-    pub fn of_cell(pk: &str, sk: &str, cell: Cell) -> Result<Self, CoreError> {
-        let mut key = UsageKey::parse(pk, sk)?;
-        if let Cell::Day(day) = cell {
-            let month = key.counter.period;
-            if month.window != Window::Month {
-                return Err(CoreError::UsageKey(
-                    format!("{pk} / {sk}"),
-                    "only a month item holds day counters",
-                ));
-            }
-            let at = month.start + (i64::from(day) - 1) * 86_400_000;
-            let period = Window::Day.period_of(at)?;
-            if day == 0 || !month.contains(at) {
-                return Err(CoreError::UsageKey(
-                    format!("{pk} / {sk}"),
-                    "no such day in the month",
-                ));
-            }
-            key.counter.period = period;
+    /// The key of the counter in `cell` of this key's item, `self` being the
+    /// item's own counter (as [`UsageKey::parse`] reads it from `pk` and `sk`).
+    pub fn at_cell(&self, cell: Cell) -> Result<Self, CoreError> {
+        let Cell::Day(day) = cell else {
+            return Ok(self.clone());
+        };
+        let bad = |why| CoreError::UsageKey(format!("{} / {}", self.pk(), self.sk()), why);
+        let month = self.counter.period;
+        if month.window != Window::Month {
+            return Err(bad("only a month item holds day counters"));
         }
+        let at = month.start + (i64::from(day) - 1) * 86_400_000;
+        if day == 0 || !month.contains(at) {
+            return Err(bad("no such day in the month"));
+        }
+        let mut key = self.clone();
+        key.counter.period = Window::Day.period_of(at)?;
         Ok(key)
     }
 
@@ -252,18 +259,18 @@ mod tests {
         assert_eq!(day.cell(), Cell::Day(21));
         assert_eq!(day.cell().attribute(), "d21");
         assert_eq!(day.counter.sk_prefix(), "month#2026-11#");
-        assert_eq!(
-            UsageKey::of_cell(&day.pk(), &day.sk(), Cell::Day(21)).unwrap(),
-            day
-        );
+        let month = UsageKey::parse(&day.pk(), &day.sk()).unwrap();
+        assert_eq!(month.at_cell(Cell::Own).unwrap(), month);
+        assert_eq!(month.at_cell(Cell::Day(21)).unwrap(), day);
         assert_eq!(day.label(), "day#2026-11-21#eu-central-1");
         assert_eq!(UsageKey::parse(&day.pk(), &day.label()).unwrap(), day);
         // Day 31 of November, or a day cell of a non-month item, is no counter.
-        assert!(UsageKey::of_cell(&day.pk(), &day.sk(), Cell::Day(31)).is_err());
-        assert!(UsageKey::of_cell(&day.pk(), &day.sk(), Cell::Day(0)).is_err());
-        assert!(
-            UsageKey::of_cell(&day.pk(), "hour#2026-11-21T10#eu-central-1", Cell::Day(1)).is_err()
-        );
+        assert!(month.at_cell(Cell::Day(31)).is_err());
+        assert!(month.at_cell(Cell::Day(0)).is_err());
+        let hour = UsageKey::parse(&day.pk(), "hour#2026-11-21T10#eu-central-1").unwrap();
+        assert!(hour.at_cell(Cell::Day(1)).is_err());
+        assert_eq!(Cell::of(Window::Hour).collect::<Vec<_>>(), [Cell::Own]);
+        assert_eq!(Cell::of(Window::Month).count(), 32);
         // Keys of the older layout, a day item of its own, still parse.
         let old = UsageKey::parse(&day.pk(), "day#2026-11-21#eu-central-1").unwrap();
         assert_eq!(old.counter.period, day.counter.period);
@@ -293,7 +300,7 @@ mod tests {
                 identity: Identity::key(&id).unwrap(),
                 period: Window::ALL[w].period_of(at).unwrap(),
             }.in_region(&Region::new(&region).unwrap());
-            prop_assert_eq!(UsageKey::of_cell(&key.pk(), &key.sk(), key.cell()).unwrap(), key.clone());
+            prop_assert_eq!(UsageKey::parse(&key.pk(), &key.sk()).unwrap().at_cell(key.cell()).unwrap(), key.clone());
             prop_assert!(key.sk().starts_with(&key.counter.sk_prefix()));
             let attribute = key.cell().attribute();
             prop_assert!(attribute == "n" || (key.counter.period.window == Window::Day && attribute.len() == 3));

@@ -103,13 +103,8 @@ impl UsageItem {
             .and_then(|a| a.parse().ok())
             .unwrap_or_default();
         let updated_at = get_i64(item, "updated_at").unwrap_or(0);
-        let cells: &mut dyn Iterator<Item = Cell> = if own.counter.period.window == Window::Month {
-            &mut Cell::of_month()
-        } else {
-            &mut std::iter::once(Cell::Own)
-        };
         let mut counters = Vec::new();
-        for cell in cells {
+        for cell in Cell::of(own.counter.period.window) {
             let Some(value) = item.get(cell.attribute()) else {
                 continue;
             };
@@ -119,7 +114,7 @@ impl UsageItem {
                 .and_then(|v| v.parse::<u64>().ok())
                 .ok_or_else(|| malformed(&format!("{} is not a counter", cell.attribute())))?;
             counters.push(UsageItem {
-                key: UsageKey::of_cell(pk, sk, cell)?,
+                key: own.at_cell(cell)?,
                 aggregation,
                 value,
                 updated_at,
@@ -165,13 +160,6 @@ impl ItemAdds {
             }
         }
         items.into_values().collect()
-    }
-
-    /// The total added (the sum of the amounts).
-    pub fn total(&self) -> u64 {
-        self.adds
-            .iter()
-            .fold(0u64, |a, (_, v)| a.saturating_add(*v))
     }
 }
 
@@ -366,6 +354,20 @@ impl UsageStore {
         value: u64,
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
+        self.raise_cell(key, value, Aggregation::Max, now).await
+    }
+
+    /// Sets a counter's cell to `value` if the cell is absent or lower, in
+    /// one conditional `UpdateItem` that leaves the item's other cells alone:
+    /// what raising a `max` counter and writing a replica have in common.
+    /// Returns whether it was written.
+    async fn raise_cell(
+        &self,
+        key: &UsageKey,
+        value: u64,
+        aggregation: Aggregation,
+        updated_at: UnixMillis,
+    ) -> Result<bool, StoreError> {
         let mut expr = "SET #c = :v, agg = :agg, updated_at = :now".to_owned();
         let result = self
             .update_of(key, &mut expr, true)
@@ -373,8 +375,8 @@ impl UsageStore {
             .condition_expression("attribute_not_exists(#c) OR #c < :v")
             .expression_attribute_names("#c", key.cell().attribute())
             .expression_attribute_values(":v", n(value))
-            .expression_attribute_values(":agg", s("max"))
-            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":agg", s(aggregation.to_string()))
+            .expression_attribute_values(":now", n(updated_at))
             .send()
             .await;
         conditional(result, "UpdateItem")
@@ -491,18 +493,8 @@ impl UsageStore {
     /// copies change nothing. One conditional `UpdateItem`, which leaves the
     /// item's other counters alone. Returns whether the copy was written.
     pub async fn put_replica(&self, item: &UsageItem) -> Result<bool, StoreError> {
-        let mut expr = "SET #c = :v, agg = :agg, updated_at = :now".to_owned();
-        let result = self
-            .update_of(&item.key, &mut expr, true)
-            .update_expression(expr)
-            .condition_expression("attribute_not_exists(#c) OR #c < :v")
-            .expression_attribute_names("#c", item.key.cell().attribute())
-            .expression_attribute_values(":v", n(item.value))
-            .expression_attribute_values(":agg", s(item.aggregation.to_string()))
-            .expression_attribute_values(":now", n(item.updated_at))
-            .send()
-            .await;
-        conditional(result, "UpdateItem")
+        self.raise_cell(&item.key, item.value, item.aggregation, item.updated_at)
+            .await
     }
 
     /// A counter's value in every region this table holds items of: one Query.
@@ -727,7 +719,6 @@ mod tests {
                 ),
             ]
         );
-        assert_eq!(items[1].total(), 12);
         let add = Addition::new(&items[1], 0, false);
         assert_eq!(
             add.expression,
