@@ -125,13 +125,7 @@ async fn a_hard_monthly_limit_crossed_in_two_regions_blocks_all_three() {
 #[tokio::test]
 async fn cold_counters_become_shared_before_the_limit_and_block_everywhere() {
     let h = Harness::with_regions("qs-hot", &REGIONS).await;
-    put_plan_everywhere(
-        &h,
-        &plan("pro", "requests", Window::Month, 60, OveragePolicy::Hard),
-    )
-    .await;
-    let key = key_on_plan(&h, "pro").await;
-    let month = counter("requests", &key, Window::Month);
+    let (key, month) = hard_limited_counter(&h, "pro", Window::Month, 60).await;
     let (mut pump, _) =
         quota_sync::local_pump(&h.endpoint, &REGIONS, &h.tables, PumpOptions::default()).unwrap();
 
@@ -208,13 +202,7 @@ async fn anonymous_identities_use_the_anonymous_plan_and_unknown_keys_none() {
 #[tokio::test]
 async fn recomputing_after_a_plan_change_clears_and_writes_blocks() {
     let h = Harness::with_regions("qs-recompute", &REGIONS).await;
-    put_plan_everywhere(
-        &h,
-        &plan("basic", "requests", Window::Month, 5, OveragePolicy::Hard),
-    )
-    .await;
-    let key = key_on_plan(&h, "basic").await;
-    let month = counter("requests", &key, Window::Month);
+    let (key, month) = hard_limited_counter(&h, "basic", Window::Month, 5).await;
     let (mut pump, _) =
         quota_sync::local_pump(&h.endpoint, &REGIONS, &h.tables, PumpOptions::default()).unwrap();
     increment_in(&h, "local-a", &[(&month, Aggregation::Count, 4)]).await;

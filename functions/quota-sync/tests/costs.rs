@@ -60,13 +60,7 @@ async fn deliver_new(handler: &QuotaSync, stream: &mut StreamReader) -> quota_sy
 #[tokio::test]
 async fn one_counter_update_costs_r_minus_1_writes_one_query_and_at_most_one_block() {
     let h = Harness::with_regions("qs-costs", &REGIONS).await;
-    put_plan_everywhere(
-        &h,
-        &plan("small", "requests", Window::Day, 3, OveragePolicy::Hard),
-    )
-    .await;
-    let key = key_on_plan(&h, "small").await;
-    let day = counter("requests", &key, Window::Day);
+    let (_, day) = hard_limited_counter(&h, "small", Window::Day, 3).await;
     let (handler, requests) = counted_handler(&h);
     let mut stream = reader(&h, "local-a");
 
@@ -172,13 +166,7 @@ async fn collapsing_a_batch_writes_each_item_once_per_peer() {
 async fn hot_replication_skips_cold_counters() {
     let h = Harness::with_regions("qs-hot-costs", &REGIONS).await;
     // 60 a day over 3 regions: a region's item is hot from 10 (60 / 6).
-    put_plan_everywhere(
-        &h,
-        &plan("medium", "requests", Window::Day, 60, OveragePolicy::Hard),
-    )
-    .await;
-    let key = key_on_plan(&h, "medium").await;
-    let day = counter("requests", &key, Window::Day);
+    let (key, day) = hard_limited_counter(&h, "medium", Window::Day, 60).await;
     let (handler, requests) = counted_handler_with(&h, Replication::Hot);
     let mut stream = reader(&h, "local-a");
     increment_in(&h, "local-a", &[(&day, Aggregation::Count, 1)]).await;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::*;
 use quota_sync::pump::{InProcess, Pump, PumpOptions, RegionPump};
 use tokio::net::{TcpListener, TcpStream};
-use tollgate_core::{Aggregation, OveragePolicy, Window};
+use tollgate_core::{Aggregation, Window};
 use tollgate_tests::Harness;
 
 /// A loopback TCP proxy to `target` that can be switched off: while off it
@@ -42,10 +42,7 @@ async fn switchable_proxy(target: String) -> (String, Arc<AtomicBool>) {
 #[tokio::test]
 async fn a_closed_port_fails_only_that_peers_records() {
     let h = Harness::with_regions("qs-closed", &REGIONS).await;
-    let free = plan("free", "requests", Window::Month, 5, OveragePolicy::Hard);
-    put_plan_everywhere(&h, &free).await;
-    let key = key_on_plan(&h, "free").await;
-    let month = counter("requests", &key, Window::Month);
+    let (key, month) = hard_limited_counter(&h, "free", Window::Month, 5).await;
     let other = counter("requests", &"ip:198.51.100.1".parse().unwrap(), Window::Day);
     increment_in(&h, "local-a", &[(&month, Aggregation::Count, 3)]).await;
     increment_in(&h, "local-a", &[(&other, Aggregation::Count, 1)]).await;
@@ -102,10 +99,7 @@ async fn a_closed_port_fails_only_that_peers_records() {
 #[tokio::test]
 async fn a_peer_that_comes_back_catches_up_through_retries() {
     let h = Harness::with_regions("qs-peerdown", &REGIONS).await;
-    let free = plan("free", "requests", Window::Month, 10, OveragePolicy::Hard);
-    put_plan_everywhere(&h, &free).await;
-    let key = key_on_plan(&h, "free").await;
-    let month = counter("requests", &key, Window::Month);
+    let (key, month) = hard_limited_counter(&h, "free", Window::Month, 10).await;
 
     let target = h.endpoint.trim_start_matches("http://").to_owned();
     let (proxy_url, up) = switchable_proxy(target).await;

@@ -112,6 +112,25 @@ pub async fn put_plan_everywhere(h: &Harness, plan: &Plan) {
     }
 }
 
+/// A new plan `name` with one hard limit of `limit` requests per `window`,
+/// and a key on it, in every region: the key's identity and its requests
+/// counter of that window now.
+pub async fn hard_limited_counter(
+    h: &Harness,
+    name: &str,
+    window: Window,
+    limit: u64,
+) -> (Identity, CounterKey) {
+    put_plan_everywhere(
+        h,
+        &plan(name, "requests", window, limit, OveragePolicy::Hard),
+    )
+    .await;
+    let key = key_on_plan(h, name).await;
+    let counter = counter("requests", &key, window);
+    (key, counter)
+}
+
 /// Creates an API key on `plan` in every region (keys are copied to every
 /// region at signup) and returns its identity.
 pub async fn key_on_plan(h: &Harness, plan: &str) -> Identity {
