@@ -49,6 +49,21 @@ fn counted_handler_with(h: &Harness, replication: Replication) -> (QuotaSync, Re
     (handler, counter)
 }
 
+/// The records of `region`'s stream so far that change its own items (not
+/// the copies of its peers' items).
+async fn own_records(h: &Harness, region: &str) -> Vec<serde_json::Value> {
+    let own = format!("#{region}");
+    read_all(&mut reader(h, region))
+        .await
+        .into_iter()
+        .filter(|r| {
+            r["dynamodb"]["Keys"]["sk"]["S"]
+                .as_str()
+                .is_some_and(|sk| sk.ends_with(&own))
+        })
+        .collect()
+}
+
 /// Hands the stream's new records to `handler` as one batch.
 async fn deliver_new(handler: &QuotaSync, stream: &mut StreamReader) -> quota_sync::Outcome {
     handler
@@ -104,15 +119,7 @@ async fn one_counter_update_costs_r_minus_1_writes_one_query_and_at_most_one_blo
     increment_in(&h, "local-b", &[(&b_counter, Aggregation::Count, 1)]).await;
     // (local-b's stream also holds the copies of local-a's items, written
     // above; only local-b's own item is what local-a receives as a replica.)
-    let b_records: Vec<_> = read_all(&mut reader(&h, "local-b"))
-        .await
-        .into_iter()
-        .filter(|r| {
-            r["dynamodb"]["Keys"]["sk"]["S"]
-                .as_str()
-                .is_some_and(|sk| sk.ends_with("#local-b"))
-        })
-        .collect();
+    let b_records = own_records(&h, "local-b").await;
     assert_eq!(b_records.len(), 1);
     requests.reset();
     let outcome = handler.handle(&event(&b_records)).await.unwrap();
@@ -207,15 +214,7 @@ async fn hot_replication_skips_cold_counters() {
     )
     .await;
     increment_in(&h, "local-b", &[(&month, Aggregation::Count, 30)]).await;
-    let b_own: Vec<_> = read_all(&mut reader(&h, "local-b"))
-        .await
-        .into_iter()
-        .filter(|r| {
-            r["dynamodb"]["Keys"]["sk"]["S"]
-                .as_str()
-                .is_some_and(|sk| sk.ends_with("#local-b"))
-        })
-        .collect();
+    let b_own = own_records(&h, "local-b").await;
     b_handler.handle(&event(&b_own)).await.unwrap();
     requests.reset();
     let outcome = deliver_new(&handler, &mut stream).await;
