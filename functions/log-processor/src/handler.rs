@@ -264,7 +264,7 @@ impl Processor {
     ) -> Vec<String> {
         let now = now_millis();
         let mut failures = Vec::new();
-        let mut items: BTreeMap<(String, String), FencedItem<'_>> = BTreeMap::new();
+        let mut items: BTreeMap<UsageKey, FencedItem<'_>> = BTreeMap::new();
         let mut maxes = Vec::new();
         for (seq, plan) in plans {
             let position = match Position::of_sequence(seq) {
@@ -278,7 +278,7 @@ impl Processor {
             summary.increments += plan.increments() as u64;
             for (key, aggregation, amount) in plan.chunks.iter().flat_map(|c| c.increments.iter()) {
                 items
-                    .entry((key.pk(), key.sk()))
+                    .entry(key.item())
                     .or_insert_with(|| FencedItem {
                         key,
                         aggregation: *aggregation,

@@ -354,7 +354,7 @@ async fn kinesis_watermarks_count_exactly_once() {
         .map(|((pk, label), _)| UsageKey::parse(pk, label).unwrap())
         .collect();
     // A day's counter lives in its month's item: one update writes both.
-    let items: BTreeSet<(String, String)> = changed.iter().map(|k| (k.pk(), k.sk())).collect();
+    let items: BTreeSet<UsageKey> = changed.iter().map(UsageKey::item).collect();
     assert!(
         items.len() < changed.len(),
         "{} items for {} counters",

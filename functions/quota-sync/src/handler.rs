@@ -206,7 +206,7 @@ impl QuotaSync {
             let mut seen = HashSet::new();
             let firsts = foreign
                 .into_iter()
-                .filter(|c| c.inserted && seen.insert((c.item.key.pk(), c.item.key.sk())))
+                .filter(|c| c.inserted && seen.insert(c.item.key.item()))
                 .collect();
             (own, firsts)
         };

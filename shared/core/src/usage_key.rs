@@ -142,6 +142,14 @@ impl UsageKey {
         self.counter.cell()
     }
 
+    /// The key of the item's own counter: the same for every counter the
+    /// item holds (a month and its days), so it names the item.
+    pub fn item(&self) -> UsageKey {
+        let mut key = self.clone();
+        key.counter.period = self.counter.item_period();
+        key
+    }
+
     /// The counter's name in its partition, `<window>#<period>#<region>`:
     /// its item's `sk`, except for a day counter, which lives in its
     /// month's item. [`UsageKey::parse`] reads it back.
@@ -260,6 +268,8 @@ mod tests {
         assert_eq!(day.cell().attribute(), "d21");
         assert_eq!(day.counter.sk_prefix(), "month#2026-11#");
         let month = UsageKey::parse(&day.pk(), &day.sk()).unwrap();
+        assert_eq!(day.item(), month);
+        assert_eq!(month.item(), month);
         assert_eq!(month.at_cell(Cell::Own).unwrap(), month);
         assert_eq!(month.at_cell(Cell::Day(21)).unwrap(), day);
         assert_eq!(day.label(), "day#2026-11-21#eu-central-1");

@@ -144,15 +144,13 @@ impl ItemAdds {
     pub fn group<'a>(
         increments: impl IntoIterator<Item = (&'a UsageKey, Aggregation, u64)>,
     ) -> Vec<ItemAdds> {
-        let mut items: BTreeMap<(String, String), ItemAdds> = BTreeMap::new();
+        let mut items: BTreeMap<UsageKey, ItemAdds> = BTreeMap::new();
         for (key, aggregation, amount) in increments {
-            let entry = items
-                .entry((key.pk(), key.sk()))
-                .or_insert_with(|| ItemAdds {
-                    item: key.clone(),
-                    aggregation,
-                    adds: Vec::new(),
-                });
+            let entry = items.entry(key.item()).or_insert_with(|| ItemAdds {
+                item: key.clone(),
+                aggregation,
+                adds: Vec::new(),
+            });
             let cell = key.cell();
             match entry.adds.iter_mut().find(|(c, _)| *c == cell) {
                 Some((_, sum)) => *sum = sum.saturating_add(amount),
