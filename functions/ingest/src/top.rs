@@ -4,7 +4,9 @@
 //! The Usage table's sparse `top` index (see `tollgate_store::USAGE_TOP_INDEX`)
 //! lists, per meter, period and region, the region items by counter value,
 //! largest first; it is kept on the write path by DynamoDB itself (month
-//! counters carry the index key when `TOLLGATE_TOP_INDEX=true`). A global total is the sum of an
+//! counters carry the index key when `TOLLGATE_TOP_INDEX=true`). It ranks
+//! API keys: anonymous identities' counters share bucket items, which an
+//! index cannot rank one by one. A global total is the sum of an
 //! identity's region items, so the top identities are found with the
 //! threshold algorithm: read each region's list a page at a time, look up
 //! the global total of every identity met (one Query per region), and stop once

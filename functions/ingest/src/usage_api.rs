@@ -9,7 +9,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{NaiveDate, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
-use tollgate_core::usage_key::item_period;
 use tollgate_core::{
     Aggregation, CounterKey, Identity, MeterName, Period, Region, UnixMillis, Window,
 };
@@ -238,12 +237,12 @@ pub async fn query_usage(
     sources: &[Source<'_>],
     q: &UsageQuery,
 ) -> Result<UsageReport, QueryError> {
-    let pk = CounterKey {
+    let counter_at = |period: Period| CounterKey {
         meter: q.meter.clone(),
         identity: q.identity.clone(),
-        period: q.from,
-    }
-    .pk();
+        period,
+    };
+    let pk = counter_at(q.from).pk();
     // The token is `<last period>#~`: the page after it starts past that period.
     let after = match &q.next {
         Some(token) => Some(
@@ -257,10 +256,11 @@ pub async fn query_usage(
         ),
         None => None,
     };
-    // The items that hold the periods: a day's counter is in its month's item.
-    let from_sk = format!("{}#", item_period(after.unwrap_or(q.from)));
+    // The items that hold the periods: a day's counter is in its month's
+    // item (an anonymous identity's in its own day's bucket item).
+    let from_sk = format!("{}#", counter_at(after.unwrap_or(q.from)).item_period());
     // Region names use a-z, 0-9 and '-', all below '~'.
-    let to_sk = format!("{}#~", item_period(q.to));
+    let to_sk = format!("{}#~", counter_at(q.to).item_period());
     let reads = sources
         .iter()
         .map(|source| read_periods(*source, &pk, (&from_sk, &to_sk), q, after));
@@ -331,14 +331,16 @@ async fn read_periods(
             .await?;
         for item in items {
             let period = item.key.counter.period;
-            let outside = period.window != q.window
+            // A bucket item holds other anonymous identities too.
+            let outside = item.key.counter.identity != q.identity
+                || period.window != q.window
                 || period < q.from
                 || period > q.to
                 || after.is_some_and(|a| period <= a);
             if outside || source.region.is_some_and(|r| *r != item.key.region) {
                 continue;
             }
-            let item_period = item_period(period);
+            let item_period = item.key.counter.item_period();
             if reading != Some(item_period) {
                 if periods.len() > q.limit {
                     return Ok(periods);

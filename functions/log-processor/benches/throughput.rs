@@ -30,6 +30,7 @@ fn bench(c: &mut Criterion) {
             count_status: StatusRanges::default_counted(),
         },
         windows: vec![Window::Day, Window::Month],
+        anonymous_windows: vec![Window::Day, Window::Month],
         max_meters: BTreeSet::new(),
     };
     let region = Region::new("eu-central-1").unwrap_or_else(|e| panic!("{e}"));

@@ -113,6 +113,8 @@ pub struct Counting {
     pub rules: Rules,
     /// The windows every counted event is added to.
     pub windows: Vec<Window>,
+    /// The windows an anonymous identity's events are added to.
+    pub anonymous_windows: Vec<Window>,
     /// Meters aggregated as `max`.
     pub max_meters: BTreeSet<MeterName>,
 }
@@ -172,7 +174,11 @@ impl BatchAggregate {
                             identity,
                             usage.at,
                             usage.value,
-                            &counting.windows,
+                            if identity.is_anonymous() {
+                                &counting.anonymous_windows
+                            } else {
+                                &counting.windows
+                            },
                         )
                     };
                     match add() {
@@ -305,6 +311,7 @@ mod tests {
                 count_status: StatusRanges::default_counted(),
             },
             windows: vec![Window::Day, Window::Month],
+            anonymous_windows: vec![Window::Day],
             max_meters: [MeterName::new("peak").unwrap()].into_iter().collect(),
         }
     }

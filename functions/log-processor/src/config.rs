@@ -108,6 +108,12 @@ pub struct Config {
     pub region: Region,
     /// The windows counted (`TOLLGATE_WINDOWS`, default `day,month`).
     pub windows: Vec<Window>,
+    /// The windows counted for anonymous identities
+    /// (`TOLLGATE_ANONYMOUS_WINDOWS`, default: the same as `windows`).
+    /// Their counters share bucket items of one period each, so every
+    /// window is a write of its own: count only the windows that the
+    /// anonymous plan limits (for a plan of daily limits, `day`).
+    pub anonymous_windows: Vec<Window>,
     /// The statuses of access-log requests that count (`TOLLGATE_COUNT_STATUS`, default `200-499`).
     pub count_status: StatusRanges,
     /// Meters of application lines aggregated as `max` (`TOLLGATE_MAX_METERS`,
@@ -152,23 +158,11 @@ impl Config {
 
         let windows = match get("TOLLGATE_WINDOWS") {
             None => vec![Window::Day, Window::Month],
-            Some(text) => {
-                let mut set = BTreeSet::new();
-                for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                    let w = part
-                        .parse::<Window>()
-                        .map_err(|e| invalid("TOLLGATE_WINDOWS", &text, e.to_string()))?;
-                    set.insert(w);
-                }
-                if set.is_empty() {
-                    return Err(invalid(
-                        "TOLLGATE_WINDOWS",
-                        &text,
-                        "name at least one of minute, hour, day, month".into(),
-                    ));
-                }
-                set.into_iter().collect()
-            }
+            Some(text) => parse_windows("TOLLGATE_WINDOWS", &text)?,
+        };
+        let anonymous_windows = match get("TOLLGATE_ANONYMOUS_WINDOWS") {
+            None => windows.clone(),
+            Some(text) => parse_windows("TOLLGATE_ANONYMOUS_WINDOWS", &text)?,
         };
 
         let count_status = match get("TOLLGATE_COUNT_STATUS") {
@@ -238,6 +232,7 @@ impl Config {
                 .unwrap_or_else(|| IDEMPOTENCY.default_name.to_owned()),
             region,
             windows,
+            anonymous_windows,
             count_status,
             max_meters,
             max_decompressed,
@@ -248,6 +243,30 @@ impl Config {
             top_index,
         })
     }
+}
+
+/// A comma-separated list of windows, at least one, in window order.
+fn parse_windows(var: &'static str, text: &str) -> Result<Vec<Window>, ConfigError> {
+    let invalid = |var: &'static str, value: &str, why: String| ConfigError::Invalid {
+        var,
+        value: value.to_owned(),
+        why,
+    };
+    let mut set = BTreeSet::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let w = part
+            .parse::<Window>()
+            .map_err(|e| invalid(var, text, e.to_string()))?;
+        set.insert(w);
+    }
+    if set.is_empty() {
+        return Err(invalid(
+            var,
+            text,
+            "name at least one of minute, hour, day, month".into(),
+        ));
+    }
+    Ok(set.into_iter().collect())
 }
 
 #[cfg(test)]
@@ -268,6 +287,10 @@ mod tests {
     fn defaults() {
         let c = config(&[("AWS_REGION", "eu-central-1")]).unwrap();
         assert_eq!(c.region.as_str(), "eu-central-1");
+        assert_eq!(c.windows, vec![Window::Day, Window::Month]);
+        assert_eq!(c.anonymous_windows, c.windows);
+        let c = config(&[("AWS_REGION", "r"), ("TOLLGATE_ANONYMOUS_WINDOWS", "day")]).unwrap();
+        assert_eq!(c.anonymous_windows, vec![Window::Day]);
         assert_eq!(c.windows, vec![Window::Day, Window::Month]);
         assert!(c.count_status.contains(200) && c.count_status.contains(404));
         assert!(!c.count_status.contains(500) && !c.count_status.contains(199));
@@ -297,6 +320,7 @@ mod tests {
         assert!(c.top_index);
         assert_eq!(c.region.as_str(), "local-a");
         assert_eq!(c.windows, vec![Window::Hour, Window::Month]);
+        assert_eq!(c.anonymous_windows, c.windows, "the same unless set");
         assert!(c.count_status.contains(204) && c.count_status.contains(404));
         assert!(!c.count_status.contains(403));
         assert!(c
@@ -314,6 +338,8 @@ mod tests {
         for (var, value) in [
             ("TOLLGATE_WINDOWS", "week"),
             ("TOLLGATE_WINDOWS", ","),
+            ("TOLLGATE_ANONYMOUS_WINDOWS", "day,fortnight"),
+            ("TOLLGATE_ANONYMOUS_WINDOWS", ","),
             ("TOLLGATE_COUNT_STATUS", "500-200"),
             ("TOLLGATE_COUNT_STATUS", "abc"),
             ("TOLLGATE_COUNT_STATUS", "9xx"),

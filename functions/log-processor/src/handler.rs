@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::Client;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tollgate_core::{Aggregation, Cell, Contributions, Position, UnixMillis, UsageKey};
+use tollgate_core::{Aggregation, Cell, Contributions, ItemKey, Position, UnixMillis, UsageKey};
 use tollgate_idempotency::{Idempotency, IdempotencyConfig, IdempotencyError};
 use tollgate_store::usage::{increment, Expect, Fence, Fenced, ItemAdds};
 use tollgate_store::{StoreError, UsageStore};
@@ -113,6 +113,7 @@ impl Processor {
                     count_status: config.count_status.clone(),
                 },
                 windows: config.windows.clone(),
+                anonymous_windows: config.anonymous_windows.clone(),
                 max_meters: config.max_meters.clone(),
             },
             config,
@@ -264,7 +265,7 @@ impl Processor {
     ) -> Vec<String> {
         let now = now_millis();
         let mut failures = Vec::new();
-        let mut items: BTreeMap<UsageKey, FencedItem<'_>> = BTreeMap::new();
+        let mut items: BTreeMap<ItemKey, FencedItem<'_>> = BTreeMap::new();
         let mut maxes = Vec::new();
         for (seq, plan) in plans {
             let position = match Position::of_sequence(seq) {
@@ -368,9 +369,10 @@ impl Processor {
                         } else {
                             c.after(stored.as_ref())
                         };
-                        (*cell, amount)
+                        (cell, amount)
                     })
                     .filter(|(_, amount)| *amount > 0)
+                    .map(|(cell, amount)| (cell.clone(), amount))
                     .collect(),
             };
             if adds.adds.is_empty() {

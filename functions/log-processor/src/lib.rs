@@ -42,6 +42,7 @@ pub fn decode_and_count(data: &[u8], limit: usize) -> Result<batch::Tally, decod
             count_status: config::StatusRanges::default_counted(),
         },
         windows: Window::ALL.to_vec(),
+        anonymous_windows: Window::ALL.to_vec(),
         max_meters: std::collections::BTreeSet::new(),
     };
     let bytes = match mode % 4 {

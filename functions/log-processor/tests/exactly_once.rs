@@ -21,7 +21,7 @@ use log_processor::Processor;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use tollgate_core::{UsageKey, Window};
+use tollgate_core::{ItemKey, UsageKey, Window};
 use tollgate_tests::{Harness, TEST_REGION};
 
 use common::{config, count_items, expected, usage_items};
@@ -353,8 +353,9 @@ async fn kinesis_watermarks_count_exactly_once() {
         .filter(|(k, v)| summary_before.get(*k) != Some(*v))
         .map(|((pk, label), _)| UsageKey::parse(pk, label).unwrap())
         .collect();
-    // A day's counter lives in its month's item: one update writes both.
-    let items: BTreeSet<UsageKey> = changed.iter().map(UsageKey::item).collect();
+    // A day's counter lives in its month's item (an anonymous identity's in
+    // its bucket's): one update writes several counters.
+    let items: BTreeSet<ItemKey> = changed.iter().map(UsageKey::item).collect();
     assert!(
         items.len() < changed.len(),
         "{} items for {} counters",

@@ -2,6 +2,7 @@
 //! stream record of the Usage table, and collapsing repeated updates of one
 //! item within a batch to its largest value.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt;
@@ -149,16 +150,23 @@ pub fn decode(
         .ok_or(Skip::NoSequenceNumber)?;
     // Only the attributes a Usage item has, and only as strings and numbers.
     let mut item: Item = HashMap::with_capacity(6);
+    // A bucket item's counters are named by anonymous identities.
+    let members = image
+        .keys()
+        .filter(|name| Cell::member_of_attribute(name).is_some())
+        .map(|name| Cow::Borrowed(name.as_str()));
     let names = ["pk", "sk", "agg", "updated_at"]
         .into_iter()
-        .chain(Cell::of_month().map(Cell::attribute));
+        .map(Cow::Borrowed)
+        .chain(Cell::of_month().map(|cell| cell.attribute()))
+        .chain(members);
     for name in names {
-        match image.get(name) {
+        match image.get(name.as_ref()) {
             Some(serde_dynamo::AttributeValue::S(v)) => {
-                item.insert(name.to_owned(), AttributeValue::S(v.clone()));
+                item.insert(name.into_owned(), AttributeValue::S(v.clone()));
             }
             Some(serde_dynamo::AttributeValue::N(v)) => {
-                item.insert(name.to_owned(), AttributeValue::N(v.clone()));
+                item.insert(name.into_owned(), AttributeValue::N(v.clone()));
             }
             _ => {}
         }
@@ -173,7 +181,7 @@ pub fn decode(
     let old = &record.change.old_image;
     let shared = is_shared(image);
     let whole = old.is_empty() || (shared && !is_shared(old));
-    let before = |cell: Cell| match old.get(cell.attribute()) {
+    let before = |cell: Cell| match old.get(cell.attribute().as_ref()) {
         Some(serde_dynamo::AttributeValue::N(v)) => v.parse::<u64>().ok(),
         _ => None,
     };

@@ -24,7 +24,7 @@ pub use identity::Identity;
 pub use meter::{Aggregation, MeterDef, MeterName};
 pub use plan::{FailurePolicy, Limit, OveragePolicy, Plan};
 pub use replication::Replication;
-pub use usage_key::{Cell, Region, UsageKey};
+pub use usage_key::{Cell, ItemKey, ItemKeys, Region, UsageKey};
 pub use watermark::{Contributions, Position};
 pub use window::{Period, Window};
 

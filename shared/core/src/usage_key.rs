@@ -5,8 +5,17 @@
 //! `d01`..`d31` beside the month's own counter `n`: the day and the month
 //! of a batch's increments are then one `UpdateItem` (one write unit), not
 //! two. Minute, hour and month counters have an item of their own (`n`).
+//!
+//! Anonymous identities (IP addresses, Referer hosts) are many, and each
+//! makes few calls: one item each would cost one write per identity per
+//! batch. Their counters share items instead: `pk = <meter>#anon:<bucket>`
+//! ([`bucket_of`]), `sk = <window>#<period>#<region>` of the counter's own
+//! period, one attribute per identity, named by its text form (`ip:…`,
+//! `referer:…`). A batch's calls of a bucket's identities are one write.
+//!
 //! A region only ever increments items whose `sk` ends with its own name.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -82,13 +91,45 @@ pub fn item_period(period: Period) -> Period {
     }
 }
 
+/// How many items (per meter, period and region) share the anonymous
+/// identities' counters.
+///
+/// An item costs one write unit per KB written, and an anonymous identity
+/// takes about 20 bytes of it, so an item stays within one write unit while
+/// its bucket holds up to about 40 identities in one period: up to about
+/// 40,000 distinct anonymous identities a day. Past that, items grow and
+/// each write costs proportionally more; nothing is lost. Every function
+/// must agree on it: changing it moves identities to other items.
+pub const ANONYMOUS_BUCKETS: u32 = 1024;
+
+/// The `pk` segment of an anonymous bucket item: `anon:<bucket>`.
+const BUCKET_PREFIX: &str = "anon:";
+
+/// The bucket whose items hold an anonymous identity's counters: FNV-1a
+/// (64 bit) over its text form, modulo [`ANONYMOUS_BUCKETS`]. `None` for an
+/// API key, whose counters have items of their own.
+pub fn bucket_of(identity: &Identity) -> Option<u32> {
+    if !identity.is_anonymous() {
+        return None;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in identity.to_string().bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    u32::try_from(hash % u64::from(ANONYMOUS_BUCKETS)).ok()
+}
+
 /// Where a counter lives in its Usage item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Cell {
     /// The item's own counter, attribute `n`.
     Own,
     /// One day (1 to 31) of a month item, attribute `d01`..`d31`.
     Day(u8),
+    /// An anonymous identity's counter in its bucket's item, attribute
+    /// named by the identity (`ip:203.0.113.7`).
+    Member(Identity),
 }
 
 impl Cell {
@@ -109,11 +150,95 @@ impl Cell {
     }
 
     /// The item attribute holding the counter.
-    pub fn attribute(self) -> &'static str {
+    pub fn attribute(&self) -> Cow<'static, str> {
         match self {
-            Cell::Own => "n",
-            Cell::Day(d) => DAY_ATTRIBUTES[usize::from(d.clamp(1, 31)) - 1],
+            Cell::Own => Cow::Borrowed("n"),
+            Cell::Day(d) => Cow::Borrowed(DAY_ATTRIBUTES[usize::from((*d).clamp(1, 31)) - 1]),
+            Cell::Member(identity) => Cow::Owned(identity.to_string()),
         }
+    }
+
+    /// The anonymous identity an attribute of a bucket item counts, if the
+    /// attribute is such a counter (other attributes, such as `agg` or a
+    /// watermark `w:…`, are not).
+    pub fn member_of_attribute(name: &str) -> Option<Identity> {
+        if !(name.starts_with("ip:") || name.starts_with("referer:")) {
+            return None;
+        }
+        name.parse::<Identity>().ok().filter(Identity::is_anonymous)
+    }
+}
+
+/// Names one Usage item: its partition and sort keys. The counters an item
+/// holds (a month and its days, a bucket's identities) share it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ItemKey {
+    pub pk: String,
+    pub sk: String,
+}
+
+/// Whose counters a Usage item holds, as its keys say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemKeys {
+    /// One identity's item: the key of its own counter (`n`), from which
+    /// [`UsageKey::at_cell`] derives its other cells' keys.
+    Counter(UsageKey),
+    /// A bucket of anonymous identities' counters of one period.
+    Bucket(BucketItem),
+}
+
+/// The keys of an anonymous bucket item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketItem {
+    pub meter: MeterName,
+    pub bucket: u32,
+    pub period: Period,
+    pub region: Region,
+}
+
+impl BucketItem {
+    /// The key of `identity`'s counter in this item; an error if the
+    /// identity does not belong in this bucket.
+    pub fn member(&self, identity: Identity) -> Result<UsageKey, CoreError> {
+        if bucket_of(&identity) != Some(self.bucket) {
+            return Err(CoreError::UsageKey(
+                format!("{}{} / {identity}", BUCKET_PREFIX, self.bucket),
+                "the identity belongs in another bucket",
+            ));
+        }
+        Ok(CounterKey {
+            meter: self.meter.clone(),
+            identity,
+            period: self.period,
+        }
+        .into_region(&self.region))
+    }
+}
+
+impl ItemKeys {
+    /// Parses a Usage item's `pk` and `sk`.
+    pub fn parse(pk: &str, sk: &str) -> Result<Self, CoreError> {
+        let bucket = pk
+            .split_once('#')
+            .and_then(|(meter, rest)| Some((meter, rest.strip_prefix(BUCKET_PREFIX)?)));
+        let Some((meter, bucket)) = bucket else {
+            return UsageKey::parse(pk, sk).map(ItemKeys::Counter);
+        };
+        let bad = |why| CoreError::UsageKey(format!("{pk} / {sk}"), why);
+        let bucket = bucket
+            .parse::<u32>()
+            .ok()
+            .filter(|b| *b < ANONYMOUS_BUCKETS)
+            .ok_or_else(|| bad("no such anonymous bucket"))?;
+        let (period, region) = sk
+            .rsplit_once('#')
+            .ok_or_else(|| bad("sk must be <window>#<period>#<region>"))?;
+        Ok(ItemKeys::Bucket(BucketItem {
+            meter: MeterName::new(meter)?,
+            bucket,
+            period: period.parse::<Period>()?,
+            region: Region::new(region)?,
+        }))
     }
 }
 
@@ -142,12 +267,13 @@ impl UsageKey {
         self.counter.cell()
     }
 
-    /// The key of the item's own counter: the same for every counter the
-    /// item holds (a month and its days), so it names the item.
-    pub fn item(&self) -> UsageKey {
-        let mut key = self.clone();
-        key.counter.period = self.counter.item_period();
-        key
+    /// The item holding the counter: the same for every counter the item
+    /// holds (a month and its days, a bucket's identities).
+    pub fn item(&self) -> ItemKey {
+        ItemKey {
+            pk: self.pk(),
+            sk: self.sk(),
+        }
     }
 
     /// The counter's name in its partition, `<window>#<period>#<region>`:
@@ -159,9 +285,16 @@ impl UsageKey {
 
     /// The key of the counter in `cell` of this key's item, `self` being the
     /// item's own counter (as [`UsageKey::parse`] reads it from `pk` and `sk`).
-    pub fn at_cell(&self, cell: Cell) -> Result<Self, CoreError> {
-        let Cell::Day(day) = cell else {
-            return Ok(self.clone());
+    pub fn at_cell(&self, cell: &Cell) -> Result<Self, CoreError> {
+        let day = match cell {
+            Cell::Own => return Ok(self.clone()),
+            Cell::Day(day) => *day,
+            Cell::Member(_) => {
+                return Err(CoreError::UsageKey(
+                    format!("{} / {}", self.pk(), self.sk()),
+                    "only a bucket item holds anonymous identities",
+                ))
+            }
         };
         let bad = |why| CoreError::UsageKey(format!("{} / {}", self.pk(), self.sk()), why);
         let month = self.counter.period;
@@ -177,7 +310,11 @@ impl UsageKey {
         Ok(key)
     }
 
-    /// Parses a Usage item's keys: the key of the item's own counter.
+    /// Parses `<meter>#<identity>` and `<window>#<period>#<region>`: an
+    /// identity's item keys (the key of the item's own counter), or a
+    /// counter's [`pk`](CounterKey::pk) of the identity and its
+    /// [`label`](UsageKey::label). A bucket item's keys are read with
+    /// [`ItemKeys::parse`].
     pub fn parse(pk: &str, sk: &str) -> Result<Self, CoreError> {
         let bad = |why| CoreError::UsageKey(format!("{pk} / {sk}"), why);
         let (meter, identity) = pk
@@ -198,8 +335,18 @@ impl UsageKey {
 }
 
 impl CounterKey {
-    /// The Usage partition key of this counter: `<meter>#<identity>`.
+    /// The Usage partition key of this counter: `<meter>#<identity>`, or
+    /// for an anonymous identity `<meter>#anon:<bucket>` (see [`bucket_of`]).
     pub fn pk(&self) -> String {
+        match bucket_of(&self.identity) {
+            Some(bucket) => format!("{}#{BUCKET_PREFIX}{bucket}", self.meter),
+            None => format!("{}#{}", self.meter, self.identity),
+        }
+    }
+
+    /// The counter's name in reports and tests, `<meter>#<identity>`: its
+    /// item's `pk`, except for an anonymous identity (a bucket's item).
+    pub fn name(&self) -> String {
         format!("{}#{}", self.meter, self.identity)
     }
 
@@ -209,13 +356,21 @@ impl CounterKey {
         format!("{}#", self.item_period())
     }
 
-    /// The period of the item that holds this counter (see [`item_period`]).
+    /// The period of the item that holds this counter (see [`item_period`]);
+    /// an anonymous identity's bucket item holds one period.
     pub fn item_period(&self) -> Period {
-        item_period(self.period)
+        if self.identity.is_anonymous() {
+            self.period
+        } else {
+            item_period(self.period)
+        }
     }
 
     /// Where in that item the counter lives.
     pub fn cell(&self) -> Cell {
+        if self.identity.is_anonymous() {
+            return Cell::Member(self.identity.clone());
+        }
         match self.period.window {
             Window::Day => Cell::Day(self.period.day_of_month()),
             _ => Cell::Own,
@@ -245,14 +400,79 @@ mod tests {
     fn encodes_as_designed() {
         let key = CounterKey {
             meter: MeterName::requests(),
-            identity: "ip:2001:db8::1".parse().unwrap(),
+            identity: "key:k_1".parse().unwrap(),
             period: Window::Month.period_of(1_795_000_000_000).unwrap(),
         }
         .in_region(&Region::new("eu-central-1").unwrap());
-        assert_eq!(key.pk(), "requests#ip:2001:db8::1");
+        assert_eq!(key.pk(), "requests#key:k_1");
         assert_eq!(key.sk(), "month#2026-11#eu-central-1");
         assert_eq!(UsageKey::parse(&key.pk(), &key.sk()).unwrap(), key);
+        assert_eq!(
+            ItemKeys::parse(&key.pk(), &key.sk()).unwrap(),
+            ItemKeys::Counter(key.clone())
+        );
         assert!(key.sk().starts_with(&key.counter.sk_prefix()));
+    }
+
+    #[test]
+    fn anonymous_identities_share_bucket_items() {
+        let region = Region::new("eu-central-1").unwrap();
+        let counter = |identity: &str, period: &str| {
+            CounterKey {
+                meter: MeterName::requests(),
+                identity: identity.parse().unwrap(),
+                period: period.parse().unwrap(),
+            }
+            .in_region(&region)
+        };
+        let ip = counter("ip:2001:db8::1", "day#2026-11-21");
+        let bucket = bucket_of(&ip.counter.identity).unwrap();
+        // Pinned: every function, and every version, must put an identity
+        // in the same bucket.
+        assert_eq!(bucket, 138);
+        assert_eq!(ip.pk(), "requests#anon:138");
+        // A day is an item of its own, not a cell of its month.
+        assert_eq!(ip.sk(), "day#2026-11-21#eu-central-1");
+        assert_eq!(ip.counter.sk_prefix(), "day#2026-11-21#");
+        assert_eq!(ip.cell().attribute(), "ip:2001:db8::1");
+        assert_eq!(bucket_of(&"key:k".parse().unwrap()), None);
+        // Identities of one bucket name one item; their keys read back.
+        let other = (0..10_000)
+            .map(|i| format!("ip:10.0.{}.{}", i / 256, i % 256))
+            .find(|text| bucket_of(&text.parse().unwrap()) == Some(bucket))
+            .unwrap();
+        let neighbour = counter(&other, "day#2026-11-21");
+        assert_eq!(neighbour.item(), ip.item());
+        assert_ne!(counter(&other, "month#2026-11").item(), ip.item());
+        let ItemKeys::Bucket(item) = ItemKeys::parse(&ip.pk(), &ip.sk()).unwrap() else {
+            panic!("not a bucket item");
+        };
+        assert_eq!(item.member(ip.counter.identity.clone()).unwrap(), ip);
+        assert_eq!(
+            item.member(neighbour.counter.identity.clone()).unwrap(),
+            neighbour
+        );
+        // An identity of another bucket, or a key, is no member of it.
+        let elsewhere = (0..100)
+            .map(|i| format!("ip:10.1.0.{i}").parse::<Identity>().unwrap())
+            .find(|id| bucket_of(id) != Some(bucket))
+            .unwrap();
+        assert!(item.member(elsewhere).is_err());
+        assert!(item.member("key:k".parse().unwrap()).is_err());
+        // Attribute names: anonymous identities only.
+        assert_eq!(
+            Cell::member_of_attribute("referer:docs.example.com"),
+            Some("referer:docs.example.com".parse().unwrap())
+        );
+        for name in ["n", "d21", "agg", "w:0123456789ab", "key:k", "ip:nonsense"] {
+            assert_eq!(Cell::member_of_attribute(name), None, "{name}");
+        }
+        for pk in ["requests#anon:1024", "requests#anon:x", "requests#anon:"] {
+            assert!(
+                ItemKeys::parse(pk, "day#2026-11-21#eu-central-1").is_err(),
+                "{pk}"
+            );
+        }
     }
 
     #[test]
@@ -268,17 +488,17 @@ mod tests {
         assert_eq!(day.cell().attribute(), "d21");
         assert_eq!(day.counter.sk_prefix(), "month#2026-11#");
         let month = UsageKey::parse(&day.pk(), &day.sk()).unwrap();
-        assert_eq!(day.item(), month);
-        assert_eq!(month.item(), month);
-        assert_eq!(month.at_cell(Cell::Own).unwrap(), month);
-        assert_eq!(month.at_cell(Cell::Day(21)).unwrap(), day);
+        assert_eq!(day.item(), month.item());
+        assert_eq!(month.item().sk, month.sk());
+        assert_eq!(month.at_cell(&Cell::Own).unwrap(), month);
+        assert_eq!(month.at_cell(&Cell::Day(21)).unwrap(), day);
         assert_eq!(day.label(), "day#2026-11-21#eu-central-1");
         assert_eq!(UsageKey::parse(&day.pk(), &day.label()).unwrap(), day);
         // Day 31 of November, or a day cell of a non-month item, is no counter.
-        assert!(month.at_cell(Cell::Day(31)).is_err());
-        assert!(month.at_cell(Cell::Day(0)).is_err());
+        assert!(month.at_cell(&Cell::Day(31)).is_err());
+        assert!(month.at_cell(&Cell::Day(0)).is_err());
         let hour = UsageKey::parse(&day.pk(), "hour#2026-11-21T10#eu-central-1").unwrap();
-        assert!(hour.at_cell(Cell::Day(1)).is_err());
+        assert!(hour.at_cell(&Cell::Day(1)).is_err());
         assert_eq!(Cell::of(Window::Hour).collect::<Vec<_>>(), [Cell::Own]);
         assert_eq!(Cell::of(Window::Month).count(), 32);
         // Keys of the older layout, a day item of its own, still parse.
@@ -310,7 +530,7 @@ mod tests {
                 identity: Identity::key(&id).unwrap(),
                 period: Window::ALL[w].period_of(at).unwrap(),
             }.in_region(&Region::new(&region).unwrap());
-            prop_assert_eq!(UsageKey::parse(&key.pk(), &key.sk()).unwrap().at_cell(key.cell()).unwrap(), key.clone());
+            prop_assert_eq!(UsageKey::parse(&key.pk(), &key.sk()).unwrap().at_cell(&key.cell()).unwrap(), key.clone());
             prop_assert!(key.sk().starts_with(&key.counter.sk_prefix()));
             let attribute = key.cell().attribute();
             prop_assert!(attribute == "n" || (key.counter.period.window == Window::Day && attribute.len() == 3));
@@ -319,6 +539,7 @@ mod tests {
         #[test]
         fn parse_never_panics(pk in "\\PC{0,40}", sk in "\\PC{0,40}") {
             let _ = UsageKey::parse(&pk, &sk);
+            let _ = ItemKeys::parse(&pk, &sk);
         }
     }
 }

@@ -1,7 +1,9 @@
-//! The Usage table: one item per meter, identity, period and region.
+//! The Usage table: one item per meter, identity, period and region, and
+//! for anonymous identities one per meter, bucket, period and region.
 //! Attributes: `pk`, `sk` (see [`tollgate_core::UsageKey`]), `n` (the
-//! item's own counter), for a month item `d01`..`d31` (its days' counters,
-//! see [`tollgate_core::Cell`]), `agg`, `updated_at` (epoch ms) and, for
+//! item's own counter), for a month item `d01`..`d31` (its days' counters),
+//! for a bucket item one counter per anonymous identity (see
+//! [`tollgate_core::Cell`]), `agg`, `updated_at` (epoch ms) and, for
 //! minute and hour windows, `ttl` (epoch seconds). Everything else is in
 //! the keys.
 
@@ -17,8 +19,8 @@ use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use tollgate_core::usage_key::item_period;
 use tollgate_core::{
-    Aggregation, Cell, CounterKey, MeterName, Period, Position, Region, UnixMillis, UsageKey,
-    Window,
+    Aggregation, Cell, CounterKey, ItemKey, ItemKeys, MeterName, Period, Position, Region,
+    UnixMillis, UsageKey, Window,
 };
 
 use crate::attr::{get_i64, get_s, get_u64, n, s, Item};
@@ -43,11 +45,11 @@ pub fn ttl_for(key: &CounterKey) -> Option<i64> {
 pub const TOP_WINDOWS: [Window; 1] = [Window::Month];
 
 /// The `top` index key of a counter item: `<meter>#<window>#<period>#<region>`,
-/// for the windows in [`TOP_WINDOWS`] only (the index is sparse).
+/// for the windows in [`TOP_WINDOWS`] only (the index is sparse), and not
+/// for anonymous identities (their bucket items hold no counter `n` to rank).
 pub fn top_key(key: &UsageKey) -> Option<String> {
     let period = key.counter.item_period();
-    TOP_WINDOWS
-        .contains(&period.window)
+    (TOP_WINDOWS.contains(&period.window) && !key.counter.identity.is_anonymous())
         .then(|| top_partition(&key.counter.meter, &period, &key.region))
 }
 
@@ -90,7 +92,8 @@ pub struct UsageItem {
 
 impl UsageItem {
     /// Reads an item (or a stream record's new image): one entry per
-    /// counter it holds, its own (`n`) first, then its days in order.
+    /// counter it holds. An identity's item: its own (`n`) first, then its
+    /// days in order; a bucket item: its identities in name order.
     pub fn parse_all(item: &Item) -> Result<Vec<UsageItem>, StoreError> {
         let malformed = |message: &str| StoreError::Malformed {
             table: "Usage",
@@ -98,30 +101,53 @@ impl UsageItem {
         };
         let pk = get_s(item, "pk").ok_or_else(|| malformed("no pk"))?;
         let sk = get_s(item, "sk").ok_or_else(|| malformed("no sk"))?;
-        let own = UsageKey::parse(pk, sk)?;
         let aggregation = get_s(item, "agg")
             .and_then(|a| a.parse().ok())
             .unwrap_or_default();
         let updated_at = get_i64(item, "updated_at").unwrap_or(0);
-        let mut counters = Vec::new();
-        for cell in Cell::of(own.counter.period.window) {
-            let Some(value) = item.get(cell.attribute()) else {
-                continue;
-            };
-            let value = value
+        let value_of = |name: &str, value: &AttributeValue| {
+            value
                 .as_n()
                 .ok()
                 .and_then(|v| v.parse::<u64>().ok())
-                .ok_or_else(|| malformed(&format!("{} is not a counter", cell.attribute())))?;
-            counters.push(UsageItem {
-                key: own.at_cell(cell)?,
-                aggregation,
-                value,
-                updated_at,
-            });
+                .ok_or_else(|| malformed(&format!("{name} is not a counter")))
+        };
+        let mut counters = Vec::new();
+        match ItemKeys::parse(pk, sk)? {
+            ItemKeys::Counter(own) => {
+                for cell in Cell::of(own.counter.period.window) {
+                    let name = cell.attribute();
+                    let Some(value) = item.get(name.as_ref()) else {
+                        continue;
+                    };
+                    counters.push(UsageItem {
+                        key: own.at_cell(&cell)?,
+                        aggregation,
+                        value: value_of(&name, value)?,
+                        updated_at,
+                    });
+                }
+            }
+            ItemKeys::Bucket(bucket) => {
+                let mut members: Vec<(&String, &AttributeValue)> = item
+                    .iter()
+                    .filter(|(name, _)| Cell::member_of_attribute(name).is_some())
+                    .collect();
+                members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                for (name, value) in members {
+                    let identity = Cell::member_of_attribute(name)
+                        .ok_or_else(|| malformed("not an anonymous identity"))?;
+                    counters.push(UsageItem {
+                        key: bucket.member(identity)?,
+                        aggregation,
+                        value: value_of(name, value)?,
+                        updated_at,
+                    });
+                }
+            }
         }
         if counters.is_empty() {
-            return Err(malformed("no counter n"));
+            return Err(malformed("no counter"));
         }
         Ok(counters)
     }
@@ -140,11 +166,12 @@ pub struct ItemAdds {
 
 impl ItemAdds {
     /// Groups increments by the item that holds their counter (a day and its
-    /// month become one write), in key order, summing repeated counters.
+    /// month, a bucket's identities, become one write), in key order,
+    /// summing repeated counters.
     pub fn group<'a>(
         increments: impl IntoIterator<Item = (&'a UsageKey, Aggregation, u64)>,
     ) -> Vec<ItemAdds> {
-        let mut items: BTreeMap<UsageKey, ItemAdds> = BTreeMap::new();
+        let mut items: BTreeMap<ItemKey, ItemAdds> = BTreeMap::new();
         for (key, aggregation, amount) in increments {
             let entry = items.entry(key.item()).or_insert_with(|| ItemAdds {
                 item: key.clone(),
@@ -166,7 +193,7 @@ impl ItemAdds {
 /// [`increment`] and the watermark's [`UsageStore::add_fenced`].
 struct Addition {
     expression: String,
-    names: Vec<(String, &'static str)>,
+    names: Vec<(String, std::borrow::Cow<'static, str>)>,
     values: Vec<(String, AttributeValue)>,
 }
 
@@ -192,12 +219,12 @@ impl Addition {
         add.values.push((":now".into(), n(now)));
         if let Some(top) = top_key(&adds.item).filter(|_| top_index) {
             add.expression.push_str(", #top = :top");
-            add.names.push(("#top".into(), "top"));
+            add.names.push(("#top".into(), "top".into()));
             add.values.push((":top".into(), s(top)));
         }
         if let Some(ttl) = ttl_for(&adds.item.counter) {
             add.expression.push_str(", #ttl = :ttl");
-            add.names.push(("#ttl".into(), "ttl"));
+            add.names.push(("#ttl".into(), "ttl".into()));
             add.values.push((":ttl".into(), n(ttl)));
         }
         add
@@ -446,12 +473,12 @@ impl UsageStore {
         aggregation: Aggregation,
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
-        let mut expr = "ADD #n :zero SET #shared = :t, agg = if_not_exists(agg, :agg), updated_at = if_not_exists(updated_at, :now)".to_owned();
+        let mut expr = "ADD #c :zero SET #shared = :t, agg = if_not_exists(agg, :agg), updated_at = if_not_exists(updated_at, :now)".to_owned();
         let result = self
             .update_of(key, &mut expr, false)
             .update_expression(expr)
             .condition_expression("attribute_not_exists(#shared)")
-            .expression_attribute_names("#n", "n")
+            .expression_attribute_names("#c", key.cell().attribute())
             .expression_attribute_names("#shared", SHARED)
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":t", AttributeValue::Bool(true))
@@ -722,8 +749,86 @@ mod tests {
             add.expression,
             "ADD #c0 :a0, #c1 :a1, #c2 :a2 SET agg = :agg, updated_at = :now"
         );
-        let names: Vec<&str> = add.names.iter().map(|(_, a)| *a).collect();
+        let names: Vec<&str> = add.names.iter().map(|(_, a)| a.as_ref()).collect();
         assert_eq!(names, ["d21", "d22", "n"]);
+    }
+
+    /// Two IPs that share a bucket (found, not assumed).
+    fn neighbours() -> (String, String) {
+        let ips: Vec<String> = (0..2000)
+            .map(|i| format!("ip:10.0.{}.{}", i / 256, i % 256))
+            .collect();
+        let bucket = |ip: &String| tollgate_core::usage_key::bucket_of(&ip.parse().unwrap());
+        for (i, a) in ips.iter().enumerate() {
+            if let Some(b) = ips[i + 1..].iter().find(|b| bucket(b) == bucket(a)) {
+                return (a.clone(), b.clone());
+            }
+        }
+        panic!("no two IPs share a bucket");
+    }
+
+    #[test]
+    fn a_buckets_identities_are_one_write_and_read_back() {
+        let (a, b) = neighbours();
+        let keys = [
+            key(&a, "day#2026-11-21"),
+            key(&b, "day#2026-11-21"),
+            key(&a, "day#2026-11-21"),
+            key(&a, "month#2026-11"),
+        ];
+        let items = ItemAdds::group(
+            keys.iter()
+                .zip([1, 2, 3, 4])
+                .map(|(k, v)| (k, Aggregation::Count, v)),
+        );
+        assert_eq!(items.len(), 2, "the day bucket and the month bucket");
+        let day = items
+            .iter()
+            .find(|i| i.item.sk().starts_with("day#"))
+            .unwrap();
+        let cell = |ip: &str| Cell::Member(ip.parse().unwrap());
+        assert_eq!(day.adds, vec![(cell(&a), 1 + 3), (cell(&b), 2)]);
+        let add = Addition::new(day, 0, true);
+        let names: Vec<&str> = add.names.iter().map(|(_, n)| n.as_ref()).collect();
+        assert_eq!(names, [a.as_str(), b.as_str()], "no top key on a bucket");
+
+        let mut item: Item = [
+            ("pk", s(day.item.pk())),
+            ("sk", s(day.item.sk())),
+            ("agg", s("count")),
+            ("w:0123456789ab", s("x")),
+            ("shared", AttributeValue::Bool(true)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        item.insert(b.clone(), n(2u64));
+        item.insert(a.clone(), n(4u64));
+        let mut expected = vec![
+            (key(&a, "day#2026-11-21"), 4),
+            (key(&b, "day#2026-11-21"), 2),
+        ];
+        expected.sort();
+        let got: Vec<(UsageKey, u64)> = UsageItem::parse_all(&item)
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.key, c.value))
+            .collect();
+        assert_eq!(got, expected);
+        // An identity of another bucket in it, or a counter that is no number: errors.
+        let stranger = (0..100)
+            .map(|i| format!("ip:10.9.0.{i}"))
+            .find(|ip| key(ip, "day#2026-11-21").pk() != day.item.pk())
+            .unwrap();
+        let mut bad = item.clone();
+        bad.insert(stranger, n(1u64));
+        assert!(UsageItem::parse_all(&bad).is_err());
+        let mut bad = item.clone();
+        bad.insert(a.clone(), s("four"));
+        assert!(UsageItem::parse_all(&bad).is_err());
+        item.remove(&a);
+        item.remove(&b);
+        assert!(UsageItem::parse_all(&item).is_err(), "no counter");
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub async fn counter(client: &Client, table: &str, pk: &str, label: &str) -> Opt
         .await
         .unwrap();
     out.item()
-        .and_then(|i| i.get(key.cell().attribute()))
+        .and_then(|i| i.get(key.cell().attribute().as_ref()))
         .and_then(|v| v.as_n().ok())
         .and_then(|n| n.parse().ok())
 }

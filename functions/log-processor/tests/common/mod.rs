@@ -42,7 +42,10 @@ pub async fn usage_items(client: &Client, table: &str) -> BTreeMap<(String, Stri
             .unwrap();
         for item in out.items() {
             for counter in UsageItem::parse_all(item).unwrap() {
-                items.insert((counter.key.pk(), counter.key.label()), counter.value);
+                items.insert(
+                    (counter.key.counter.name(), counter.key.label()),
+                    counter.value,
+                );
             }
         }
         match out.last_evaluated_key {
