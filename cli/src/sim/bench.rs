@@ -459,7 +459,8 @@ async fn region(
     );
     authorizer.load_plans().await?;
 
-    let log_vars = vars(&[]);
+    // The anonymous plan limits days only: its identities' months are not counted.
+    let log_vars = vars(&[("TOLLGATE_ANONYMOUS_WINDOWS", "day".into())]);
     let log_config = log_processor::Config::from_lookup(|k| log_vars.get(k).cloned())
         .map_err(|e| anyhow!("{e}"))?;
     let log = log_processor::Processor::new(counted(endpoint, name, &counters[1]), log_config);

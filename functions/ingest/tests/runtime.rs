@@ -133,10 +133,7 @@ async fn the_binary_serves_http_api_events() {
     // Anonymous identities (here a Referer host with 50 and an IP with 1)
     // are not ranked: their counters share bucket items, which the index
     // cannot rank.
-    assert_eq!(
-        ranked,
-        [("key:demo", 2000), ("key:other", 300)]
-    );
+    assert_eq!(ranked, [("key:demo", 2000), ("key:other", 300)]);
 
     // Requests for other routes get a JSON 404, not a crash.
     for r in &results[5..] {

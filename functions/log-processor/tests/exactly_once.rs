@@ -371,6 +371,50 @@ async fn kinesis_watermarks_count_exactly_once() {
     );
 }
 
+/// Anonymous identities' counters share bucket items: a batch writes one
+/// item per bucket, not per IP, and with `TOLLGATE_ANONYMOUS_WINDOWS=day`
+/// their months are not counted, while keys still count days and months.
+#[tokio::test]
+async fn anonymous_identities_share_bucket_items() {
+    let h = Harness::new("lp-anon").await;
+    let (counted, counter) = h.counted_client(true);
+    let vars = [("TOLLGATE_ANONYMOUS_WINDOWS", "day")];
+    let processor = Processor::new(counted, config(&h, &vars));
+    // 4,000 IPs taking 80 % of 3,000 requests: most IPs are seen once.
+    let mut traffic = Traffic::new(10, 1.1, 4_000, 0.8, 11);
+    let (events, truth) = traffic.events(3_000, START, 7);
+    let records: Vec<Vec<u8>> = events
+        .chunks(500)
+        .map(|chunk| gzip(&payload_json("api-logs", "s", chunk)))
+        .collect();
+    let resp = processor
+        .handle(kinesis_event(&records, 9_000))
+        .await
+        .unwrap();
+    assert_eq!(resp["batchItemFailures"], json!([]));
+
+    let (anonymous, keys): (Vec<_>, Vec<_>) = truth
+        .into_iter()
+        .partition(|g| !g.identity.starts_with("key:"));
+    let mut want = expected(&keys, &[Window::Day, Window::Month]);
+    want.extend(expected(&anonymous, &[Window::Day]));
+    let got = usage_items(&h.client(), &h.tables.usage).await;
+    assert_eq!(got, want, "the counters equal the true counts");
+
+    let ips = want
+        .keys()
+        .filter(|(name, _)| name.contains("#ip:"))
+        .count();
+    let items: BTreeSet<ItemKey> = want
+        .keys()
+        .map(|(name, label)| UsageKey::parse(name, label).unwrap().item())
+        .collect();
+    let buckets = items.iter().filter(|i| i.pk.contains("#anon:")).count();
+    assert!(ips > 1_500, "{ips} IPs");
+    assert!(buckets * 2 < ips, "{buckets} bucket items for {ips} IPs");
+    assert_eq!(counter.requests("UpdateItem"), items.len() as u64);
+}
+
 /// Bad payloads fail clearly and write nothing; control messages and
 /// batches of foreign lines succeed and write nothing.
 #[tokio::test]

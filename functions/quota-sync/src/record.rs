@@ -422,6 +422,51 @@ mod tests {
     }
 
     #[test]
+    fn a_bucket_item_changes_only_the_identities_its_old_image_shows_changed() {
+        let ips: Vec<UsageKey> = (0..2000)
+            .map(|i| {
+                UsageKey::parse(
+                    &format!("requests#ip:10.0.{}.{}", i / 256, i % 256),
+                    "day#2026-11-22#local-a",
+                )
+                .unwrap()
+            })
+            .collect();
+        let (a, b) = ips
+            .iter()
+            .enumerate()
+            .find_map(|(i, a)| Some((a, ips[i + 1..].iter().find(|b| b.pk() == a.pk())?)))
+            .unwrap();
+        let (name_a, name_b) = (
+            a.counter.identity.to_string(),
+            b.counter.identity.to_string(),
+        );
+        let mut r = record("MODIFY", "9", &a.pk(), &a.sk(), 0);
+        let image = r["dynamodb"]["NewImage"].as_object_mut().unwrap();
+        image.remove("n");
+        image.insert(name_a.clone(), json!({"N": "3"}));
+        image.insert(name_b.clone(), json!({"N": "8"}));
+        image.insert("w:0123456789ab".into(), json!({"S": "x"}));
+        let mut old = r["dynamodb"]["NewImage"].clone();
+        old[&name_b] = json!({"N": "6"});
+        r["dynamodb"]["OldImage"] = old;
+        let changes = decode(&r, 0, "usage").unwrap();
+        assert_eq!(changes.len(), 1);
+        assert_eq!((&changes[0].item.key, changes[0].item.value), (b, 8));
+        // Without the old image, both.
+        r["dynamodb"].as_object_mut().unwrap().remove("OldImage");
+        let mut both: Vec<UsageKey> = decode(&r, 0, "usage")
+            .unwrap()
+            .into_iter()
+            .map(|c| c.item.key)
+            .collect();
+        both.sort();
+        let mut want = vec![a.clone(), b.clone()];
+        want.sort();
+        assert_eq!(both, want);
+    }
+
+    #[test]
     fn collapses_to_the_largest_value_and_the_earliest_record() {
         let pk = "requests#key:k1";
         let changes: Vec<Change> = [

@@ -199,6 +199,76 @@ async fn anonymous_identities_use_the_anonymous_plan_and_unknown_keys_none() {
     }
 }
 
+/// Two IPs whose counters share a bucket item: each region's one write
+/// carries both, the copies keep them apart, and only the one over the
+/// limit is blocked.
+#[tokio::test]
+async fn anonymous_identities_in_one_bucket_item_are_counted_and_blocked_apart() {
+    let h = Harness::with_regions("qs-bucket", &REGIONS).await;
+    put_plan_everywhere(
+        &h,
+        &plan("anonymous", "requests", Window::Day, 6, OveragePolicy::Hard),
+    )
+    .await;
+    let ips: Vec<Identity> = (0..2000)
+        .map(|i| {
+            format!("ip:198.51.{}.{}", i / 256, i % 256)
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let bucket = |ip: &Identity| tollgate_core::usage_key::bucket_of(ip);
+    let (heavy, light) = ips
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| {
+            let b = ips[i + 1..].iter().find(|b| bucket(b) == bucket(a))?;
+            Some((
+                counter("requests", a, Window::Day),
+                counter("requests", b, Window::Day),
+            ))
+        })
+        .unwrap();
+    assert_eq!(heavy.pk(), light.pk(), "one bucket item");
+    let (mut pump, _) =
+        quota_sync::local_pump(&h.endpoint, &REGIONS, &h.tables, PumpOptions::default()).unwrap();
+    increment_in(
+        &h,
+        "local-a",
+        &[
+            (&heavy, Aggregation::Count, 4),
+            (&light, Aggregation::Count, 1),
+        ],
+    )
+    .await;
+    increment_in(&h, "local-b", &[(&heavy, Aggregation::Count, 2)]).await;
+    increment_in(&h, "local-c", &[(&light, Aggregation::Count, 1)]).await;
+    let (total, idle) = pump.run_until_idle(POLL, 50).await.unwrap();
+    assert!(idle);
+    assert_eq!(total.partial_failures + total.failed_invocations, 0);
+    for region in REGIONS {
+        let heavy_values = values_in(&h, region, &heavy).await;
+        let light_values = values_in(&h, region, &light).await;
+        assert_eq!(
+            heavy_values.values().sum::<u64>(),
+            6,
+            "{region}: {heavy_values:?}"
+        );
+        assert_eq!(
+            light_values.values().sum::<u64>(),
+            2,
+            "{region}: {light_values:?}"
+        );
+        let blocks = blocks_in(&h, region, &heavy.identity).await;
+        assert_eq!(blocks.len(), 1, "{region}");
+        assert_eq!((blocks[0].limit, blocks[0].used), (6, 6), "{region}");
+        assert!(
+            blocks_in(&h, region, &light.identity).await.is_empty(),
+            "{region}: its neighbour in the bucket is not blocked"
+        );
+    }
+}
+
 #[tokio::test]
 async fn recomputing_after_a_plan_change_clears_and_writes_blocks() {
     let h = Harness::with_regions("qs-recompute", &REGIONS).await;
