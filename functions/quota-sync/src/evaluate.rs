@@ -1,10 +1,9 @@
-//! Turning a counter's global value into a block: the pure rule, and the
-//! one Query that reads the global value.
+//! Turning a counter's global value into a block: the pure rules. The
+//! handler reads the values, one Query per changed item.
 
 use std::collections::BTreeMap;
 
 use tollgate_core::{Aggregation, Block, CounterKey, Plan, Region};
-use tollgate_store::{StoreError, UsageStore};
 
 /// The hard limit `plan` sets for a counter's meter and window, if any.
 /// A soft plan has none: it is never blocked.
@@ -35,15 +34,6 @@ pub fn block_for(plan: &Plan, counter: &CounterKey, used: u64) -> Option<Block> 
         limit,
         used,
     })
-}
-
-/// Reads a counter's region items (one Query) and returns its global value.
-pub async fn read_global(
-    usage: &UsageStore,
-    counter: &CounterKey,
-    aggregation: Aggregation,
-) -> Result<u64, StoreError> {
-    Ok(global_value(&usage.regions_of(counter).await?, aggregation))
 }
 
 #[cfg(test)]

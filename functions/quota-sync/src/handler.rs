@@ -2,22 +2,22 @@
 //! the peer regions, blocks written where a hard limit is reached, and the
 //! records that must be retried out (`batchItemFailures`).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use tollgate_core::{
-    Aggregation, Block, CounterKey, Identity, MeterName, Period, Region, Replication,
+    Aggregation, Block, CounterKey, Identity, MeterName, Period, Plan, Region, Replication,
 };
 use tollgate_store::{KeysStore, StoreError, UsageStore};
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::evaluate::{block_for, hard_limit, read_global};
+use crate::evaluate::{block_for, global_value, hard_limit};
 use crate::plans::PlanCache;
 use crate::record::{collapse, decode, Collapsed, SequenceNumber, Skip};
 
@@ -72,7 +72,8 @@ pub struct Stats {
     pub counters: usize,
     /// Counters under a hard limit of their identity's plan.
     pub limited_counters: usize,
-    /// Queries that read a counter's region items.
+    /// Queries that read an item's region items (one per item changed,
+    /// for all its counters under a limit).
     pub queries: usize,
     /// Block items written.
     pub blocks_written: usize,
@@ -259,6 +260,8 @@ impl QuotaSync {
             }
         }
         stats.replica_writes = stats.replicas_raised + stats.replicas_unchanged + sent_failures;
+        let (evaluations, queries) = evaluations;
+        stats.queries = queries;
         let mut blocks = Vec::new();
         stats.counters = evaluations.len();
         for (counter, firsts, result) in evaluations {
@@ -266,7 +269,6 @@ impl QuotaSync {
                 Ok(Evaluation::Unlimited) => {}
                 Ok(Evaluation::Under) => {
                     stats.limited_counters += 1;
-                    stats.queries += 1;
                 }
                 Ok(Evaluation::Remembered) => {
                     stats.limited_counters += 1;
@@ -274,7 +276,6 @@ impl QuotaSync {
                 }
                 Ok(Evaluation::Blocked(block)) => {
                     stats.limited_counters += 1;
-                    stats.queries += 1;
                     stats.blocks_written += 1;
                     info!(identity = %counter.identity, meter = %block.meter, period = %block.period,
                           limit = block.limit, used = block.used, "limit reached: blocked");
@@ -409,82 +410,172 @@ impl QuotaSync {
         .await
     }
 
-    /// Evaluates every counter the batch changed. Returns, per counter, the
-    /// first sequence numbers of its items (to report if it fails) and the result.
+    /// Evaluates every counter the batch changed, the counters of one item
+    /// (a key's day and month, a bucket's identities) with one Query of
+    /// that item in every region. Returns, per counter, the first sequence
+    /// numbers of its items (to report if it fails) and the result, and how
+    /// many Queries it made.
     /// Counters in `cold` whose only changes are this region's own cold
     /// items are not evaluated: no region holds enough of them to reach a limit.
     async fn evaluate(
         &self,
         items: &[Collapsed],
         cold: &HashSet<CounterKey>,
-    ) -> Vec<(
-        CounterKey,
-        Vec<SequenceNumber>,
-        Result<Evaluation, StoreError>,
-    )> {
-        let mut counters: Vec<(CounterKey, Aggregation, Vec<SequenceNumber>)> = Vec::new();
+    ) -> (Vec<Evaluated>, usize) {
+        let mut counters: Vec<Pending> = Vec::new();
         let mut index: HashMap<&CounterKey, usize> = HashMap::new();
         for c in items {
             if c.item.key.region == self.region && cold.contains(&c.item.key.counter) {
                 continue;
             }
             match index.get(&c.item.key.counter) {
-                Some(&i) => counters[i].2.push(c.first.clone()),
+                Some(&i) => counters[i].firsts.push(c.first.clone()),
                 None => {
                     index.insert(&c.item.key.counter, counters.len());
-                    counters.push((
-                        c.item.key.counter.clone(),
-                        c.item.aggregation,
-                        vec![c.first.clone()],
-                    ));
+                    counters.push(Pending {
+                        counter: c.item.key.counter.clone(),
+                        aggregation: c.item.aggregation,
+                        firsts: vec![c.first.clone()],
+                    });
                 }
             }
         }
-        let evaluations: Vec<_> = counters
-            .into_iter()
-            .map(|(counter, aggregation, firsts)| async move {
-                let result = self.evaluate_counter(&counter, aggregation).await;
-                (counter, firsts, result)
-            })
+        // The counters of one item, in every region: one pk and sk prefix.
+        let mut by_item: BTreeMap<(String, String), Vec<Pending>> = BTreeMap::new();
+        for pending in counters {
+            let item = (pending.counter.pk(), pending.counter.sk_prefix());
+            by_item.entry(item).or_default().push(pending);
+        }
+        let evaluations: Vec<_> = by_item
+            .into_values()
+            .map(|counters| self.evaluate_item(counters))
             .collect();
-        stream::iter(evaluations)
+        let done: Vec<(Vec<Evaluated>, bool)> = stream::iter(evaluations)
             .buffer_unordered(CONCURRENCY)
             .collect()
-            .await
+            .await;
+        let queries = done.iter().filter(|(_, queried)| *queried).count();
+        (done.into_iter().flat_map(|(e, _)| e).collect(), queries)
     }
 
-    async fn evaluate_counter(
-        &self,
-        counter: &CounterKey,
-        aggregation: Aggregation,
-    ) -> Result<Evaluation, StoreError> {
-        let Some(plan) = self.plans.plan_for(&counter.identity).await? else {
-            debug!(identity = %counter.identity, "no plan known for this identity: not evaluated");
-            return Ok(Evaluation::Unlimited);
-        };
-        let Some(limit) = hard_limit(&plan, counter) else {
-            return Ok(Evaluation::Unlimited);
-        };
-        let memo_key = (
-            counter.identity.clone(),
-            counter.meter.clone(),
-            counter.period,
-        );
-        if let Some((written_limit, at)) = self.written().get(&memo_key) {
-            if *written_limit == limit && at.elapsed() < self.memo_ttl {
-                return Ok(Evaluation::Remembered);
+    /// Evaluates changed counters of one item: each counter's plan and
+    /// memo first, then one Query for all that need their global value.
+    /// Returns the results and whether it queried.
+    async fn evaluate_item(&self, counters: Vec<Pending>) -> (Vec<Evaluated>, bool) {
+        let mut done = Vec::with_capacity(counters.len());
+        let mut to_read = Vec::new();
+        for pending in counters {
+            match self.limit_to_check(&pending.counter).await {
+                Ok(Some((plan, limit))) => to_read.push((pending, plan, limit)),
+                Ok(None) => done.push((pending.counter, pending.firsts, Ok(Evaluation::Unlimited))),
+                Err(Known::Remembered) => {
+                    done.push((pending.counter, pending.firsts, Ok(Evaluation::Remembered)))
+                }
+                Err(Known::Failed(e)) => {
+                    done.push((pending.counter, pending.firsts, Err(Arc::new(e))))
+                }
             }
         }
-        let used = read_global(&self.usage, counter, aggregation).await?;
-        let Some(block) = block_for(&plan, counter, used) else {
-            return Ok(Evaluation::Under);
+        let Some((first, _, _)) = to_read.first() else {
+            return (done, false);
         };
+        let values = match self.usage.items_holding(&first.counter).await {
+            Ok(values) => values,
+            Err(e) => {
+                let e = Arc::new(e);
+                for (pending, _, _) in to_read {
+                    done.push((pending.counter, pending.firsts, Err(e.clone())));
+                }
+                return (done, true);
+            }
+        };
+        for (pending, plan, limit) in to_read {
+            let regions: BTreeMap<Region, u64> = values
+                .iter()
+                .filter(|v| v.key.counter == pending.counter)
+                .map(|v| (v.key.region.clone(), v.value))
+                .collect();
+            let used = global_value(&regions, pending.aggregation);
+            let result = match block_for(&plan, &pending.counter, used) {
+                None => Ok(Evaluation::Under),
+                Some(block) => self
+                    .write_block(&pending.counter, block, limit)
+                    .await
+                    .map_err(Arc::new),
+            };
+            done.push((pending.counter, pending.firsts, result));
+        }
+        (done, true)
+    }
+
+    /// The plan and hard limit to check a counter against: `None` if it has
+    /// none; [`Known::Remembered`] if this container blocked it recently.
+    async fn limit_to_check(&self, counter: &CounterKey) -> Result<Option<(Plan, u64)>, Known> {
+        let Some(plan) = self
+            .plans
+            .plan_for(&counter.identity)
+            .await
+            .map_err(Known::Failed)?
+        else {
+            debug!(identity = %counter.identity, "no plan known for this identity: not evaluated");
+            return Ok(None);
+        };
+        let Some(limit) = hard_limit(&plan, counter) else {
+            return Ok(None);
+        };
+        if let Some((written_limit, at)) = self.written().get(&memo_key(counter)) {
+            if *written_limit == limit && at.elapsed() < self.memo_ttl {
+                return Err(Known::Remembered);
+            }
+        }
+        Ok(Some((plan, limit)))
+    }
+
+    /// Writes a counter's block and remembers it.
+    async fn write_block(
+        &self,
+        counter: &CounterKey,
+        block: Block,
+        limit: u64,
+    ) -> Result<Evaluation, StoreError> {
         self.keys.put_block(&counter.identity, &block).await?;
         let mut written = self.written();
         if written.len() >= MAX_REMEMBERED {
             written.clear();
         }
-        written.insert(memo_key, (limit, Instant::now()));
+        written.insert(memo_key(counter), (limit, Instant::now()));
         Ok(Evaluation::Blocked(block))
     }
+}
+
+/// A changed counter to evaluate, with the first sequence numbers of its items.
+struct Pending {
+    counter: CounterKey,
+    aggregation: Aggregation,
+    firsts: Vec<SequenceNumber>,
+}
+
+/// One counter's evaluation: the counter, the first sequence numbers of
+/// its items, and the result (an error may be shared by an item's counters).
+type Evaluated = (
+    CounterKey,
+    Vec<SequenceNumber>,
+    Result<Evaluation, Arc<StoreError>>,
+);
+
+/// Why a counter needs no Query.
+enum Known {
+    /// This container wrote its block within the cache time.
+    Remembered,
+    /// Its plan could not be read.
+    Failed(StoreError),
+}
+
+/// The key of a block in the memo of blocks written.
+fn memo_key(counter: &CounterKey) -> BlockKey {
+    (
+        counter.identity.clone(),
+        counter.meter.clone(),
+        counter.period,
+    )
 }

@@ -10,7 +10,9 @@
 //!    marks this region's own item shared, so that it is copied back.
 //! 2. **Evaluate**: for every changed counter (meter, identity, period)
 //!    under a hard limit of the identity's plan (cold counters excepted),
-//!    the counter's region items are read with one Query and summed; at the limit, a block is written to
+//!    the counter's region items are read and summed (one Query per changed
+//!    item, for all its counters: a key's day and month, a bucket's
+//!    identities); at the limit, a block is written to
 //!    this region's Keys table (idempotent, expiring at the period's end).
 //! 3. **Fail narrowly**: failed records come back as `batchItemFailures`;
 //!    a peer that is down delays only its own copies.

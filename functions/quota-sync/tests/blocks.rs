@@ -210,25 +210,7 @@ async fn anonymous_identities_in_one_bucket_item_are_counted_and_blocked_apart()
         &plan("anonymous", "requests", Window::Day, 6, OveragePolicy::Hard),
     )
     .await;
-    let ips: Vec<Identity> = (0..2000)
-        .map(|i| {
-            format!("ip:198.51.{}.{}", i / 256, i % 256)
-                .parse()
-                .unwrap()
-        })
-        .collect();
-    let bucket = |ip: &Identity| tollgate_core::usage_key::bucket_of(ip);
-    let (heavy, light) = ips
-        .iter()
-        .enumerate()
-        .find_map(|(i, a)| {
-            let b = ips[i + 1..].iter().find(|b| bucket(b) == bucket(a))?;
-            Some((
-                counter("requests", a, Window::Day),
-                counter("requests", b, Window::Day),
-            ))
-        })
-        .unwrap();
+    let (heavy, light) = bucket_neighbours(Window::Day);
     assert_eq!(heavy.pk(), light.pk(), "one bucket item");
     let (mut pump, _) =
         quota_sync::local_pump(&h.endpoint, &REGIONS, &h.tables, PumpOptions::default()).unwrap();

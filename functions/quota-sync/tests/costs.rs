@@ -133,6 +133,51 @@ async fn one_counter_update_costs_r_minus_1_writes_one_query_and_at_most_one_blo
     );
 }
 
+/// The changed counters of one item (here two IPs of one bucket) are
+/// evaluated with one Query of that item in every region, not one each.
+#[tokio::test]
+async fn the_counters_of_one_item_are_evaluated_with_one_query() {
+    let h = Harness::with_regions("qs-item-query", &REGIONS).await;
+    put_plan_everywhere(
+        &h,
+        &plan(
+            "anonymous",
+            "requests",
+            Window::Day,
+            100,
+            OveragePolicy::Hard,
+        ),
+    )
+    .await;
+    let (a, b) = bucket_neighbours(Window::Day);
+    let (handler, requests) = counted_handler(&h);
+    let mut stream = reader(&h, "local-a");
+    // Hot (20 >= 100 / 6) and copied; this also warms the plan caches.
+    increment_in(
+        &h,
+        "local-a",
+        &[(&a, Aggregation::Count, 20), (&b, Aggregation::Count, 20)],
+    )
+    .await;
+    deliver_new(&handler, &mut stream).await;
+
+    increment_in(
+        &h,
+        "local-a",
+        &[(&a, Aggregation::Count, 1), (&b, Aggregation::Count, 1)],
+    )
+    .await;
+    requests.reset();
+    let outcome = deliver_new(&handler, &mut stream).await;
+    eprintln!("{:?}", requests.snapshot());
+    assert_eq!(outcome.stats.counters, 2);
+    assert_eq!(outcome.stats.limited_counters, 2);
+    assert_eq!(outcome.stats.queries, 1);
+    assert_eq!(requests.requests("Query"), 1);
+    // Each counter's copy is a conditional update of its own cell.
+    assert_eq!(requests.requests("UpdateItem"), 2 * 2);
+}
+
 #[tokio::test]
 async fn collapsing_a_batch_writes_each_item_once_per_peer() {
     let h = Harness::with_regions("qs-collapse", &REGIONS).await;

@@ -527,6 +527,19 @@ impl UsageStore {
         &self,
         counter: &CounterKey,
     ) -> Result<BTreeMap<Region, u64>, StoreError> {
+        Ok(self
+            .items_holding(counter)
+            .await?
+            .into_iter()
+            .filter(|c| c.key.counter == *counter)
+            .map(|c| (c.key.region, c.value))
+            .collect())
+    }
+
+    /// Every counter of the items that hold `counter`, in every region this
+    /// table holds items of (one Query): also the other counters those items
+    /// hold, such as the month of a day or the other identities of a bucket.
+    pub async fn items_holding(&self, counter: &CounterKey) -> Result<Vec<UsageItem>, StoreError> {
         let out = self
             .client
             .query()
@@ -537,17 +550,13 @@ impl UsageStore {
             .send()
             .await
             .map_err(|e| StoreError::dynamo("Query", e))?;
-        let mut regions = BTreeMap::new();
+        let mut counters = Vec::new();
         for item in out.items() {
             // `begins_with` on `hour#2026-11-2` must not match `hour#2026-11-21`:
-            // the prefix ends with '#', and this checks the period exactly.
-            for parsed in UsageItem::parse_all(item)? {
-                if parsed.key.counter == *counter {
-                    regions.insert(parsed.key.region, parsed.value);
-                }
-            }
+            // the prefix ends with '#', and callers compare periods exactly.
+            counters.extend(UsageItem::parse_all(item)?);
         }
-        Ok(regions)
+        Ok(counters)
     }
 
     /// A counter's global value: the sum (or the max, for `max` meters) of its region items.

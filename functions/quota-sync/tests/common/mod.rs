@@ -153,6 +153,29 @@ pub async fn key_on_plan(h: &Harness, plan: &str) -> Identity {
 }
 
 /// The counter of `meter` for `identity` in the current period of `window`.
+/// The `requests` counters of `window` of two IPs whose counters share a
+/// bucket item (found by search, not assumed).
+pub fn bucket_neighbours(window: Window) -> (CounterKey, CounterKey) {
+    let ips: Vec<Identity> = (0..2000)
+        .map(|i| {
+            format!("ip:198.51.{}.{}", i / 256, i % 256)
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let bucket = |ip: &Identity| tollgate_core::usage_key::bucket_of(ip);
+    ips.iter()
+        .enumerate()
+        .find_map(|(i, a)| {
+            let b = ips[i + 1..].iter().find(|b| bucket(b) == bucket(a))?;
+            Some((
+                counter("requests", a, window),
+                counter("requests", b, window),
+            ))
+        })
+        .unwrap()
+}
+
 pub fn counter(meter: &str, identity: &Identity, window: Window) -> CounterKey {
     CounterKey {
         meter: MeterName::new(meter).unwrap(),
