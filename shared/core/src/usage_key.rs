@@ -221,10 +221,16 @@ impl ItemKeys {
         let bucket = pk
             .split_once('#')
             .and_then(|(meter, rest)| Some((meter, rest.strip_prefix(BUCKET_PREFIX)?)));
-        let Some((meter, bucket)) = bucket else {
-            return UsageKey::parse(pk, sk).map(ItemKeys::Counter);
-        };
         let bad = |why| CoreError::UsageKey(format!("{pk} / {sk}"), why);
+        let Some((meter, bucket)) = bucket else {
+            let key = UsageKey::parse(pk, sk)?;
+            if key.counter.identity.is_anonymous() {
+                return Err(bad(
+                    "an anonymous identity's counters live in its bucket's items",
+                ));
+            }
+            return Ok(ItemKeys::Counter(key));
+        };
         let bucket = bucket
             .parse::<u32>()
             .ok()
@@ -467,6 +473,8 @@ mod tests {
         for name in ["n", "d21", "agg", "w:0123456789ab", "key:k", "ip:nonsense"] {
             assert_eq!(Cell::member_of_attribute(name), None, "{name}");
         }
+        // No item of an anonymous identity's own (nothing writes one).
+        assert!(ItemKeys::parse("requests#ip:2001:db8::1", &ip.sk()).is_err());
         for pk in ["requests#anon:1024", "requests#anon:x", "requests#anon:"] {
             assert!(
                 ItemKeys::parse(pk, "day#2026-11-21#eu-central-1").is_err(),
