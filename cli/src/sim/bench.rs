@@ -489,7 +489,9 @@ async fn region(
         UsageStore::new(qs_client.clone(), &names.usage),
         KeysStore::new(qs_client, &names.keys),
         peer_stores,
-    );
+    )
+    // Its caches expire on the simulation's time, as they would in a real hour.
+    .with_clock(Arc::new(clock.clone()));
     let reader = quota_sync::local_reader(endpoint, name, &names.usage, StartPosition::Latest);
     let invoker: Arc<dyn Invoke> = Arc::new(InProcess(Arc::new(qs)));
     let pump = RegionPump::new(

@@ -6,58 +6,12 @@
 //! flood of distinct callers cannot grow the container's memory.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tollgate_core::{Block, KeyRecord, UnixMillis};
 
-/// Where the time comes from (injectable, so tests can move it).
-pub trait Clock: Send + Sync + fmt::Debug {
-    /// Milliseconds since the Unix epoch.
-    fn now_millis(&self) -> UnixMillis;
-}
-
-/// The system's wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_millis(&self) -> UnixMillis {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as UnixMillis)
-            .unwrap_or(0)
-    }
-}
-
-/// A clock that only moves when told to, for tests.
-#[derive(Debug, Clone, Default)]
-pub struct ManualClock(Arc<AtomicI64>);
-
-impl ManualClock {
-    /// A clock that reads `at`.
-    pub fn at(at: UnixMillis) -> Self {
-        ManualClock(Arc::new(AtomicI64::new(at)))
-    }
-
-    /// Moves the clock forward.
-    pub fn advance(&self, by: Duration) {
-        self.0.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
-    }
-
-    /// Sets the clock.
-    pub fn set(&self, at: UnixMillis) {
-        self.0.store(at, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_millis(&self) -> UnixMillis {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+pub use tollgate_core::clock::{Clock, ManualClock, SystemClock};
 
 /// What one read found: the key record (for key lookups) and the blocks of
 /// the identities read.

@@ -410,7 +410,10 @@ async fn anonymous_identities_share_bucket_items() {
         .map(|(name, label)| UsageKey::parse(name, label).unwrap().item())
         .collect();
     let buckets = items.iter().filter(|i| i.pk.contains("#anon:")).count();
-    eprintln!("{ips} IPs in {buckets} bucket items; {} items written", items.len());
+    eprintln!(
+        "{ips} IPs in {buckets} bucket items; {} items written",
+        items.len()
+    );
     assert!(ips > 1_500, "{ips} IPs");
     assert!(buckets * 2 < ips, "{buckets} bucket items for {ips} IPs");
     assert_eq!(counter.requests("UpdateItem"), items.len() as u64);

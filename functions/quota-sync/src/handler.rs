@@ -5,13 +5,15 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
+use tollgate_core::clock::{Clock, SystemClock};
 use tollgate_core::{
     Aggregation, Block, CounterKey, Identity, MeterName, Period, Plan, Region, Replication,
+    UnixMillis,
 };
 use tollgate_store::{KeysStore, StoreError, UsageStore};
 use tracing::{debug, info, warn};
@@ -133,7 +135,8 @@ pub struct QuotaSync {
     peers: Vec<Peer>,
     plans: PlanCache,
     memo_ttl: Duration,
-    written: Mutex<HashMap<BlockKey, (u64, Instant)>>,
+    written: Mutex<HashMap<BlockKey, (u64, UnixMillis)>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl QuotaSync {
@@ -152,7 +155,16 @@ impl QuotaSync {
             peers,
             memo_ttl: config.cache_ttl,
             written: Mutex::new(HashMap::new()),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same handler on `clock`'s time: its plan cache, its memo of
+    /// blocks written and the times it writes (a simulation's clock, say).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.plans = self.plans.with_clock(clock.clone());
+        self.clock = clock;
+        self
     }
 
     /// This handler's region.
@@ -160,7 +172,7 @@ impl QuotaSync {
         &self.region
     }
 
-    fn written(&self) -> MutexGuard<'_, HashMap<BlockKey, (u64, Instant)>> {
+    fn written(&self) -> MutexGuard<'_, HashMap<BlockKey, (u64, UnixMillis)>> {
         self.written.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -359,9 +371,7 @@ impl QuotaSync {
     /// Marks this region's item of each counter that a peer has just copied
     /// here for the first time as shared, so that it is copied back.
     async fn mark_shared(&self, foreign: &[&Collapsed]) -> Vec<Result<bool, StoreError>> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let now = self.clock.now_millis();
         let marks: Vec<_> = foreign
             .iter()
             .map(|c| {
@@ -524,7 +534,7 @@ impl QuotaSync {
             return Ok(None);
         };
         if let Some((written_limit, at)) = self.written().get(&memo_key(counter)) {
-            if *written_limit == limit && at.elapsed() < self.memo_ttl {
+            if *written_limit == limit && self.clock.is_within(*at, self.memo_ttl) {
                 return Err(Known::Remembered);
             }
         }
@@ -543,7 +553,7 @@ impl QuotaSync {
         if written.len() >= MAX_REMEMBERED {
             written.clear();
         }
-        written.insert(memo_key(counter), (limit, Instant::now()));
+        written.insert(memo_key(counter), (limit, self.clock.now_millis()));
         Ok(Evaluation::Blocked(block))
     }
 }

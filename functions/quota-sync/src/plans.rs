@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tollgate_core::{Identity, Plan};
+use tollgate_core::clock::{Clock, SystemClock};
+use tollgate_core::{Identity, Plan, UnixMillis};
 use tollgate_store::{KeysStore, StoreError};
 
 /// At most this many key plans are kept; beyond it the map starts afresh.
@@ -16,14 +17,15 @@ const MAX_KEY_PLANS: usize = 50_000;
 pub struct PlanCache {
     keys: KeysStore,
     ttl: Duration,
+    clock: Arc<dyn Clock>,
     anonymous: String,
     state: Mutex<State>,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    plans: Option<(Instant, Arc<HashMap<String, Plan>>)>,
-    key_plans: HashMap<String, (Instant, Option<String>)>,
+    plans: Option<(UnixMillis, Arc<HashMap<String, Plan>>)>,
+    key_plans: HashMap<String, (UnixMillis, Option<String>)>,
 }
 
 impl PlanCache {
@@ -32,9 +34,16 @@ impl PlanCache {
         PlanCache {
             keys,
             ttl,
+            clock: Arc::new(SystemClock),
             anonymous: anonymous.into(),
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// The same cache, on `clock`'s time (a simulation's, say).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -45,7 +54,7 @@ impl PlanCache {
     /// Every plan, by name.
     pub async fn plans(&self) -> Result<Arc<HashMap<String, Plan>>, StoreError> {
         if let Some((at, plans)) = &self.state().plans {
-            if at.elapsed() < self.ttl {
+            if self.clock.is_within(*at, self.ttl) {
                 return Ok(plans.clone());
             }
         }
@@ -57,7 +66,7 @@ impl PlanCache {
                 .map(|p| (p.name.clone(), p))
                 .collect(),
         );
-        self.state().plans = Some((Instant::now(), plans.clone()));
+        self.state().plans = Some((self.clock.now_millis(), plans.clone()));
         Ok(plans)
     }
 
@@ -69,7 +78,7 @@ impl PlanCache {
             _ => return Ok(Some(self.anonymous.clone())),
         };
         if let Some((at, plan)) = self.state().key_plans.get(key_id) {
-            if at.elapsed() < self.ttl {
+            if self.clock.is_within(*at, self.ttl) {
                 return Ok(plan.clone());
             }
         }
@@ -80,7 +89,7 @@ impl PlanCache {
         }
         state
             .key_plans
-            .insert(key_id.clone(), (Instant::now(), plan.clone()));
+            .insert(key_id.clone(), (self.clock.now_millis(), plan.clone()));
         Ok(plan)
     }
 

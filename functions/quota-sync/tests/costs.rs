@@ -178,6 +178,30 @@ async fn the_counters_of_one_item_are_evaluated_with_one_query() {
     assert_eq!(requests.requests("UpdateItem"), 2 * 2);
 }
 
+/// The plan cache runs on the handler's clock: within its time a key's
+/// plan is read once; past it (60 s), once more. The cost harness relies on
+/// this to count plan reads on simulated time.
+#[tokio::test]
+async fn the_plan_cache_expires_on_the_injected_clock() {
+    let h = Harness::with_regions("qs-clock", &REGIONS).await;
+    let (_, day) = hard_limited_counter(&h, "small", Window::Day, 1_000).await;
+    let clock = tollgate_core::clock::ManualClock::at(1_795_000_000_000);
+    let (handler, requests) = counted_handler(&h);
+    let handler = handler.with_clock(std::sync::Arc::new(clock.clone()));
+    let mut stream = reader(&h, "local-a");
+    // One batch `advance_ms` after the last: how many key plans it read.
+    let mut plan_reads = Vec::new();
+    for advance_ms in [0, 59_000, 2_000] {
+        clock.advance(std::time::Duration::from_millis(advance_ms));
+        increment_in(&h, "local-a", &[(&day, Aggregation::Count, 1)]).await;
+        requests.reset();
+        deliver_new(&handler, &mut stream).await;
+        plan_reads.push(requests.requests("GetItem"));
+    }
+    // Read, cached 59 s later, read again 61 s after the first read.
+    assert_eq!(plan_reads, [1, 0, 1]);
+}
+
 #[tokio::test]
 async fn collapsing_a_batch_writes_each_item_once_per_peer() {
     let h = Harness::with_regions("qs-collapse", &REGIONS).await;
