@@ -464,9 +464,9 @@ impl UsageStore {
 
     /// Marks this region's item of a counter as shared: a peer has copied
     /// its own item of the counter here, so quota-sync copies every change
-    /// of this region's item too from now on. Creates the item at 0 if it
-    /// does not exist. One conditional `UpdateItem`; returns false if the
-    /// item was marked before.
+    /// of this region's item too from now on (for a bucket item: of every
+    /// identity in it). Creates the counter at 0 if it does not exist. One
+    /// conditional `UpdateItem`; returns false if the item was marked before.
     pub async fn mark_shared(
         &self,
         key: &UsageKey,
