@@ -28,6 +28,11 @@ pub struct OpCount {
 }
 
 /// A shareable counter of DynamoDB requests, by operation.
+///
+/// It counts the attempts DynamoDB answered, retries included (each is a
+/// request it serves and bills). An attempt that got no answer at all (a
+/// pooled connection the server had closed, a connect timeout) never reached
+/// it and is not counted.
 #[derive(Debug, Clone, Default)]
 pub struct RequestCounter {
     counts: Arc<Mutex<BTreeMap<String, OpCount>>>,
@@ -209,14 +214,17 @@ impl Intercept for RequestCounter {
         _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        let Some(response) = context.response() else {
+            return Ok(());
+        };
         let op = operation(cfg);
         let request = cfg
             .load::<SentRequest>()
             .map(|r| r.0.as_slice())
             .unwrap_or_default();
-        let (read, write) = context
-            .response()
-            .and_then(|r| r.body().bytes())
+        let (read, write) = response
+            .body()
+            .bytes()
             .map(|body| units(&op, request, body))
             .unwrap_or((0.0, 0.0));
         self.record(&op, |c| {
