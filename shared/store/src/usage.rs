@@ -19,8 +19,8 @@ use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use tollgate_core::usage_key::item_period;
 use tollgate_core::{
-    Aggregation, Cell, CounterKey, ItemKey, ItemKeys, MeterName, Period, Position, Region,
-    UnixMillis, UsageKey, Window,
+    Aggregation, Cell, CounterKey, Identity, ItemKey, ItemKeys, MeterName, Period, Position,
+    Region, UnixMillis, UsageKey, Window,
 };
 
 use crate::attr::{get_i64, get_s, get_u64, n, s, Item};
@@ -129,14 +129,15 @@ impl UsageItem {
                 }
             }
             ItemKeys::Bucket(bucket) => {
-                let mut members: Vec<(&String, &AttributeValue)> = item
+                // Each attribute named by an anonymous identity, parsed once.
+                let mut members: Vec<(&String, Identity, &AttributeValue)> = item
                     .iter()
-                    .filter(|(name, _)| Cell::member_of_attribute(name).is_some())
+                    .filter_map(|(name, value)| {
+                        Some((name, Cell::member_of_attribute(name)?, value))
+                    })
                     .collect();
                 members.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                for (name, value) in members {
-                    let identity = Cell::member_of_attribute(name)
-                        .ok_or_else(|| malformed("not an anonymous identity"))?;
+                for (name, identity, value) in members {
                     counters.push(UsageItem {
                         key: bucket.member(identity)?,
                         aggregation,
