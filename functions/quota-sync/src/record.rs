@@ -2,7 +2,6 @@
 //! stream record of the Usage table, and collapsing repeated updates of one
 //! item within a batch to its largest value.
 
-use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt;
@@ -148,25 +147,16 @@ pub fn decode(
         .sequence_number
         .filter(|s| !s.is_empty())
         .ok_or(Skip::NoSequenceNumber)?;
-    // Only the attributes a Usage item has, and only as strings and numbers.
-    let mut item: Item = HashMap::with_capacity(6);
-    // A bucket item's counters are named by anonymous identities.
-    let members = image
-        .keys()
-        .filter(|name| Cell::member_of_attribute(name).is_some())
-        .map(|name| Cow::Borrowed(name.as_str()));
-    let names = ["pk", "sk", "agg", "updated_at"]
-        .into_iter()
-        .map(Cow::Borrowed)
-        .chain(Cell::of_month().map(|cell| cell.attribute()))
-        .chain(members);
-    for name in names {
-        match image.get(name.as_ref()) {
+    // The image's strings and numbers: `parse_all` reads the counters among
+    // them (and ignores the rest, such as watermarks).
+    let mut item: Item = HashMap::new();
+    for name in image.keys() {
+        match image.get(name.as_str()) {
             Some(serde_dynamo::AttributeValue::S(v)) => {
-                item.insert(name.into_owned(), AttributeValue::S(v.clone()));
+                item.insert(name.clone(), AttributeValue::S(v.clone()));
             }
             Some(serde_dynamo::AttributeValue::N(v)) => {
-                item.insert(name.into_owned(), AttributeValue::N(v.clone()));
+                item.insert(name.clone(), AttributeValue::N(v.clone()));
             }
             _ => {}
         }
