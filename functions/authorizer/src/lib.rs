@@ -18,7 +18,6 @@ pub mod handler;
 pub mod response;
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
@@ -28,6 +27,7 @@ pub use config::Config;
 pub use event::{Caller, Event, EventKind};
 pub use handler::{Authorizer, Unauthorized};
 pub use response::Outcome;
+pub use tollgate_lambda::init_tracing;
 
 /// The event as the Lambda runtime hands it over: its raw JSON, or nothing
 /// if it was not JSON. Deserialising never fails, so a malformed event
@@ -62,37 +62,4 @@ impl Authorizer {
         let json = self.handle_bytes(raw.get().as_bytes()).await?;
         RawValue::from_string(json).map_err(|_| Unauthorized)
     }
-}
-
-/// Sets up logging as Lambda's advanced logging controls ask
-/// (`AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else INFO; JSON lines when
-/// `AWS_LAMBDA_LOG_FORMAT=JSON`). The Lambda runtime's own TRACE output,
-/// which prints whole events (and so API keys), is never enabled.
-pub fn init_tracing() {
-    use tracing_subscriber::filter::{EnvFilter, LevelFilter};
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .ok()
-        .and_then(|l| LevelFilter::from_str(&l).ok())
-        .unwrap_or(LevelFilter::INFO);
-    let mut filter = EnvFilter::builder()
-        .with_default_directive(level.into())
-        .parse_lossy("");
-    if let Ok(directive) = "lambda_runtime=debug".parse() {
-        if level > LevelFilter::DEBUG {
-            filter = filter.add_directive(directive);
-        }
-    }
-    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .without_time()
-        .with_ansi(false)
-        .with_writer(std::io::stdout);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
 }

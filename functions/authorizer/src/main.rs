@@ -3,25 +3,16 @@
 use std::sync::Arc;
 
 use authorizer::{init_tracing, Authorizer, Config, Incoming, SystemClock};
-use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use lambda_runtime::{service_fn, LambdaEvent};
+use tollgate_store::client::{client_for, Limits};
 use tollgate_store::KeysStore;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let config = Config::from_env()?;
-    let base = tollgate_store::client_from_env(None).await;
-    let client = aws_sdk_dynamodb::Client::from_conf(
-        base.config()
-            .to_builder()
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .operation_timeout(config.store_timeout)
-                    .build(),
-            )
-            .build(),
-    );
+    let sdk = tollgate_store::client::sdk_config().await;
+    let client = client_for(&sdk, None, None, Limits::Operation(config.store_timeout));
     let store = KeysStore::new(client, config.keys_table.clone());
     let authorizer = Arc::new(Authorizer::new(config, store, Arc::new(SystemClock)));
     if let Err(e) = authorizer.load_plans().await {

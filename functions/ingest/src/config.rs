@@ -2,28 +2,12 @@
 
 use std::time::Duration;
 
-use tollgate_core::{CoreError, Region, Window};
+use tollgate_core::{Region, Window};
+use tollgate_lambda::Env;
 use tollgate_store::TableNames;
 
-/// Why the configuration could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A variable holds a value that does not parse.
-    #[error("{var}={value:?}: {reason}")]
-    Invalid {
-        /// The variable.
-        var: &'static str,
-        /// Its value.
-        value: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// Neither `TOLLGATE_REGION` nor `AWS_REGION` is set.
-    #[error(
-        "set TOLLGATE_REGION (or AWS_REGION): the region whose Usage items this function writes"
-    )]
-    NoRegion,
-}
+/// Why the configuration could not be read: the variable is named.
+pub type ConfigError = tollgate_lambda::EnvError;
 
 /// What the ingest function does, as data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,60 +61,33 @@ impl Config {
 
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        Self::read(&Env::process())
     }
 
-    /// Reads variables through `get` (for tests).
+    /// Reads variables through `get` (for tests and the local harness).
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let region_text = get("TOLLGATE_REGION")
-            .or_else(|| get("AWS_REGION"))
-            .ok_or(ConfigError::NoRegion)?;
-        let region = parse("TOLLGATE_REGION", &region_text, Region::new)?;
-        let tables = TableNames {
-            keys: get(tollgate_store::KEYS.env_var)
-                .unwrap_or_else(|| tollgate_store::KEYS.default_name.into()),
-            usage: get(tollgate_store::USAGE.env_var)
-                .unwrap_or_else(|| tollgate_store::USAGE.default_name.into()),
-            idempotency: get(tollgate_store::IDEMPOTENCY.env_var)
-                .unwrap_or_else(|| tollgate_store::IDEMPOTENCY.default_name.into()),
-        };
-        let mut config = Config::new(tables, region);
-        if let Some(text) = get("TOLLGATE_REGIONS") {
-            for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                let r = parse("TOLLGATE_REGIONS", part, Region::new)?;
-                if !config.regions.contains(&r) {
-                    config.regions.push(r);
-                }
+        Self::read(&Env::from_lookup(get))
+    }
+
+    /// Reads the configuration from `env`.
+    pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let mut config = Config::new(env.tables(), env.region()?);
+        for region in env.list::<Region>("TOLLGATE_REGIONS")? {
+            if !config.regions.contains(&region) {
+                config.regions.push(region);
             }
         }
-        if let Some(text) = get("TOLLGATE_WINDOWS") {
-            config.windows = parse_windows(&text).map_err(|reason| ConfigError::Invalid {
-                var: "TOLLGATE_WINDOWS",
-                value: text.clone(),
-                reason,
-            })?;
-        }
-        if let Some(text) = get("TOLLGATE_DEDUPE_WINDOW_DAYS") {
-            let days = whole("TOLLGATE_DEDUPE_WINDOW_DAYS", &text, 1, 3650)?;
-            config.dedupe_window = Duration::from_secs(days * 86_400);
-        }
-        if let Some(text) = get("TOLLGATE_IDEMPOTENCY_KEY_HOURS") {
-            let hours = whole("TOLLGATE_IDEMPOTENCY_KEY_HOURS", &text, 1, 24 * 365)?;
-            config.request_key_expiry = Duration::from_secs(hours * 3600);
-        }
-        if let Some(text) = get("TOLLGATE_METER_CACHE_SECONDS") {
-            let secs = whole("TOLLGATE_METER_CACHE_SECONDS", &text, 0, 86_400)?;
-            config.meter_cache_ttl = Duration::from_secs(secs);
-        }
-        let top = get(tollgate_store::usage::TOP_INDEX_VAR);
-        config.top_index =
-            tollgate_store::usage::parse_top_index(top.as_deref()).map_err(|reason| {
-                ConfigError::Invalid {
-                    var: "TOLLGATE_TOP_INDEX",
-                    value: top.clone().unwrap_or_default(),
-                    reason,
-                }
-            })?;
+        config.windows = env.windows("TOLLGATE_WINDOWS", &config.windows)?;
+        let days = env.number("TOLLGATE_DEDUPE_WINDOW_DAYS", 35, 1..=3650)?;
+        config.dedupe_window = Duration::from_secs(days * 86_400);
+        let hours = env.number("TOLLGATE_IDEMPOTENCY_KEY_HOURS", 24, 1..=24 * 365)?;
+        config.request_key_expiry = Duration::from_secs(hours * 3600);
+        config.meter_cache_ttl = env.seconds(
+            "TOLLGATE_METER_CACHE_SECONDS",
+            config.meter_cache_ttl,
+            0..=86_400,
+        )?;
+        config.top_index = env.flag(tollgate_store::usage::TOP_INDEX_VAR, false)?;
         Ok(config)
     }
 
@@ -140,47 +97,6 @@ impl Config {
     pub fn marker_expiry(&self) -> Duration {
         self.dedupe_window + self.future_tolerance
     }
-}
-
-/// Parses a comma-separated list of windows, without repeats.
-pub fn parse_windows(text: &str) -> Result<Vec<Window>, String> {
-    let mut windows = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let w: Window = part.parse().map_err(|e: CoreError| e.to_string())?;
-        if !windows.contains(&w) {
-            windows.push(w);
-        }
-    }
-    if windows.is_empty() {
-        return Err("name at least one window".into());
-    }
-    windows.sort();
-    Ok(windows)
-}
-
-fn parse<T>(
-    var: &'static str,
-    value: &str,
-    f: impl Fn(&str) -> Result<T, CoreError>,
-) -> Result<T, ConfigError> {
-    f(value).map_err(|e| ConfigError::Invalid {
-        var,
-        value: value.to_owned(),
-        reason: e.to_string(),
-    })
-}
-
-fn whole(var: &'static str, value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
-    value
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .filter(|v| (min..=max).contains(v))
-        .ok_or_else(|| ConfigError::Invalid {
-            var,
-            value: value.to_owned(),
-            reason: format!("expected a whole number from {min} to {max}"),
-        })
 }
 
 #[cfg(test)]
@@ -231,10 +147,10 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        assert!(matches!(
-            Config::from_vars(vars(&[])),
-            Err(ConfigError::NoRegion)
-        ));
+        assert_eq!(
+            Config::from_vars(vars(&[])).unwrap_err().var(),
+            "TOLLGATE_REGION"
+        );
         for (var, value) in [
             ("TOLLGATE_WINDOWS", "week"),
             ("TOLLGATE_WINDOWS", ","),

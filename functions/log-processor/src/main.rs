@@ -6,18 +6,10 @@ use anyhow::Context;
 use lambda_runtime::{service_fn, LambdaEvent};
 use log_processor::{Config, Processor};
 use serde_json::Value;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_current_span(false)
-        .without_time()
-        .init();
+    tollgate_lambda::init_tracing();
     let config = Config::from_env().context("reading the log-processor configuration")?;
     let client = tollgate_store::client_from_env(None).await;
     let processor = Processor::new(client, config);

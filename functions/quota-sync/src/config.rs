@@ -4,16 +4,11 @@
 use std::time::Duration;
 
 use tollgate_core::{Region, Replication};
-use tollgate_store::{TableNames, IDEMPOTENCY, KEYS, USAGE};
+use tollgate_lambda::{Env, EnvError};
+use tollgate_store::TableNames;
 
 /// A configuration that cannot be used; the message names the variable.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{0} is not set: it names this region (for example eu-central-1 or local-a)")]
-    Missing(&'static str),
-    #[error("{var}: {message}")]
-    Invalid { var: &'static str, message: String },
-}
+pub type ConfigError = EnvError;
 
 /// A peer region whose Usage table receives this region's items.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,129 +51,82 @@ pub struct Config {
 impl Config {
     /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_vars(|name| std::env::var(name).ok())
+        Config::read(&Env::process())
     }
 
     /// Reads the configuration through `get` (a variable's value, if set).
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let var = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let region_var = "TOLLGATE_REGION";
-        let region = var(region_var).ok_or(ConfigError::Missing(region_var))?;
-        let region = Region::new(&region).map_err(|e| ConfigError::Invalid {
-            var: region_var,
-            message: e.to_string(),
-        })?;
-        let peers_var = "TOLLGATE_PEER_REGIONS";
-        let mut peer_regions: Vec<Region> = Vec::new();
-        for name in list(var(peers_var)) {
-            let peer = Region::new(&name).map_err(|e| ConfigError::Invalid {
-                var: peers_var,
-                message: e.to_string(),
-            })?;
-            if peer == region {
-                return Err(ConfigError::Invalid {
-                    var: peers_var,
-                    message: format!("{peer} is this region (TOLLGATE_REGION), not a peer"),
-                });
-            }
-            if peer_regions.contains(&peer) {
-                return Err(ConfigError::Invalid {
-                    var: peers_var,
-                    message: format!("{peer} is listed twice"),
-                });
-            }
-            peer_regions.push(peer);
-        }
-        let endpoints_var = "TOLLGATE_PEER_ENDPOINTS";
-        let endpoints = list(var(endpoints_var));
-        if !endpoints.is_empty() && endpoints.len() != peer_regions.len() {
-            return Err(ConfigError::Invalid {
-                var: endpoints_var,
-                message: format!(
-                    "{} endpoints for {} peer regions: give one per peer, in the same order",
-                    endpoints.len(),
-                    peer_regions.len()
-                ),
-            });
-        }
-        let peers = peer_regions
-            .into_iter()
-            .enumerate()
-            .map(|(i, region)| PeerConfig {
-                region,
-                endpoint: endpoints.get(i).cloned(),
-            })
-            .collect();
-        let global_var = "TOLLGATE_GLOBAL_TABLES";
-        let global_tables = match var(global_var).as_deref() {
-            None | Some("false") | Some("0") => false,
-            Some("true") | Some("1") => true,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    var: global_var,
-                    message: format!("{other:?} is not true or false"),
-                })
-            }
-        };
-        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
-            match var(name) {
-                None => Ok(default),
-                Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
-                    var: name,
-                    message: format!("{v:?} is not a whole number"),
-                }),
-            }
-        };
-        let table = |spec: &tollgate_store::TableSpec| {
-            var(spec.env_var).unwrap_or_else(|| spec.default_name.to_owned())
-        };
+        Config::read(&Env::from_lookup(get))
+    }
+
+    /// Reads the configuration from `env`.
+    pub fn read(env: &Env<'_>) -> Result<Config, ConfigError> {
+        let region = env.region()?;
         Ok(Config {
+            peers: peers(env, &region)?,
             region,
-            peers,
-            global_tables,
-            tables: TableNames {
-                keys: table(&KEYS),
-                usage: table(&USAGE),
-                idempotency: table(&IDEMPOTENCY),
-            },
-            anonymous_plan: var("TOLLGATE_ANONYMOUS_PLAN").unwrap_or_else(|| "anonymous".into()),
-            cache_ttl: Duration::from_secs(number("TOLLGATE_PLAN_CACHE_SECONDS", 60)?),
-            peer_timeout: Duration::from_millis(number("TOLLGATE_PEER_TIMEOUT_MS", 3000)?),
-            replication: match var("TOLLGATE_REPLICATION") {
-                None => Replication::default(),
-                Some(v) => {
-                    v.parse()
-                        .map_err(|e: tollgate_core::CoreError| ConfigError::Invalid {
-                            var: "TOLLGATE_REPLICATION",
-                            message: e.to_string(),
-                        })?
-                }
-            },
-            top_index: tollgate_store::usage::parse_top_index(
-                var(tollgate_store::usage::TOP_INDEX_VAR).as_deref(),
-            )
-            .map_err(|message| ConfigError::Invalid {
-                var: "TOLLGATE_TOP_INDEX",
-                message,
-            })?,
+            global_tables: env.flag("TOLLGATE_GLOBAL_TABLES", false)?,
+            tables: env.tables(),
+            anonymous_plan: env.text_or("TOLLGATE_ANONYMOUS_PLAN", "anonymous"),
+            cache_ttl: env.seconds(
+                "TOLLGATE_PLAN_CACHE_SECONDS",
+                Duration::from_secs(60),
+                0..=86_400,
+            )?,
+            peer_timeout: env.millis(
+                "TOLLGATE_PEER_TIMEOUT_MS",
+                Duration::from_millis(3000),
+                1..=900_000,
+            )?,
+            replication: env.parsed("TOLLGATE_REPLICATION", Replication::default())?,
+            top_index: env.flag(tollgate_store::usage::TOP_INDEX_VAR, false)?,
         })
     }
 }
 
-fn list(value: Option<String>) -> Vec<String> {
-    value
-        .map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
+/// The peer regions (`TOLLGATE_PEER_REGIONS`), each with its endpoint from
+/// `TOLLGATE_PEER_ENDPOINTS` (one per peer, in the same order) if given.
+fn peers(env: &Env<'_>, region: &Region) -> Result<Vec<PeerConfig>, ConfigError> {
+    const PEERS: &str = "TOLLGATE_PEER_REGIONS";
+    const ENDPOINTS: &str = "TOLLGATE_PEER_ENDPOINTS";
+    let value = env.text(PEERS).unwrap_or_default();
+    let regions: Vec<Region> = env.list(PEERS)?;
+    for (i, peer) in regions.iter().enumerate() {
+        if peer == region {
+            return Err(EnvError::invalid(
+                PEERS,
+                &value,
+                format!("{peer} is this region (TOLLGATE_REGION), not a peer"),
+            ));
+        }
+        if regions[..i].contains(peer) {
+            return Err(EnvError::invalid(
+                PEERS,
+                &value,
+                format!("{peer} is listed twice"),
+            ));
+        }
+    }
+    let endpoints: Vec<String> = env.list(ENDPOINTS)?;
+    if !endpoints.is_empty() && endpoints.len() != regions.len() {
+        return Err(EnvError::invalid(
+            ENDPOINTS,
+            &env.text(ENDPOINTS).unwrap_or_default(),
+            format!(
+                "{} endpoints for {} peer regions: give one per peer, in the same order",
+                endpoints.len(),
+                regions.len()
+            ),
+        ));
+    }
+    Ok(regions
+        .into_iter()
+        .enumerate()
+        .map(|(i, region)| PeerConfig {
+            region,
+            endpoint: endpoints.get(i).cloned(),
         })
-        .unwrap_or_default()
+        .collect())
 }
 
 #[cfg(test)]
@@ -248,7 +196,10 @@ mod tests {
                 "TOLLGATE_PEER_ENDPOINTS",
             ),
             (
-                vec![("TOLLGATE_REGION", "a"), ("TOLLGATE_GLOBAL_TABLES", "yes")],
+                vec![
+                    ("TOLLGATE_REGION", "a"),
+                    ("TOLLGATE_GLOBAL_TABLES", "maybe"),
+                ],
                 "TOLLGATE_GLOBAL_TABLES",
             ),
             (
@@ -260,7 +211,7 @@ mod tests {
                 "TOLLGATE_REPLICATION",
             ),
             (
-                vec![("TOLLGATE_REGION", "a"), ("TOLLGATE_TOP_INDEX", "1")],
+                vec![("TOLLGATE_REGION", "a"), ("TOLLGATE_TOP_INDEX", "maybe")],
                 "TOLLGATE_TOP_INDEX",
             ),
         ] {

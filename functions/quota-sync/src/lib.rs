@@ -30,54 +30,29 @@ pub mod recompute;
 pub mod record;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use aws_sdk_dynamodb::config::retry::RetryConfig;
-use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
+use tollgate_store::client::{client_for, Limits};
 use tollgate_store::{KeysStore, UsageStore};
 
 pub use config::{Config, ConfigError, PeerConfig};
 pub use handler::{HandlerError, Outcome, Peer, QuotaSync, Stats};
 
-/// Bounds a peer client's calls: a connect timeout, attempt and operation
-/// timeouts within `timeout`, and two attempts, so that a peer region that is
-/// down fails fast instead of holding the batch.
-pub fn peer_limits(
-    builder: aws_sdk_dynamodb::config::Builder,
-    timeout: Duration,
-) -> aws_sdk_dynamodb::config::Builder {
-    let attempt = timeout / 2;
-    builder
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(attempt.min(Duration::from_secs(1)))
-                .operation_attempt_timeout(attempt)
-                .operation_timeout(timeout)
-                .build(),
-        )
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(2)
-                .with_initial_backoff(Duration::from_millis(20)),
-        )
-}
-
 /// The handler of `config.region`, with clients from `sdk` (the standard
 /// AWS configuration; `AWS_ENDPOINT_URL_DYNAMODB` applies to every region).
 /// A peer with an endpoint in the configuration is reached there.
 pub fn from_sdk_config(config: &Config, sdk: &aws_config::SdkConfig) -> QuotaSync {
-    let local = Client::new(sdk);
+    let local = client_for(sdk, None, None, Limits::Standard);
     let peers = config
         .peers
         .iter()
         .map(|peer| {
-            let mut builder = aws_sdk_dynamodb::config::Builder::from(sdk)
-                .region(aws_config::Region::new(peer.region.as_str().to_owned()));
-            if let Some(endpoint) = &peer.endpoint {
-                builder = builder.endpoint_url(endpoint);
-            }
-            let client = Client::from_conf(peer_limits(builder, config.peer_timeout).build());
+            let client = client_for(
+                sdk,
+                Some(peer.region.as_str()),
+                peer.endpoint.as_deref(),
+                Limits::Peer(config.peer_timeout),
+            );
             Peer {
                 region: peer.region.clone(),
                 usage: UsageStore::new(client, &config.tables.usage)
@@ -106,7 +81,8 @@ pub fn local(config: &Config, endpoint: &str) -> QuotaSync {
                 peer.endpoint.as_deref().unwrap_or(endpoint),
                 peer.region.as_str(),
             );
-            let client = Client::from_conf(peer_limits(builder, config.peer_timeout).build());
+            let client =
+                Client::from_conf(Limits::Peer(config.peer_timeout).apply(builder).build());
             Peer {
                 region: peer.region.clone(),
                 usage: UsageStore::new(client, &config.tables.usage)

@@ -9,18 +9,9 @@ use quota_sync::{Config, QuotaSync};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_current_span(false)
-        .with_target(false)
-        .without_time()
-        .init();
+    tollgate_lambda::init_tracing();
     let config = Config::from_env().context("reading quota-sync's configuration")?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = tollgate_store::client::sdk_config().await;
     let handler = quota_sync::from_sdk_config(&config, &sdk);
     tracing::info!(region = %config.region, peers = config.peers.len(),
                    global_tables = config.global_tables, "quota-sync ready");
