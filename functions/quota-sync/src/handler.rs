@@ -15,7 +15,8 @@ use tollgate_core::{
     Aggregation, Block, CounterKey, Identity, MeterName, Period, Plan, Region, Replication,
     UnixMillis,
 };
-use tollgate_store::{KeysStore, StoreError, UsageStore};
+use tollgate_store::usage::UsageItem;
+use tollgate_store::{KeysStore, PendingCopies, StoreError, UsageStore};
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
@@ -27,6 +28,15 @@ use crate::record::{collapse, decode, Collapsed, SequenceNumber, Skip};
 const CONCURRENCY: usize = 16;
 /// At most this many written blocks are remembered; beyond it the memo starts afresh.
 const MAX_REMEMBERED: usize = 10_000;
+/// A peer's pending copies are retried at most this many at a time.
+const PENDING_PAGE: i32 = 100;
+/// After a failed retry, a peer's pending copies wait this long (doubling
+/// up to [`MAX_PENDING_BACKOFF_MS`]) before an invocation tries them again.
+const PENDING_BACKOFF_MS: i64 = 15_000;
+const MAX_PENDING_BACKOFF_MS: i64 = 300_000;
+/// The event that retries every peer's pending copies now (the template's
+/// schedule sends it): `{"tollgate": "retry-pending"}`.
+pub const RETRY_PENDING: &str = "retry-pending";
 
 /// A peer region's Usage table.
 #[derive(Debug, Clone)]
@@ -85,6 +95,12 @@ pub struct Stats {
     pub evaluation_failures: usize,
     /// Sequence numbers reported in `batchItemFailures`.
     pub failed_records: usize,
+    /// Failed copies kept as pending copies for their peer (they no longer
+    /// fail their records: a peer that is down never holds the stream).
+    pub pending_kept: usize,
+    /// Pending copies of earlier batches retried, and of those delivered.
+    pub pending_retried: usize,
+    pub pending_delivered: usize,
 }
 
 /// The result of one invocation.
@@ -122,6 +138,22 @@ enum Evaluation {
 
 type BlockKey = (Identity, MeterName, Period);
 
+/// When a peer's pending copies are next tried, and the last back-off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Retry {
+    next: UnixMillis,
+    backoff: i64,
+}
+
+impl Retry {
+    /// The last retry left nothing pending: only a new failure (or the
+    /// scheduled retry event) makes the peer due again.
+    const NOTHING_PENDING: Retry = Retry {
+        next: i64::MAX,
+        backoff: 0,
+    };
+}
+
 /// quota-sync for one region: holds the clients and caches of a container.
 #[derive(Debug)]
 pub struct QuotaSync {
@@ -137,6 +169,11 @@ pub struct QuotaSync {
     memo_ttl: Duration,
     written: Mutex<HashMap<BlockKey, (u64, UnixMillis)>>,
     clock: Arc<dyn Clock>,
+    /// Copies that failed, kept in this region's Keys table per peer.
+    pending: PendingCopies,
+    /// Per peer: when its pending copies are next tried, and the back-off
+    /// after a failure. A new container tries them at its first invocation.
+    retry_at: Mutex<HashMap<Region, Retry>>,
 }
 
 impl QuotaSync {
@@ -144,7 +181,10 @@ impl QuotaSync {
     /// tables, `peers` the peer regions' Usage tables (ignored in the Global
     /// Tables mode).
     pub fn new(config: &Config, usage: UsageStore, keys: KeysStore, peers: Vec<Peer>) -> Self {
+        let pending = PendingCopies::new(keys.client().clone(), keys.table());
         QuotaSync {
+            pending,
+            retry_at: Mutex::new(HashMap::new()),
             region: config.region.clone(),
             global_tables: config.global_tables,
             replication: config.replication,
@@ -182,6 +222,20 @@ impl QuotaSync {
     /// skipped (not a Usage change) or reported in `batchItemFailures` (a
     /// write or read failed), so Lambda retries from the earliest such record.
     pub async fn handle(&self, event: &serde_json::Value) -> Result<Outcome, HandlerError> {
+        if event.get("tollgate").and_then(|v| v.as_str()) == Some(RETRY_PENDING) {
+            let mut stats = Stats::default();
+            self.retry_pending(true, &mut stats).await;
+            info!(
+                pending_retried = stats.pending_retried,
+                pending_delivered = stats.pending_delivered,
+                "pending copies retried"
+            );
+            return Ok(Outcome {
+                response: DynamoDbEventResponse::default(),
+                stats,
+                blocks: Vec::new(),
+            });
+        }
         let records = event
             .get("Records")
             .ok_or(HandlerError::NotAStreamEvent("no Records"))?
@@ -231,10 +285,11 @@ impl QuotaSync {
             Replication::All => Vec::new(),
         };
 
-        let (replicas, evaluations, marks) = tokio::join!(
+        let (replicas, evaluations, marks, ()) = tokio::join!(
             self.replicate(&own),
             self.evaluate(&items, &cold),
-            self.mark_shared(&to_mark)
+            self.mark_shared(&to_mark),
+            self.retry_pending(false, &mut stats)
         );
 
         let mut failed: BTreeSet<SequenceNumber> = BTreeSet::new();
@@ -251,6 +306,7 @@ impl QuotaSync {
         let mut sent_failures = 0;
         for (peer, results) in self.peers.iter().zip(replicas) {
             let mut first_error = None;
+            let mut missed = Vec::new();
             for (i, result) in results {
                 match result {
                     Replica::Raised => stats.replicas_raised += 1,
@@ -259,16 +315,26 @@ impl QuotaSync {
                         first_error.get_or_insert(e);
                         sent_failures += 1;
                         stats.replica_failures += 1;
-                        failed.insert(own[i].first.clone());
+                        missed.push(i);
                     }
                     Replica::NotTried => {
                         stats.replica_failures += 1;
-                        failed.insert(own[i].first.clone());
+                        missed.push(i);
                     }
                 }
             }
             if let Some(e) = first_error {
-                warn!(peer = %peer.region, error = %e, "replication to a peer region failed; its records will be retried");
+                warn!(peer = %peer.region, error = %e, copies = missed.len(),
+                      "replication to a peer region failed; the copies are kept as pending");
+            }
+            for (i, kept) in self.keep_pending(&peer.region, &own, &missed).await {
+                match kept {
+                    Ok(()) => stats.pending_kept += 1,
+                    Err(e) => {
+                        warn!(peer = %peer.region, error = %e, "keeping a pending copy failed; its record will be retried");
+                        failed.insert(own[i].first.clone());
+                    }
+                }
             }
         }
         stats.replica_writes = stats.replicas_raised + stats.replicas_unchanged + sent_failures;
@@ -314,6 +380,106 @@ impl QuotaSync {
             stats,
             blocks,
         })
+    }
+
+    /// Keeps the copies `missed` (indexes into `own`) for `peer`, and has
+    /// its pending copies tried again after the back-off.
+    async fn keep_pending(
+        &self,
+        peer: &Region,
+        own: &[&Collapsed],
+        missed: &[usize],
+    ) -> Vec<(usize, Result<(), StoreError>)> {
+        if missed.is_empty() {
+            return Vec::new();
+        }
+        self.schedule_retry(peer);
+        let keeps: Vec<_> = missed
+            .iter()
+            .map(|&i| async move { (i, self.pending.keep(peer, &own[i].item).await) })
+            .collect();
+        stream::iter(keeps).buffered(CONCURRENCY).collect().await
+    }
+
+    /// Retries the pending copies of every peer that is due (all of them
+    /// when `now`), a page per peer.
+    async fn retry_pending(&self, now: bool, stats: &mut Stats) {
+        let at = self.clock.now_millis();
+        let due: Vec<&Peer> = {
+            let retry_at = self.retry_at();
+            self.peers
+                .iter()
+                .filter(|p| now || retry_at.get(&p.region).is_none_or(|r| r.next <= at))
+                .collect()
+        };
+        if due.is_empty() {
+            return;
+        }
+        let results = futures::future::join_all(due.iter().map(|peer| self.retry_peer(peer))).await;
+        let mut retry_at = self.retry_at();
+        for (peer, (retried, delivered, outcome)) in due.into_iter().zip(results) {
+            stats.pending_retried += retried;
+            stats.pending_delivered += delivered;
+            let last = retry_at.get(&peer.region).map_or(0, |r| r.backoff);
+            let next = match outcome {
+                Ok(true) => Retry {
+                    next: at,
+                    backoff: 0,
+                },
+                Ok(false) => Retry::NOTHING_PENDING,
+                Err(e) => {
+                    debug!(peer = %peer.region, error = %e, "pending copies still fail");
+                    let backoff = (last * 2).clamp(PENDING_BACKOFF_MS, MAX_PENDING_BACKOFF_MS);
+                    Retry {
+                        next: at + backoff,
+                        backoff,
+                    }
+                }
+            };
+            retry_at.insert(peer.region.clone(), next);
+        }
+    }
+
+    /// One page of `peer`'s pending copies: how many were tried and
+    /// delivered, and whether more remain (or the error that stopped it).
+    async fn retry_peer(&self, peer: &Peer) -> (usize, usize, Result<bool, StoreError>) {
+        let page = match self.pending.list(&peer.region, PENDING_PAGE).await {
+            Ok(page) => page,
+            Err(e) => return (0, 0, Err(e)),
+        };
+        let full = page.len() == usize::try_from(PENDING_PAGE).unwrap_or(usize::MAX);
+        let mut delivered = 0;
+        for item in &page {
+            if let Err(e) = self.deliver(peer, item).await {
+                return (delivered + 1, delivered, Err(e));
+            }
+            delivered += 1;
+        }
+        (page.len(), delivered, Ok(full))
+    }
+
+    /// Copies a pending copy to its peer, then forgets it.
+    async fn deliver(&self, peer: &Peer, item: &UsageItem) -> Result<(), StoreError> {
+        peer.usage.put_replica(item).await?;
+        self.pending.done(&peer.region, item).await
+    }
+
+    /// After a copy to `peer` was kept as pending: have it retried after
+    /// the base back-off, unless a retry is scheduled already.
+    fn schedule_retry(&self, peer: &Region) {
+        let next = Retry {
+            next: self.clock.now_millis() + PENDING_BACKOFF_MS,
+            backoff: PENDING_BACKOFF_MS,
+        };
+        let mut retry_at = self.retry_at();
+        let entry = retry_at.entry(peer.clone()).or_insert(next);
+        if *entry == Retry::NOTHING_PENDING {
+            *entry = next;
+        }
+    }
+
+    fn retry_at(&self) -> MutexGuard<'_, HashMap<Region, Retry>> {
+        self.retry_at.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Splits this region's changed items into those to copy now and the

@@ -36,7 +36,7 @@ use tollgate_store::client::{client_for, Limits};
 use tollgate_store::{KeysStore, UsageStore};
 
 pub use config::{Config, ConfigError, PeerConfig};
-pub use handler::{HandlerError, Outcome, Peer, QuotaSync, Stats};
+pub use handler::{HandlerError, Outcome, Peer, QuotaSync, Stats, RETRY_PENDING};
 
 /// The handler of `config.region`, with clients from `sdk` (the standard
 /// AWS configuration; `AWS_ENDPOINT_URL_DYNAMODB` applies to every region).

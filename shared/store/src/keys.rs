@@ -96,6 +96,11 @@ impl KeysStore {
         }
     }
 
+    /// The client it reads and writes with (this region's).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The table's name.
     pub fn table(&self) -> &str {
         &self.table
