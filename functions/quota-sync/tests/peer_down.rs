@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use quota_sync::pump::{InProcess, Pump, PumpOptions, RegionPump};
 use tokio::net::{TcpListener, TcpStream};
 use tollgate_core::{Aggregation, Window};
+use tollgate_tests::pump::{Pump, PumpOptions, RegionPump};
 use tollgate_tests::Harness;
 
 /// A loopback TCP proxy to `target` that can be switched off: while off it
@@ -116,7 +116,7 @@ async fn a_peer_that_comes_back_catches_up_through_retries() {
         let handler = Arc::new(quota_sync::local(&config, &h.endpoint));
         pumps.push(RegionPump::new(
             reader(&h, region),
-            Arc::new(InProcess(handler)),
+            in_process(handler),
             PumpOptions {
                 retry_backoff: Duration::from_millis(50),
                 ..PumpOptions::default()
