@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: every crate's criterion benchmarks, then the cost harness
-# (`tollgate bench cost`) for W1 and W2 against DynamoDB Local.
+# (`tollgate-dev bench cost`) for W1 and W2 against DynamoDB Local.
 # Figures go to the terminal; BENCHMARKS.md records the latest ones.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,6 +18,7 @@ echo "==> cost harness on DynamoDB Local"
 trap 'scripts/dynamodb-local.sh stop bench' EXIT
 AWS_ENDPOINT_URL_DYNAMODB="$(scripts/dynamodb-local.sh start bench)"
 export AWS_ENDPOINT_URL_DYNAMODB AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=local-a
-cargo build --release -p tollgate
-target/release/tollgate bench cost --workload w1 --regions 3 ${W1_ARGS:-}
-target/release/tollgate bench cost --workload w2 --regions 3 ${W2_ARGS:-}
+cargo build --release -p tollgate-dev
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+"$TARGET/release/tollgate-dev" bench cost --workload w1 --regions 3 ${W1_ARGS:-}
+"$TARGET/release/tollgate-dev" bench cost --workload w2 --regions 3 ${W2_ARGS:-}

@@ -2,14 +2,19 @@
 # `make demo`: the whole suite on this machine. Starts DynamoDB Local (three
 # simulated regions in one process) and the four functions under
 # `cargo lambda watch` (one server per region, each with its region's
-# settings), then plays traffic through the real binaries with `tollgate demo`
-# and prints what happened. Stops everything it started.
+# settings), then plays traffic through the real binaries with
+# `tollgate-dev demo` and prints what happened. Stops everything it started.
+# TOLLGATE_DEMO_INSTANCE (default `demo`) names its DynamoDB Local instance
+# and state folder, TOLLGATE_DEMO_PORTS (default `9101 9102 9103`) the
+# `cargo lambda watch` ports, so that two demos can run side by side.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 REGIONS=(local-a local-b local-c)
-PORTS=(9101 9102 9103)
-STATE="$ROOT/.local/demo"
+INSTANCE="${TOLLGATE_DEMO_INSTANCE:-demo}"
+read -r -a PORTS <<<"${TOLLGATE_DEMO_PORTS:-9101 9102 9103}"
+STATE="$ROOT/.local/$INSTANCE"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 mkdir -p "$STATE"
 
 TOOLS_BIN="$(scripts/tools.sh)"
@@ -22,18 +27,18 @@ cleanup() {
   for pid in "${PIDS[@]:-}"; do
     [[ -n "$pid" ]] && kill -- -"$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
   done
-  scripts/dynamodb-local.sh stop demo
+  scripts/dynamodb-local.sh stop "$INSTANCE"
 }
 trap cleanup EXIT
 
-echo "==> building the functions and the CLI (debug; the first build takes a few minutes)"
-cargo build --quiet -p authorizer -p log-processor -p ingest -p quota-sync -p tollgate
+echo "==> building the functions and tollgate-dev (debug; the first build takes a few minutes)"
+cargo build --quiet -p authorizer -p log-processor -p ingest -p quota-sync -p tollgate-dev
 
 echo "==> DynamoDB Local"
-AWS_ENDPOINT_URL_DYNAMODB="$(scripts/dynamodb-local.sh start demo)"
+AWS_ENDPOINT_URL_DYNAMODB="$(scripts/dynamodb-local.sh start "$INSTANCE")"
 export AWS_ENDPOINT_URL_DYNAMODB
 
-# The functions reach DynamoDB Local through `tollgate demo`'s counting proxy.
+# The functions reach DynamoDB Local through `tollgate-dev demo`'s counting proxy.
 PROXY_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 PROXY="http://127.0.0.1:$PROXY_PORT"
 
@@ -68,7 +73,7 @@ for port in "${PORTS[@]}"; do
 done
 
 echo "==> playing traffic"
-target/debug/tollgate demo \
+"$TARGET/debug/tollgate-dev" demo \
   --regions "$(IFS=,; echo "${REGIONS[*]}")" \
   --function-urls "$(printf 'http://127.0.0.1:%s,' "${PORTS[@]}" | sed 's/,$//')" \
   --proxy-port "$PROXY_PORT" \

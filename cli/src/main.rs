@@ -1,4 +1,6 @@
-//! `tollgate`, the operator CLI: tables, plans, keys, usage.
+//! `tollgate`, the operator CLI: tables, plans, keys, usage, blocks.
+//! (The local-only tools, demo, cost harness and stream pump, are
+//! `tollgate-dev`, in `dev/`.)
 //!
 //! It talks to DynamoDB through the standard AWS configuration (profile,
 //! environment, `--region`); `AWS_ENDPOINT_URL_DYNAMODB` points it at
@@ -8,9 +10,7 @@ mod blocks;
 mod keys;
 mod meters;
 mod plans;
-mod pump;
 mod recompute;
-mod sim;
 mod tables;
 mod usage;
 
@@ -63,24 +63,6 @@ enum Command {
     },
     /// Re-evaluate blocks against the current plans and global usage (after a plan change).
     RecomputeBlocks(recompute::RecomputeArgs),
-    /// Play traffic across three simulated regions through the real functions (`make demo`).
-    Demo(sim::demo::DemoArgs),
-    /// Benchmarks that drive the real functions.
-    Bench {
-        #[command(subcommand)]
-        command: BenchCommand,
-    },
-    /// Local runs: the stream pump that feeds quota-sync from DynamoDB Local.
-    Local {
-        #[command(subcommand)]
-        command: pump::LocalCommand,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum BenchCommand {
-    /// What tollgate costs per million calls, against the write-per-request design.
-    Cost(sim::bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -102,10 +84,5 @@ async fn main() -> Result<()> {
         Command::Keys { command } => keys::run(&client, &names, command).await,
         Command::Blocks { command } => blocks::run(&client, &names, command).await,
         Command::RecomputeBlocks(args) => recompute::run(cli.region.as_deref(), &names, args).await,
-        Command::Local { command } => pump::run(&names, command).await,
-        Command::Demo(args) => sim::demo::run(args).await,
-        Command::Bench {
-            command: BenchCommand::Cost(args),
-        } => sim::bench::run(args).await,
     }
 }

@@ -19,8 +19,9 @@ use log_processor::batch::{cloudwatch_source_id, plan, BatchAggregate, Counting}
 use log_processor::config::StatusRanges;
 use log_processor::decode::{base64_decode, decode_data, gunzip_capped, parse_payload, Decoder};
 use log_processor::line::{parse_message, Line, Rules};
-use log_processor::sample::{base64, gzip, payload_json, Traffic};
 use tollgate_core::{Region, Window};
+use tollgate_tests::cloudwatch::{base64, gzip, payload_json};
+use tollgate_tests::traffic::Traffic;
 
 const LIMIT: usize = 16 << 20;
 
@@ -36,7 +37,14 @@ fn bench(c: &mut Criterion) {
     let region = Region::new("eu-central-1").unwrap_or_else(|e| panic!("{e}"));
     let mut group = c.benchmark_group("log_batch");
     for n in [1_000usize, 5_000] {
-        let mut traffic = Traffic::new(10_000, 1.1, 50_000, 0.2, 42);
+        let mut traffic = Traffic::new(
+            log_processor::ACCESS_LOG_FORMAT,
+            10_000,
+            1.1,
+            50_000,
+            0.2,
+            42,
+        );
         let (events, _) = traffic.events(n, 1_795_000_000_000, 3);
         let json = payload_json(
             "API-Gateway-Execution-Logs_abc123/prod",

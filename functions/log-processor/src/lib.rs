@@ -19,7 +19,37 @@ pub mod config;
 pub mod decode;
 pub mod handler;
 pub mod line;
-pub mod sample;
+
+/// The workload generator for the unit tests; it lives in the test kit
+/// (`tollgate_testkit::{cloudwatch, traffic}`), with the traffic logged in
+/// [`ACCESS_LOG_FORMAT`].
+#[cfg(test)]
+mod sample {
+    pub use tollgate_tests::cloudwatch::*;
+
+    /// [`tollgate_tests::traffic::Traffic`] in [`crate::ACCESS_LOG_FORMAT`].
+    pub struct Traffic;
+
+    impl Traffic {
+        /// `keys` keys with Zipf exponent `s`, `ips` anonymous IPs taking `share` of requests.
+        pub fn new(
+            keys: usize,
+            s: f64,
+            ips: usize,
+            share: f64,
+            seed: u64,
+        ) -> tollgate_tests::traffic::Traffic {
+            tollgate_tests::traffic::Traffic::new(
+                crate::ACCESS_LOG_FORMAT,
+                keys,
+                s,
+                ips,
+                share,
+                seed,
+            )
+        }
+    }
+}
 
 pub use config::Config;
 pub use handler::{ProcessError, Processor, Summary};

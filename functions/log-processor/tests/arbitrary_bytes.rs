@@ -3,12 +3,14 @@
 //! either decoded or rejected with an error.
 #![allow(clippy::unwrap_used)]
 
-use log_processor::decode_and_count;
-use log_processor::sample::{base64, gzip, payload_json, Traffic};
+use log_processor::{decode_and_count, ACCESS_LOG_FORMAT};
 use proptest::prelude::*;
+use tollgate_tests::cloudwatch::{base64, gzip, payload_json};
+use tollgate_tests::traffic::Traffic;
 
 fn real_gzip() -> Vec<u8> {
-    let (events, _) = Traffic::new(50, 1.1, 20, 0.3, 3).events(20, 1_795_000_000_000, 10);
+    let (events, _) =
+        Traffic::new(ACCESS_LOG_FORMAT, 50, 1.1, 20, 0.3, 3).events(20, 1_795_000_000_000, 10);
     gzip(&payload_json("g", "s", &events))
 }
 
@@ -43,7 +45,7 @@ proptest! {
 
     #[test]
     fn arbitrary_lines_in_a_valid_payload_never_panic(lines in proptest::collection::vec("\\PC{0,200}", 1..20)) {
-        let events: Vec<_> = lines.iter().enumerate().map(|(i, m)| log_processor::sample::Event {
+        let events: Vec<_> = lines.iter().enumerate().map(|(i, m)| tollgate_tests::cloudwatch::Event {
             id: i.to_string(), timestamp: 1_795_000_000_000, message: m.clone(),
         }).collect();
         let mut input = vec![2u8];

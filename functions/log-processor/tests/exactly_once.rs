@@ -14,14 +14,15 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
-use log_processor::sample::{
-    control_json, direct_event, gzip, kinesis_event, payload_json, Event, Traffic,
-};
 use log_processor::Processor;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use tollgate_core::{ItemKey, UsageKey, Window};
+use tollgate_tests::cloudwatch::{
+    control_json, direct_event, gzip, kinesis_event, payload_json, Event,
+};
+use tollgate_tests::traffic::Traffic;
 use tollgate_tests::{Harness, TEST_REGION};
 
 use common::{config, count_items, expected, usage_items};
@@ -40,7 +41,7 @@ async fn redelivered_batches_count_exactly_once() {
         h.client(),
         config(&h, &[("TOLLGATE_KINESIS_DEDUPE", "transaction")]),
     ));
-    let mut traffic = Traffic::new(300, 1.1, 400, 0.3, 7);
+    let mut traffic = Traffic::new(log_processor::ACCESS_LOG_FORMAT, 300, 1.1, 400, 0.3, 7);
     let mut truth = Vec::new();
     let mut deliveries: Vec<Value> = Vec::new();
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
@@ -271,7 +272,7 @@ async fn kinesis_watermarks_count_exactly_once() {
     let h = Harness::new("lp-wm").await;
     let (counted, counter) = h.counted_client(true);
     let processor = Processor::new(counted, config(&h, &[]));
-    let mut traffic = Traffic::new(30, 1.1, 30, 0.3, 5);
+    let mut traffic = Traffic::new(log_processor::ACCESS_LOG_FORMAT, 30, 1.1, 30, 0.3, 5);
     let mut truth = Vec::new();
     let mut records = Vec::new();
     let mut t = START;
@@ -381,7 +382,7 @@ async fn anonymous_identities_share_bucket_items() {
     let vars = [("TOLLGATE_ANONYMOUS_WINDOWS", "day")];
     let processor = Processor::new(counted, config(&h, &vars));
     // 3,000 IPs taking 80 % of 4,000 requests: most IPs are seen once or twice.
-    let mut traffic = Traffic::new(10, 1.1, 3_000, 0.8, 11);
+    let mut traffic = Traffic::new(log_processor::ACCESS_LOG_FORMAT, 10, 1.1, 3_000, 0.8, 11);
     let (events, truth) = traffic.events(4_000, START, 7);
     let records: Vec<Vec<u8>> = events
         .chunks(500)
@@ -433,7 +434,7 @@ async fn bad_input_writes_nothing() {
         message: r#"{"tollgate":1,"identity":"key:a"}"#.into(),
     }];
     let good = gzip(&payload_json("g", "s", &events));
-    let b64 = |b: &[u8]| log_processor::sample::base64(b);
+    let b64 = |b: &[u8]| tollgate_tests::cloudwatch::base64(b);
     for (event, want) in [
         (json!({"awslogs": {"data": "%%% not base64 %%%"}}), "base64"),
         (json!({"awslogs": {"data": b64(b"not gzip")}}), "not gzip"),

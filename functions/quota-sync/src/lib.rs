@@ -17,19 +17,17 @@
 //! 3. **Fail narrowly**: failed records come back as `batchItemFailures`;
 //!    a peer that is down delays only its own copies.
 //!
-//! [`handler::QuotaSync`] is the handler, [`pump`] the local stream pump
-//! that stands in for the event source mapping, [`recompute`] the block
-//! recomputation after plan changes.
+//! [`handler::QuotaSync`] is the handler, [`recompute`] the block
+//! recomputation after plan changes. (The local stream pump that stands in
+//! for the event source mapping is in the test kit, `tollgate_testkit::pump`.)
 
 pub mod config;
 pub mod evaluate;
 pub mod handler;
 pub mod plans;
-pub mod pump;
 pub mod recompute;
 pub mod record;
 
-use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use tollgate_store::client::{client_for, Limits};
@@ -115,57 +113,4 @@ pub fn local_config(
     })?;
     config.tables = tables.clone();
     Ok(config)
-}
-
-/// A pump over DynamoDB Local at `endpoint` with one in-process handler per
-/// region of `regions` (each with the others as peers), for tests and the demo.
-pub fn local_pump(
-    endpoint: &str,
-    regions: &[&str],
-    tables: &tollgate_store::TableNames,
-    options: pump::PumpOptions,
-) -> Result<(pump::Pump, Vec<Arc<QuotaSync>>), ConfigError> {
-    let mut pumps = Vec::new();
-    let mut handlers = Vec::new();
-    for region in regions {
-        let config = local_config(region, regions, tables)?;
-        let handler = Arc::new(local(&config, endpoint));
-        handlers.push(handler.clone());
-        pumps.push(pump::RegionPump::new(
-            local_reader(endpoint, region, &tables.usage, options.start),
-            Arc::new(pump::InProcess(handler)),
-            options.clone(),
-        ));
-    }
-    Ok((pump::Pump { regions: pumps }, handlers))
-}
-
-/// A stream reader of `table` in `region` of DynamoDB Local at `endpoint`.
-pub fn local_reader(
-    endpoint: &str,
-    region: &str,
-    table: &str,
-    start: pump::StartPosition,
-) -> pump::StreamReader {
-    let streams_conf = aws_sdk_dynamodbstreams::Config::builder()
-        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_sdk_dynamodbstreams::config::Region::new(
-            region.to_owned(),
-        ))
-        .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "tollgate-local",
-        ))
-        .build();
-    pump::StreamReader::new(
-        region,
-        table,
-        tollgate_store::local_client(endpoint, region),
-        aws_sdk_dynamodbstreams::Client::from_conf(streams_conf),
-        start,
-    )
 }

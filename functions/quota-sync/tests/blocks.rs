@@ -7,9 +7,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use quota_sync::pump::PumpOptions;
 use quota_sync::recompute::{recompute, Scope};
 use tollgate_core::{Aggregation, Identity, OveragePolicy, Window};
+use tollgate_tests::pump::PumpOptions;
 use tollgate_tests::Harness;
 
 /// The pump's polling interval in these tests.
@@ -37,7 +37,7 @@ async fn a_hard_monthly_limit_crossed_in_two_regions_blocks_all_three() {
     let hard_key = key_on_plan(&h, "starter").await;
     let soft_key = key_on_plan(&h, "payg").await;
     let (mut pump, _) =
-        quota_sync::local_pump(&h.endpoint, &REGIONS, &h.tables, PumpOptions::default()).unwrap();
+        local_pump(&h.endpoint, &REGIONS, &h.tables, PumpOptions::default()).unwrap();
 
     // Under the limit in each region alone, and in total: no block.
     for key in [&hard_key, &soft_key] {
@@ -127,7 +127,7 @@ async fn cold_counters_become_shared_before_the_limit_and_block_everywhere() {
     let h = Harness::with_regions("qs-hot", &REGIONS).await;
     let (key, month) = hard_limited_counter(&h, "pro", Window::Month, 60).await;
     let (mut pump, _) =
-        quota_sync::local_pump(&h.endpoint, &REGIONS, &h.tables, PumpOptions::default()).unwrap();
+        local_pump(&h.endpoint, &REGIONS, &h.tables, PumpOptions::default()).unwrap();
 
     // 9 in each region: each below 60 / 6 = 10, nothing copied.
     for region in REGIONS {
@@ -179,7 +179,7 @@ async fn anonymous_identities_use_the_anonymous_plan_and_unknown_keys_none() {
     let ip: Identity = "ip:192.0.2.77".parse().unwrap();
     let stranger: Identity = "key:k_nobody".parse().unwrap();
     let (mut pump, _) =
-        quota_sync::local_pump(&h.endpoint, &REGIONS, &h.tables, PumpOptions::default()).unwrap();
+        local_pump(&h.endpoint, &REGIONS, &h.tables, PumpOptions::default()).unwrap();
     for id in [&ip, &stranger] {
         let day = counter("requests", id, Window::Day);
         increment_in(&h, "local-c", &[(&day, Aggregation::Count, 2)]).await;
@@ -213,7 +213,7 @@ async fn anonymous_identities_in_one_bucket_item_are_counted_and_blocked_apart()
     let (heavy, light) = bucket_neighbours(Window::Day);
     assert_eq!(heavy.pk(), light.pk(), "one bucket item");
     let (mut pump, _) =
-        quota_sync::local_pump(&h.endpoint, &REGIONS, &h.tables, PumpOptions::default()).unwrap();
+        local_pump(&h.endpoint, &REGIONS, &h.tables, PumpOptions::default()).unwrap();
     increment_in(
         &h,
         "local-a",
@@ -256,7 +256,7 @@ async fn recomputing_after_a_plan_change_clears_and_writes_blocks() {
     let h = Harness::with_regions("qs-recompute", &REGIONS).await;
     let (key, month) = hard_limited_counter(&h, "basic", Window::Month, 5).await;
     let (mut pump, _) =
-        quota_sync::local_pump(&h.endpoint, &REGIONS, &h.tables, PumpOptions::default()).unwrap();
+        local_pump(&h.endpoint, &REGIONS, &h.tables, PumpOptions::default()).unwrap();
     increment_in(&h, "local-a", &[(&month, Aggregation::Count, 4)]).await;
     increment_in(&h, "local-b", &[(&month, Aggregation::Count, 3)]).await;
     pump.run_until_idle(POLL, 50).await.unwrap();

@@ -6,11 +6,11 @@ mod common;
 
 use aws_sdk_dynamodb::Client;
 use common::*;
-use quota_sync::pump::StreamReader;
 use quota_sync::{Peer, QuotaSync};
 use tollgate_core::{Aggregation, OveragePolicy, Replication, Window};
 use tollgate_store::client::local_config;
 use tollgate_store::{KeysStore, RequestCounter, UsageStore};
+use tollgate_tests::streams::StreamReader;
 use tollgate_tests::Harness;
 
 /// A handler of local-a whose clients all count into one counter, copying

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use quota_sync::pump::{InProcess, Pump, PumpOptions, RegionPump};
 use quota_sync::{QuotaSync, RETRY_PENDING};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
@@ -19,6 +18,7 @@ use tollgate_core::Region;
 use tollgate_core::{Aggregation, Window};
 use tollgate_store::usage::UsageItem;
 use tollgate_store::PendingCopies;
+use tollgate_tests::pump::{Pump, PumpOptions, RegionPump};
 use tollgate_tests::Harness;
 
 /// A loopback TCP proxy to `target` that can be switched off: while off it
@@ -204,7 +204,7 @@ async fn a_peer_that_comes_back_catches_up_through_pending_copies() {
         .map(|(region, handler)| {
             RegionPump::new(
                 reader(&h, region),
-                Arc::new(InProcess(handler.clone())),
+                in_process(handler.clone()),
                 PumpOptions {
                     retry_backoff: Duration::from_millis(50),
                     ..PumpOptions::default()

@@ -1,7 +1,7 @@
 //! Shared set-up for the authorizer's DynamoDB Local and runtime-API tests.
 #![allow(dead_code)]
 
-pub mod runtime_api;
+pub use tollgate_tests::runtime_api;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::Client;
-use log_processor::sample::Generated;
 use log_processor::Config;
 use tollgate_core::Window;
 use tollgate_store::usage::UsageItem;
+use tollgate_tests::traffic::Generated;
 use tollgate_tests::{Harness, TEST_REGION};
 
 /// The configuration for a harness's tables.

@@ -4,15 +4,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use quota_sync::pump::{StartPosition, StreamReader};
-use quota_sync::{Config, QuotaSync};
+use quota_sync::{Config, ConfigError, QuotaSync};
 use serde_json::{json, Value};
 use tollgate_core::{
     Aggregation, ApiKey, CounterKey, Identity, KeyRecord, KeyStatus, Limit, MeterName,
     OveragePolicy, Plan, Region, UnixMillis, Window,
 };
 use tollgate_store::usage::{increment, ItemAdds};
-use tollgate_store::{KeysStore, UsageStore};
+use tollgate_store::{KeysStore, TableNames, UsageStore};
+use tollgate_tests::pump::{InProcess, Invoke, Pump, PumpOptions};
+use tollgate_tests::streams::{local_reader, StartPosition, StreamReader};
 use tollgate_tests::Harness;
 
 /// The three simulated regions.
@@ -40,9 +41,41 @@ pub fn handler(h: &Harness, region: &str) -> Arc<QuotaSync> {
     Arc::new(quota_sync::local(&config(h, region), &h.endpoint))
 }
 
+/// quota-sync's `handler`, invoked in this process by the stream pump.
+pub fn in_process(handler: Arc<QuotaSync>) -> Arc<dyn Invoke> {
+    Arc::new(InProcess::new("quota-sync", move |event: Value| {
+        let handler = handler.clone();
+        async move {
+            let outcome = handler.handle(&event).await.map_err(|e| e.to_string())?;
+            serde_json::to_value(&outcome.response).map_err(|e| e.to_string())
+        }
+    }))
+}
+
+/// A pump over DynamoDB Local at `endpoint` with one in-process handler per
+/// region of `regions` (each with the others as peers, replication `hot`).
+pub fn local_pump(
+    endpoint: &str,
+    regions: &[&str],
+    tables: &TableNames,
+    options: PumpOptions,
+) -> Result<(Pump, Vec<Arc<QuotaSync>>), ConfigError> {
+    let mut handlers = Vec::new();
+    for region in regions {
+        let config = quota_sync::local_config(region, regions, tables)?;
+        handlers.push(Arc::new(quota_sync::local(&config, endpoint)));
+    }
+    let functions = regions
+        .iter()
+        .zip(&handlers)
+        .map(|(region, handler)| (*region, in_process(handler.clone())));
+    let pump = tollgate_tests::pump::local_pump(endpoint, &tables.usage, &options, functions);
+    Ok((pump, handlers))
+}
+
 /// A reader of the Usage stream of `region`, from its start.
 pub fn reader(h: &Harness, region: &str) -> StreamReader {
-    quota_sync::local_reader(
+    local_reader(
         &h.endpoint,
         region,
         &h.tables.usage,

@@ -1,25 +1,24 @@
-//! `tollgate local pump`: the local stand-in for quota-sync's event source
+//! `tollgate-dev pump`: the local stand-in for quota-sync's event source
 //! mapping. It reads the Usage table's stream in each simulated region of
 //! DynamoDB Local and invokes quota-sync with Lambda-shaped stream events,
 //! either in this process (one handler per region, the others as its
-//! peers) or through the Lambda invoke API of `cargo lambda watch`.
+//! peers) or through the Lambda invoke API of `cargo lambda watch`. The
+//! pump itself is the test kit's ([`tollgate_testkit::pump`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Subcommand};
-use quota_sync::pump::{Invoke, Pump, PumpOptions, RegionPump, RuntimeApi, StartPosition};
+use clap::Args;
+use quota_sync::QuotaSync;
+use serde_json::Value;
 use tollgate_store::TableNames;
+use tollgate_testkit::pump::{local_pump, InProcess, Invoke, Pump, PumpOptions, Round};
+use tollgate_testkit::streams::StartPosition;
 
-/// Local-run helpers.
-#[derive(Debug, Subcommand)]
-pub enum LocalCommand {
-    /// Pump the Usage streams of simulated regions into quota-sync.
-    Pump(PumpArgs),
-}
+use crate::invoke::InvokeClient;
 
-/// Options of `tollgate local pump`.
+/// Options of `tollgate-dev pump`.
 #[derive(Debug, Args)]
 pub struct PumpArgs {
     /// The simulated regions (DynamoDB Local region names), comma-separated.
@@ -54,9 +53,19 @@ pub struct PumpArgs {
     endpoint: String,
 }
 
-/// Runs a `tollgate local` command.
-pub async fn run(names: &TableNames, command: LocalCommand) -> Result<()> {
-    let LocalCommand::Pump(args) = command;
+/// quota-sync's `handler`, invoked in this process.
+pub fn in_process(handler: Arc<QuotaSync>) -> Arc<dyn Invoke> {
+    Arc::new(InProcess::new("quota-sync", move |event: Value| {
+        let handler = handler.clone();
+        async move {
+            let outcome = handler.handle(&event).await.map_err(|e| e.to_string())?;
+            serde_json::to_value(&outcome.response).map_err(|e| e.to_string())
+        }
+    }))
+}
+
+/// Runs `tollgate-dev pump`.
+pub async fn run(names: &TableNames, args: PumpArgs) -> Result<()> {
     let regions: Vec<&str> = args.regions.iter().map(String::as_str).collect();
     let options = PumpOptions {
         batch_size: args.batch_size,
@@ -69,23 +78,19 @@ pub async fn run(names: &TableNames, command: LocalCommand) -> Result<()> {
         ..PumpOptions::default()
     };
     let mut pump = if args.function_urls.is_empty() {
-        quota_sync::local_pump(&args.endpoint, &regions, names, options)
-            .context("configuring quota-sync for the simulated regions")?
-            .0
+        in_process_pump(&args.endpoint, &regions, names, &options)?
     } else {
-        let mut pumps = Vec::new();
+        let mut functions = Vec::new();
         for region in &regions {
             let url = function_url(&args.function_urls, region)?;
-            let invoker: Arc<dyn Invoke> = Arc::new(RuntimeApi::new(
+            let invoker: Arc<dyn Invoke> = Arc::new(InvokeClient::new(
                 url,
                 &args.function_name,
                 Duration::from_secs(120),
             )?);
-            let reader =
-                quota_sync::local_reader(&args.endpoint, region, &names.usage, options.start);
-            pumps.push(RegionPump::new(reader, invoker, options.clone()));
+            functions.push((*region, invoker));
         }
-        Pump { regions: pumps }
+        local_pump(&args.endpoint, &names.usage, &options, functions)
     };
     let interval = Duration::from_millis(args.interval_ms);
     if args.once {
@@ -93,19 +98,7 @@ pub async fn run(names: &TableNames, command: LocalCommand) -> Result<()> {
             .run_until_idle(interval, 10_000)
             .await
             .context("pumping the Usage streams")?;
-        println!(
-            "{}",
-            serde_json::json!({
-                "read": total.read,
-                "invocations": total.invocations,
-                "delivered": total.delivered,
-                "completed": total.completed,
-                "partial_failures": total.partial_failures,
-                "failed_invocations": total.failed_invocations,
-                "discarded": total.discarded,
-                "idle": idle,
-            })
-        );
+        println!("{}", summary(&total, idle));
         if !idle {
             bail!("the streams did not go quiet");
         }
@@ -117,6 +110,37 @@ pub async fn run(names: &TableNames, command: LocalCommand) -> Result<()> {
         pump.run(interval, std::future::pending()).await;
     }
     Ok(())
+}
+
+/// A pump with one in-process quota-sync per region (the others its peers).
+fn in_process_pump(
+    endpoint: &str,
+    regions: &[&str],
+    names: &TableNames,
+    options: &PumpOptions,
+) -> Result<Pump> {
+    let mut functions = Vec::new();
+    for region in regions {
+        let config = quota_sync::local_config(region, regions, names)
+            .context("configuring quota-sync for the simulated regions")?;
+        let handler = Arc::new(quota_sync::local(&config, endpoint));
+        functions.push((*region, in_process(handler)));
+    }
+    Ok(local_pump(endpoint, &names.usage, options, functions))
+}
+
+/// The one-line JSON summary of `--once`.
+fn summary(total: &Round, idle: bool) -> Value {
+    serde_json::json!({
+        "read": total.read,
+        "invocations": total.invocations,
+        "delivered": total.delivered,
+        "completed": total.completed,
+        "partial_failures": total.partial_failures,
+        "failed_invocations": total.failed_invocations,
+        "discarded": total.discarded,
+        "idle": idle,
+    })
 }
 
 /// The function URL for `region`: its `REGION=URL`, or the bare `URL`.

@@ -1,36 +1,45 @@
-//! Writes the sample events of `events/log-processor/` (for `sam local
-//! invoke -e` and the tests), so they stay valid: real gzip + base64
-//! CloudWatch Logs subscription payloads with lines in tollgate's formats.
-//!
-//! `cargo run -p log-processor --example gen-events [-- <dir>]`
-//! (default dir: `events/log-processor` of the workspace).
+//! `tollgate-dev gen-events`: writes the sample events of
+//! `events/log-processor/` (for `sam local invoke -e` and the tests), so
+//! they stay valid: real gzip + base64 CloudWatch Logs subscription payloads
+//! with lines in tollgate's formats.
 
 use std::path::PathBuf;
 
-use log_processor::sample::{
-    access_line, control_json, direct_event, gzip, kinesis_event, payload_json, Event, Request,
+use anyhow::{Context, Result};
+use log_processor::ACCESS_LOG_FORMAT;
+use tollgate_testkit::cloudwatch::{
+    control_json, direct_event, event_id, gzip, kinesis_event, payload_json, Event,
 };
+use tollgate_testkit::traffic::{access_line, Request};
 
-fn main() -> std::io::Result<()> {
-    let dir = std::env::args()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events/log-processor")
-        });
-    std::fs::create_dir_all(&dir)?;
+/// Options of `tollgate-dev gen-events`.
+#[derive(Debug, clap::Args)]
+pub struct GenEventsArgs {
+    /// The folder to write to (default: `events/log-processor` of the workspace).
+    dir: Option<PathBuf>,
+}
+
+/// Writes the sample events.
+pub fn run(args: &GenEventsArgs) -> Result<()> {
+    let dir = args.dir.clone().unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events/log-processor")
+    });
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let t = 1_795_000_000_000i64; // 2026-11-18T11:06:40Z
     let req = |i: i64, identity: &'static str, status: u16, error_type: &'static str| Event {
-        id: log_processor::sample::event_id(t + i, i as u64),
+        id: event_id(t + i, i as u64),
         timestamp: t + i + 35,
-        message: access_line(&Request {
-            request_id: &format!("9f1c2d3e-0000-4000-8000-{:012}", i),
-            time_ms: t + i,
-            ip: "203.0.113.7",
-            identity,
-            status,
-            error_type,
-        }),
+        message: access_line(
+            ACCESS_LOG_FORMAT,
+            &Request {
+                request_id: &format!("9f1c2d3e-0000-4000-8000-{:012}", i),
+                time_ms: t + i,
+                ip: "203.0.113.7",
+                identity,
+                status,
+                error_type,
+            },
+        ),
     };
     // API Gateway access log lines: 3 counted for key:k_demo, 1 for an
     // anonymous IP, a 5xx and a denial that are not counted.
@@ -51,7 +60,7 @@ fn main() -> std::io::Result<()> {
         .iter()
         .enumerate()
         .map(|(i, m)| Event {
-            id: log_processor::sample::event_id(t + 1000 + i as i64, 100 + i as u64),
+            id: event_id(t + 1000 + i as i64, 100 + i as u64),
             timestamp: t + 1000 + i as i64,
             message: (*m).to_owned(),
         })
@@ -66,9 +75,10 @@ fn main() -> std::io::Result<()> {
         "2026/11/18/[$LATEST]0123456789abcdef",
         &app,
     );
-    let write = |name: &str, value: &serde_json::Value| -> std::io::Result<()> {
-        let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
-        std::fs::write(dir.join(name), text + "\n")
+    let write = |name: &str, value: &serde_json::Value| -> Result<()> {
+        let text = serde_json::to_string_pretty(value)?;
+        let path = dir.join(name);
+        std::fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))
     };
     write("direct-access-logs.json", &direct_event(&access_json))?;
     write("direct-app-lines.json", &direct_event(&app_json))?;

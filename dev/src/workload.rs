@@ -2,9 +2,9 @@
 //! keys with Zipf-distributed popularity and from anonymous IPs, arriving
 //! as a Poisson process, spread over regions. Seeded, so a run repeats.
 
-use log_processor::sample::Zipf;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use tollgate_testkit::traffic::Zipf;
 
 /// The shape of a workload.
 #[derive(Debug, Clone, PartialEq)]

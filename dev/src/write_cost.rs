@@ -1,5 +1,6 @@
-//! Write cost of exactly-once counting, measured on DynamoDB Local with
-//! `ReturnConsumedCapacity` (tollgate_store::RequestCounter).
+//! `tollgate-dev bench write-cost`: the write cost of exactly-once
+//! counting, measured on DynamoDB Local with `ReturnConsumedCapacity`
+//! (tollgate_store::RequestCounter).
 //!
 //! Workload: `REQUESTS` requests (default 100,000) over 10,000 API keys with
 //! Zipf popularity (s = 1.1) taking 80% of requests, plus 50,000 anonymous
@@ -10,25 +11,32 @@
 //!
 //! ```sh
 //! export AWS_ENDPOINT_URL_DYNAMODB=$(scripts/dynamodb-local.sh start)
-//! cargo run -p log-processor --example write-cost -- 100000 1000
+//! cargo run -p tollgate-dev -- bench write-cost 100000 1000
 //! ```
 
 use std::collections::BTreeMap;
 
-use log_processor::sample::{direct_event, payload_json, Traffic};
-use log_processor::{Config, Processor};
+use anyhow::Result;
+use log_processor::{Config, Processor, ACCESS_LOG_FORMAT};
 use tollgate_store::RequestCounter;
-use tollgate_tests::{Harness, TEST_REGION};
+use tollgate_testkit::cloudwatch::{direct_event, payload_json};
+use tollgate_testkit::traffic::Traffic;
+use tollgate_testkit::{Harness, TEST_REGION};
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let requests: usize = args
-        .next()
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(100_000);
-    let batch: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1_000);
+/// Options of `tollgate-dev bench write-cost`.
+#[derive(Debug, clap::Args)]
+pub struct WriteCostArgs {
+    /// Requests to play.
+    #[arg(default_value_t = 100_000)]
+    requests: usize,
+    /// Log events per delivery.
+    #[arg(default_value_t = 1_000)]
+    batch: usize,
+}
+
+/// Measures and prints the write cost.
+pub async fn run(args: WriteCostArgs) -> Result<()> {
+    let WriteCostArgs { requests, batch } = args;
     let h = Harness::new("lp-cost").await;
     let counter = RequestCounter::with_capacity();
     let client = aws_sdk_dynamodb::Client::from_conf(
@@ -46,7 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_lookup(|k| vars.get(k).map(|v| v.to_string()))?;
     let processor = Processor::new(client, config);
 
-    let mut traffic = Traffic::new(10_000, 1.1, 50_000, 0.2, 2026);
+    let mut traffic = Traffic::new(ACCESS_LOG_FORMAT, 10_000, 1.1, 50_000, 0.2, 2026);
     let spacing = (86_400_000 / requests.max(1)) as i64;
     let start = 1_795_046_400_000; // 2026-11-19T00:00:00Z
     let (mut counted, mut increments, mut transactions, mut done) = (0u64, 0u64, 0u64, 0usize);
@@ -89,7 +97,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // on a sample of the same traffic.
     counter.reset();
     let sample = 2_000usize;
-    let (_, truth) = Traffic::new(10_000, 1.1, 50_000, 0.2, 7).events(sample, start, 10);
+    let (_, truth) =
+        Traffic::new(ACCESS_LOG_FORMAT, 10_000, 1.1, 50_000, 0.2, 7).events(sample, start, 10);
     let client = aws_sdk_dynamodb::Client::from_conf(
         tollgate_store::client::local_config(&h.endpoint, TEST_REGION)
             .interceptor(counter.clone())

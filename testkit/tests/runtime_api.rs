@@ -1,7 +1,7 @@
 //! The Lambda Runtime API stand-in runs a real binary through the runtime protocol.
 
 use serde_json::json;
-use tollgate_tests::runtime_api::run_binary;
+use tollgate_testkit::runtime_api::run_binary;
 
 #[test]
 fn a_binary_answers_each_event_in_order_and_errors_come_back_as_errors() {

@@ -1,0 +1,280 @@
+//! Playing the calls: each through its region's authorizer; the allowed
+//! ones' access logs (some delivered twice) through the log-processor, their
+//! meter events through ingest, and the stream pumps through quota-sync.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Result};
+use serde_json::{json, Value};
+use tollgate_core::{ApiKey, Identity};
+use tollgate_testkit::cloudwatch::{
+    direct_event, event_id, gzip, kinesis_event, payload_json, Event,
+};
+use tollgate_testkit::traffic::{access_line, Request};
+
+use super::setup::caller;
+use super::{record, BenchArgs, Invocations, Region, ANON_DAILY, DELIVERY_SECONDS, PAID_DAILY};
+use crate::events::authorizer_request;
+use crate::workload::{Call, Workload};
+
+/// What playing the calls did.
+pub(super) struct Played {
+    /// Invocations by function.
+    pub invocations: BTreeMap<&'static str, Invocations>,
+    /// The allowed calls of each identity.
+    pub truth: BTreeMap<Identity, u64>,
+    /// Each allowed call: (region, identity, whether its log batch was delivered twice).
+    pub allowed_calls: Vec<(usize, Identity, bool)>,
+    /// Calls allowed beyond a hard daily limit, per identity and region.
+    pub over_limit: BTreeMap<Identity, Vec<u64>>,
+    /// Calls the authorizer denied.
+    pub denied: u64,
+    /// Log batches delivered twice.
+    pub redelivered_batches: u64,
+    /// Wall-clock seconds of the play.
+    pub seconds: f64,
+}
+
+/// The play in progress: what it did so far, and what waits for the next
+/// log delivery.
+struct Playing {
+    played: Played,
+    /// Each region's access log lines since its last delivery.
+    lines: Vec<Vec<Event>>,
+    /// Each region's meter events since its last delivery.
+    meters: Vec<Vec<Value>>,
+    /// The xorshift state that picks the batches delivered twice.
+    rng: u64,
+    /// The share of log batches delivered twice.
+    redelivery_share: f64,
+    /// Whether logs come through Kinesis (else a direct subscription).
+    kinesis: bool,
+}
+
+/// Plays `calls` through the regions' handlers.
+pub(super) async fn play(
+    regions: &mut [Region],
+    calls: &[Call],
+    secrets: &HashMap<usize, ApiKey>,
+    w: &Workload,
+    args: &BenchArgs,
+    start_ms: i64,
+    kinesis: bool,
+) -> Result<Played> {
+    let started = Instant::now();
+    let mut playing = Playing {
+        played: Played {
+            invocations: BTreeMap::new(),
+            truth: BTreeMap::new(),
+            allowed_calls: Vec::new(),
+            over_limit: BTreeMap::new(),
+            denied: 0,
+            redelivered_batches: 0,
+            seconds: 0.0,
+        },
+        lines: vec![Vec::new(); regions.len()],
+        meters: vec![Vec::new(); regions.len()],
+        rng: args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+        redelivery_share: w.redelivery_share,
+        kinesis,
+    };
+    let batch_ms = i64::from(w.log_batch_seconds) * 1000;
+    let mut next_flush = batch_ms;
+    for (seq, call) in calls.iter().enumerate() {
+        while call.at_ms >= next_flush {
+            playing.flush(regions).await?;
+            next_flush += batch_ms;
+        }
+        playing.call(regions, seq, call, secrets, start_ms).await;
+    }
+    playing.flush(regions).await?;
+    for _ in 0..3 {
+        pump_all(regions, &mut playing.played.invocations).await?;
+    }
+    playing.played.seconds = started.elapsed().as_secs_f64();
+    Ok(playing.played)
+}
+
+impl Playing {
+    /// One call through its region's authorizer; when allowed, its access
+    /// log line and (some calls) a meter event wait for the next delivery.
+    async fn call(
+        &mut self,
+        regions: &[Region],
+        seq: usize,
+        call: &Call,
+        secrets: &HashMap<usize, ApiKey>,
+        start_ms: i64,
+    ) {
+        let played = &mut self.played;
+        let at = start_ms + call.at_ms;
+        let r = &regions[call.region];
+        r.clock.set(at);
+        let (identity, key, ip) = caller(call, secrets);
+        let event = authorizer_request(
+            &r.name,
+            &format!("r{seq}"),
+            at,
+            key.map(ApiKey::expose_secret),
+            &ip,
+        );
+        let started = Instant::now();
+        let response = r
+            .authorizer
+            .handle_bytes(event.to_string().as_bytes())
+            .await;
+        record(&mut played.invocations, "authorizer", started);
+        let allowed = response
+            .ok()
+            .and_then(|body| serde_json::from_str::<Value>(&body).ok())
+            .is_some_and(|v| v["policyDocument"]["Statement"][0]["Effect"] == "Allow");
+        if !allowed {
+            played.denied += 1;
+            return;
+        }
+        let count = played.truth.entry(identity.clone()).or_default();
+        *count += 1;
+        let limit = if identity.is_anonymous() {
+            ANON_DAILY
+        } else {
+            PAID_DAILY
+        };
+        if *count > limit {
+            played
+                .over_limit
+                .entry(identity.clone())
+                .or_insert_with(|| vec![0; regions.len()])[call.region] += 1;
+        }
+        played
+            .allowed_calls
+            .push((call.region, identity.clone(), false));
+        self.lines[call.region].push(Event {
+            id: event_id(at, seq as u64),
+            timestamp: at,
+            message: access_line(
+                log_processor::ACCESS_LOG_FORMAT,
+                &Request {
+                    request_id: &format!("r{seq}"),
+                    time_ms: at,
+                    ip: &ip,
+                    identity: &identity.to_string(),
+                    status: 200,
+                    error_type: "-",
+                },
+            ),
+        });
+        if call.meter_event {
+            self.meters[call.region].push(json!({"id": format!("m{seq}"), "meter": "tokens", "identity": identity.to_string(), "value": 250, "time": at}));
+        }
+    }
+
+    /// Delivers each region's pending log lines (some twice) and meter events,
+    /// then runs the stream pumps.
+    ///
+    /// Direct: the lines are one CloudWatch Logs delivery. Kinesis: they are
+    /// cut into deliveries of [`DELIVERY_SECONDS`] (one Kinesis record each),
+    /// and the batching window's records are one Kinesis event.
+    async fn flush(&mut self, regions: &mut [Region]) -> Result<()> {
+        let (lines, meters, rng) = (&mut self.lines, &mut self.meters, &mut self.rng);
+        let (redelivery_share, kinesis) = (self.redelivery_share, self.kinesis);
+        let played = &mut self.played;
+        let invocations = &mut played.invocations;
+        let allowed_calls = &mut played.allowed_calls;
+        let mut redelivered = 0;
+        for (r, region) in regions.iter_mut().enumerate() {
+            let batch = std::mem::take(&mut lines[r]);
+            if !batch.is_empty() {
+                let group = "/tollgate/bench/access";
+                let event = if kinesis {
+                    let mut records = Vec::new();
+                    for delivery in batch.chunk_by(|a, b| {
+                        a.timestamp.div_euclid(DELIVERY_SECONDS * 1000)
+                            == b.timestamp.div_euclid(DELIVERY_SECONDS * 1000)
+                    }) {
+                        records.push(gzip(&payload_json(group, &region.name, delivery)));
+                    }
+                    let event = kinesis_event(&records, region.next_seq);
+                    region.next_seq += records.len() as u128;
+                    event
+                } else {
+                    direct_event(&payload_json(group, &region.name, &batch))
+                };
+                *rng ^= *rng << 13;
+                *rng ^= *rng >> 7;
+                *rng ^= *rng << 17;
+                let twice = (*rng % 10_000) as f64 / 10_000.0 < redelivery_share;
+                for _ in 0..if twice { 2 } else { 1 } {
+                    let started = Instant::now();
+                    let response = region
+                        .log
+                        .handle(event.clone())
+                        .await
+                        .map_err(|e| anyhow!("log-processor: {e}"))?;
+                    if response["batchItemFailures"]
+                        .as_array()
+                        .is_some_and(|f| !f.is_empty())
+                    {
+                        bail!("log-processor reported failed records: {response}");
+                    }
+                    record(invocations, "log-processor", started);
+                }
+                if twice {
+                    redelivered += 1;
+                    // The baseline counts a redelivered batch twice: mark its calls
+                    // (the region's latest `batch.len()` allowed calls).
+                    for call in allowed_calls
+                        .iter_mut()
+                        .rev()
+                        .filter(|c| c.0 == r)
+                        .take(batch.len())
+                    {
+                        call.2 = true;
+                    }
+                }
+            }
+            let events = std::mem::take(&mut meters[r]);
+            for chunk in events.chunks(1000) {
+                let body = serde_json::to_vec(chunk)?;
+                let started = Instant::now();
+                let response = region.ingest.post_events(&body).await;
+                record(invocations, "ingest", started);
+                if response.status >= 300 {
+                    return Err(anyhow!(
+                        "ingest answered {}: {}",
+                        response.status,
+                        response.body
+                    ));
+                }
+            }
+        }
+        pump_all(regions, invocations).await?;
+        played.redelivered_batches += redelivered;
+        Ok(())
+    }
+}
+
+/// Runs every region's stream pump until the streams are quiet (at most four passes).
+pub(super) async fn pump_all(
+    regions: &mut [Region],
+    invocations: &mut BTreeMap<&'static str, Invocations>,
+) -> Result<()> {
+    // Replicas written by one region's quota-sync appear in its peers' streams: pump until quiet.
+    for _ in 0..4 {
+        let mut moved = 0;
+        for region in regions.iter_mut() {
+            let started = Instant::now();
+            let round = region.pump.round().await?;
+            if round.invocations > 0 {
+                let e = invocations.entry("quota-sync").or_default();
+                e.count += round.invocations as u64;
+                e.seconds += started.elapsed().as_secs_f64();
+            }
+            moved += round.read + round.pending;
+        }
+        if moved == 0 {
+            break;
+        }
+    }
+    Ok(())
+}
