@@ -161,6 +161,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 name: MeterName::new("tokens")?,
                 aggregation: tollgate_core::Aggregation::Sum,
                 unit: "tokens".into(),
+                value_path: None,
             })
             .await?;
         let jobs = secrets.iter().map(|(i, key)| {

@@ -130,6 +130,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             name: MeterName::new("tokens")?,
             aggregation: Aggregation::Sum,
             unit: "tokens".into(),
+            value_path: None,
         })
         .await?;
         for c in &mut clients {
