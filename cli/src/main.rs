@@ -5,6 +5,7 @@
 //! DynamoDB Local.
 
 mod blocks;
+mod export;
 mod keys;
 mod meters;
 mod plans;
@@ -63,6 +64,8 @@ enum Command {
     },
     /// Re-evaluate blocks against the current plans and global usage (after a plan change).
     RecomputeBlocks(recompute::RecomputeArgs),
+    /// Write one billing record per customer, meter and period (stripe, csv or ndjson).
+    Export(export::ExportArgs),
     /// Play traffic across three simulated regions through the real functions (`make demo`).
     Demo(sim::demo::DemoArgs),
     /// Benchmarks that drive the real functions.
@@ -103,6 +106,7 @@ async fn main() -> Result<()> {
         Command::Blocks { command } => blocks::run(&client, &names, command).await,
         Command::RecomputeBlocks(args) => recompute::run(cli.region.as_deref(), &names, args).await,
         Command::Local { command } => pump::run(&names, command).await,
+        Command::Export(args) => export::run(&client, &names, args).await,
         Command::Demo(args) => sim::demo::run(args).await,
         Command::Bench {
             command: BenchCommand::Cost(args),

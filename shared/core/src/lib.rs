@@ -6,6 +6,7 @@
 
 pub mod aggregate;
 pub mod apikey;
+pub mod billing;
 pub mod clock;
 pub mod cloudevent;
 pub mod decision;
