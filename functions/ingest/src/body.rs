@@ -630,6 +630,23 @@ mod tests {
         }
 
         #[test]
+        fn every_mode_refuses_cleanly(bytes in proptest::collection::vec(any::<u8>(), 0..300), ct in 0usize..5, binary in any::<bool>()) {
+            let types = [None, Some(STRUCTURED), Some(BATCH), Some("application/json"), Some("text/plain")];
+            let mut attrs = serde_json::Map::new();
+            if binary {
+                attrs.insert("specversion".into(), Value::String("1.0".into()));
+            }
+            let limits = Limits { max_bytes: 200, max_events: 3 };
+            match parse_request(types[ct], &attrs, &bytes, &limits) {
+                Ok((mode, events)) => {
+                    prop_assert!(events.len() <= 3 && bytes.len() <= 200);
+                    prop_assert!(mode != Mode::Binary || events.len() == 1);
+                }
+                Err(e) => prop_assert!(e.status() == 400 || e.status() == 413),
+            }
+        }
+
+        #[test]
         fn never_panics_and_respects_limits(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let limits = Limits { max_bytes: 256, max_events: 3 };
             match parse_body(&bytes, &limits) {
