@@ -7,6 +7,7 @@
 //! DynamoDB Local.
 
 mod blocks;
+mod export;
 mod keys;
 mod meters;
 mod plans;
@@ -63,6 +64,8 @@ enum Command {
     },
     /// Re-evaluate blocks against the current plans and global usage (after a plan change).
     RecomputeBlocks(recompute::RecomputeArgs),
+    /// Write one billing record per customer, meter and period (stripe, csv or ndjson).
+    Export(export::ExportArgs),
 }
 
 #[tokio::main]
@@ -84,5 +87,6 @@ async fn main() -> Result<()> {
         Command::Keys { command } => keys::run(&client, &names, command).await,
         Command::Blocks { command } => blocks::run(&client, &names, command).await,
         Command::RecomputeBlocks(args) => recompute::run(cli.region.as_deref(), &names, args).await,
+        Command::Export(args) => export::run(&client, &names, args).await,
     }
 }

@@ -18,6 +18,10 @@ pub enum MetersCommand {
         /// The unit of a value, for people (tokens, bytes, ms).
         #[arg(long, default_value = "")]
         unit: String,
+        /// Where a CloudEvent's data holds the value of a sum or max meter,
+        /// e.g. $.tokens or $.usage['output-tokens'] (default: $.value).
+        #[arg(long)]
+        value_path: Option<String>,
     },
     /// List every meter.
     List {
@@ -34,8 +38,14 @@ pub async fn run(client: &Client, names: &TableNames, command: MetersCommand) ->
             name,
             aggregation,
             unit,
+            value_path,
         } => {
-            let def = parse_meter(&name, &aggregation, &unit)?;
+            let mut def = parse_meter(&name, &aggregation, &unit)?;
+            def.value_path = value_path
+                .as_deref()
+                .map(tollgate_core::ValuePath::parse)
+                .transpose()
+                .context("--value-path")?;
             store.put_meter(&def).await.context("storing the meter")?;
             println!(
                 "meter {} ({}, {})",
@@ -63,6 +73,7 @@ pub fn parse_meter(name: &str, aggregation: &str, unit: &str) -> Result<MeterDef
         name: MeterName::new(name)?,
         aggregation: aggregation.parse::<Aggregation>()?,
         unit: unit.trim().to_owned(),
+        value_path: None,
     })
 }
 
@@ -76,13 +87,21 @@ fn unit_or_dash(unit: &str) -> &str {
 
 /// The meters as a table.
 pub fn render(meters: &[MeterDef]) -> String {
-    let mut out = format!("{:<24} {:<11} {}\n", "METER", "AGGREGATION", "UNIT");
+    let mut out = format!(
+        "{:<24} {:<11} {:<12} {}\n",
+        "METER", "AGGREGATION", "UNIT", "VALUE PATH"
+    );
     for m in meters {
+        let path = m
+            .cloudevent_value_path()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into());
         out.push_str(&format!(
-            "{:<24} {:<11} {}\n",
+            "{:<24} {:<11} {:<12} {}\n",
             m.name.as_str(),
             m.aggregation.to_string(),
-            unit_or_dash(&m.unit)
+            unit_or_dash(&m.unit),
+            path
         ));
     }
     out
@@ -101,7 +120,7 @@ mod tests {
         assert!(parse_meter("Tokens", "sum", "").is_err());
         assert!(parse_meter("tokens", "avg", "").is_err());
         let table = render(&[m, parse_meter("calls", "count", "").unwrap()]);
-        assert!(table.contains("tokens                   sum         tokens"));
-        assert!(table.contains("calls                    count       -"));
+        assert!(table.contains("tokens                   sum         tokens       $.value"));
+        assert!(table.contains("calls                    count       -            -"));
     }
 }

@@ -59,6 +59,7 @@ pub(super) async fn tables_and_keys(
                 name: MeterName::new("tokens")?,
                 aggregation: tollgate_core::Aggregation::Sum,
                 unit: "tokens".into(),
+                value_path: None,
             })
             .await?;
         let jobs = secrets.iter().map(|(i, key)| {

@@ -187,6 +187,7 @@ async fn set_up(
             name: MeterName::new("tokens")?,
             aggregation: Aggregation::Sum,
             unit: "tokens".into(),
+            value_path: None,
         })
         .await?;
         for c in clients {

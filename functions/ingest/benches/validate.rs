@@ -37,6 +37,7 @@ fn meters() -> HashMap<MeterName, MeterDef> {
                     name,
                     aggregation: a,
                     unit: String::new(),
+                    value_path: None,
                 },
             ))
         })

@@ -1,5 +1,6 @@
 //! The HTTP API: `POST /v1/events`, `GET /v1/usage`, `GET /v1/usage/top`.
-//! Every request gets a JSON response; nothing here panics.
+//! Every request gets a JSON response (a CloudEvents request that counted
+//! its events: 204, no body, as OpenMeter answers); nothing here panics.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,17 +10,18 @@ use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use tollgate_core::{Aggregation, MeterName, Region, UnixMillis};
 use tollgate_idempotency::{
     Clock, Deadline, Idempotency, IdempotencyConfig, IdempotencyError, SystemClock,
 };
 use tollgate_store::{KeysStore, UsageStore};
 
-use crate::body::{parse_body, Limits};
-use crate::commit::{commit, CommitError};
+use crate::body::{parse_request, Limits};
+use crate::cloudevents::{self, Problem};
+use crate::commit::{commit, CommitError, CommitOutcome};
 use crate::config::Config;
-use crate::meters::MeterCache;
+use crate::meters::{MeterCache, Meters};
+use crate::request::EventsRequest;
 use crate::top::{parse_top_query, top, TopQuery};
 use crate::usage_api::{parse_usage_query, query_usage, QueryError, Source};
 use crate::validate::{validate_all, Checked, Rules};
@@ -46,11 +48,27 @@ impl ApiResponse {
         }
     }
 
-    /// The HTTP response.
+    /// The HTTP response. A 204 has no body: its body's `accepted` and
+    /// `duplicates` counts become the `Tollgate-Accepted` and
+    /// `Tollgate-Duplicates` headers.
     pub fn into_http(self) -> Response<Body> {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status == StatusCode::NO_CONTENT {
+            let mut response = Response::new(Body::Empty);
+            *response.status_mut() = status;
+            for (name, field) in [
+                ("tollgate-accepted", "accepted"),
+                ("tollgate-duplicates", "duplicates"),
+            ] {
+                let count = self.body[field].as_u64().unwrap_or(0);
+                response
+                    .headers_mut()
+                    .insert(name, HeaderValue::from(count));
+            }
+            return response;
+        }
         let mut response = Response::new(Body::Text(self.body.to_string()));
-        *response.status_mut() =
-            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        *response.status_mut() = status;
         response
             .headers_mut()
             .insert("content-type", HeaderValue::from_static("application/json"));
@@ -178,25 +196,24 @@ impl Ingest {
         };
         let response = if path.ends_with("/v1/events") {
             if method == "POST" {
-                let bytes: &[u8] = match req.body() {
-                    Body::Empty => &[],
-                    Body::Text(t) => t.as_bytes(),
-                    Body::Binary(b) => b,
-                    _ => &[],
-                };
                 let key = req
                     .headers()
                     .get("idempotency-key")
                     .map(|v| v.to_str().map(str::to_owned));
                 let deadline = req.lambda_context_ref().map(|c| c.deadline);
-                match key {
-                    Some(Ok(k)) => self.post_events_once(bytes, &k, deadline.into()).await,
-                    Some(Err(_)) => ApiResponse::error(
+                match (EventsRequest::from_http(&req), key) {
+                    (Err(header), _) => ApiResponse::error(
+                        400,
+                        "bad_header",
+                        format!("header {header}: not valid percent-encoded UTF-8"),
+                    ),
+                    (Ok(events), Some(Ok(k))) => self.post_once(&events, &k, deadline.into()).await,
+                    (Ok(_), Some(Err(_))) => ApiResponse::error(
                         400,
                         "bad_idempotency_key",
                         "the Idempotency-Key header must be visible ASCII",
                     ),
-                    None => self.post_events(bytes).await,
+                    (Ok(events), None) => self.post(&events).await,
                 }
             } else {
                 ApiResponse::error(405, "method_not_allowed", "use POST")
@@ -235,11 +252,24 @@ impl Ingest {
         response.into_http()
     }
 
-    /// `POST /v1/events` with an `Idempotency-Key`: the first request with
-    /// a key runs; later ones (with the same body) get its stored response.
+    /// `POST /v1/events` with an `Idempotency-Key` and a body of
+    /// tollgate's format (or CloudEvents as plain JSON): see [`Self::post_once`].
     pub async fn post_events_once(
         &self,
         body: &[u8],
+        key: &str,
+        deadline: Deadline,
+    ) -> ApiResponse {
+        self.post_once(&EventsRequest::json(body), key, deadline)
+            .await
+    }
+
+    /// `POST /v1/events` with an `Idempotency-Key`: the first request with
+    /// a key runs; later ones (with the same body and mode-choosing
+    /// headers) get its stored response.
+    pub async fn post_once(
+        &self,
+        events: &EventsRequest<'_>,
         key: &str,
         deadline: Deadline,
     ) -> ApiResponse {
@@ -250,12 +280,12 @@ impl Ingest {
                 format!("the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} characters"),
             );
         }
-        let request = json!({"key": key, "body": hex::encode(Sha256::digest(body))});
+        let request = json!({"key": key, "body": events.fingerprint()});
         let result = self
             .inner
             .requests
             .run(&request, deadline, || async {
-                let response = self.post_events_inner(body).await?;
+                let response = self.post_inner(events).await?;
                 Ok::<_, CommitError>(response)
             })
             .await;
@@ -278,48 +308,59 @@ impl Ingest {
         }
     }
 
-    /// `POST /v1/events`: parses, checks and counts the events of a body.
+    /// `POST /v1/events` with a body of tollgate's format (or CloudEvents
+    /// as plain JSON): see [`Self::post`].
     pub async fn post_events(&self, body: &[u8]) -> ApiResponse {
-        match self.post_events_inner(body).await {
+        self.post(&EventsRequest::json(body)).await
+    }
+
+    /// `POST /v1/events`: reads, checks and counts the events of a request
+    /// in any of its modes.
+    pub async fn post(&self, events: &EventsRequest<'_>) -> ApiResponse {
+        match self.post_inner(events).await {
             Ok(r) => r,
             Err(e) => unavailable("counting the events", &e),
         }
     }
 
-    async fn post_events_inner(&self, body: &[u8]) -> Result<ApiResponse, CommitError> {
-        let config = &self.inner.config;
-        let limits = Limits {
-            max_bytes: config.max_body_bytes,
-            max_events: config.max_events,
-        };
-        let values = match parse_body(body, &limits) {
-            Ok(v) => v,
-            Err(e) => return Ok(ApiResponse::error(e.status(), e.code(), e.to_string())),
-        };
-        let now = self.now();
-        let mut meters = self.inner.meters.get().await?;
+    /// The meters, read again (at most once a second) when an event names
+    /// one the cache lacks: a meter defined since the cache was filled.
+    async fn meters_for(&self, values: &[Value], field: &str) -> Result<Arc<Meters>, CommitError> {
+        let meters = self.inner.meters.get().await?;
         let names_unknown = values.iter().any(|v| {
-            v.get("meter")
+            v.get(field)
                 .and_then(Value::as_str)
                 .and_then(|m| MeterName::new(m).ok())
                 .is_some_and(|m| !meters.contains_key(&m))
         });
-        if names_unknown {
-            // A meter defined since the cache was filled: read again (at most once a second).
-            meters = self
-                .inner
-                .meters
-                .get_fresher_than(Duration::from_secs(1))
-                .await?;
+        if !names_unknown {
+            return Ok(meters);
         }
+        Ok(self
+            .inner
+            .meters
+            .get_fresher_than(Duration::from_secs(1))
+            .await?)
+    }
+
+    fn check(&self, values: &[Value], meters: &Meters, now: UnixMillis) -> Vec<Checked> {
+        let config = &self.inner.config;
         let rules = Rules {
-            meters: &meters,
+            meters,
             now,
             dedupe_window_ms: i64::try_from(config.dedupe_window.as_millis()).unwrap_or(i64::MAX),
             future_tolerance_ms: i64::try_from(config.future_tolerance.as_millis())
                 .unwrap_or(i64::MAX),
         };
-        let checked = validate_all(&values, &rules);
+        validate_all(values, &rules)
+    }
+
+    async fn count(
+        &self,
+        checked: &[Checked],
+        now: UnixMillis,
+    ) -> Result<CommitOutcome, CommitError> {
+        let config = &self.inner.config;
         let valid: Vec<_> = checked
             .iter()
             .filter_map(|c| match c {
@@ -327,7 +368,7 @@ impl Ingest {
                 _ => None,
             })
             .collect();
-        let outcome = commit(
+        commit(
             &self.inner.markers,
             &self.inner.usage,
             &config.region,
@@ -335,7 +376,35 @@ impl Ingest {
             &valid,
             now,
         )
-        .await?;
+        .await
+    }
+
+    async fn post_inner(&self, events: &EventsRequest<'_>) -> Result<ApiResponse, CommitError> {
+        let config = &self.inner.config;
+        let limits = Limits {
+            max_bytes: config.max_body_bytes,
+            max_events: config.max_events,
+        };
+        let parsed = parse_request(
+            events.content_type.as_deref(),
+            &events.ce_attributes,
+            events.body,
+            &limits,
+        );
+        let (mode, values) = match parsed {
+            Ok(v) => v,
+            Err(e) => return Ok(ApiResponse::error(e.status(), e.code(), e.to_string())),
+        };
+        let now = self.now();
+        if mode.is_cloudevents() {
+            let meters = self.meters_for(&values, "type").await?;
+            return self
+                .post_cloudevents(&values, &meters, now, events.representation)
+                .await;
+        }
+        let meters = self.meters_for(&values, "meter").await?;
+        let checked = self.check(&values, &meters, now);
+        let outcome = self.count(&checked, now).await?;
         let (mut accepted, mut duplicates, mut rejected) = (0usize, 0usize, 0usize);
         let results: Vec<Value> = checked
             .iter()
@@ -376,6 +445,74 @@ impl Ingest {
                 "accepted": accepted,
                 "duplicates": duplicates,
                 "rejected": rejected,
+                "results": results,
+            }),
+        })
+    }
+
+    /// CloudEvents: all counted, or (any bad) none and a 400 naming them.
+    async fn post_cloudevents(
+        &self,
+        values: &[Value],
+        meters: &Meters,
+        now: UnixMillis,
+        representation: bool,
+    ) -> Result<ApiResponse, CommitError> {
+        let refused = |problems: &[Problem]| {
+            let (code, message, details) = cloudevents::refusal(problems, values);
+            let mut r = ApiResponse::error(400, code, message);
+            r.body["error"]["events"] = details;
+            r
+        };
+        let natives = match cloudevents::to_native_all(values, meters, now) {
+            Ok(n) => n,
+            Err(problems) => return Ok(refused(&problems)),
+        };
+        let checked = self.check(&natives, meters, now);
+        let problems: Vec<Problem> = checked
+            .iter()
+            .filter_map(|c| match c {
+                Checked::Rejected(r) => Some(cloudevents::from_rejection(r)),
+                _ => None,
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Ok(refused(&problems));
+        }
+        let outcome = self.count(&checked, now).await?;
+        let (mut accepted, mut duplicates) = (0usize, 0usize);
+        let results: Vec<Value> = checked
+            .iter()
+            .filter_map(|c| {
+                let (index, status) = match c {
+                    Checked::Valid(e) if outcome.new.contains(&e.id) => (e.index, "accepted"),
+                    Checked::Valid(e) => (e.index, "duplicate"),
+                    Checked::Duplicate { index, .. } => (*index, "duplicate"),
+                    Checked::Rejected(_) => return None,
+                };
+                if status == "accepted" {
+                    accepted += 1;
+                } else {
+                    duplicates += 1;
+                }
+                let ce = values.get(index);
+                let attr = |name: &str| ce.and_then(|e| e.get(name)).cloned();
+                Some(json!({"index": index, "source": attr("source"), "id": attr("id"), "status": status}))
+            })
+            .collect();
+        tracing::info!(
+            events = values.len(),
+            accepted,
+            duplicates,
+            transactions = outcome.transactions,
+            "cloudevents processed"
+        );
+        Ok(ApiResponse {
+            status: if representation { 200 } else { 204 },
+            body: json!({
+                "accepted": accepted,
+                "duplicates": duplicates,
+                "rejected": 0,
                 "results": results,
             }),
         })

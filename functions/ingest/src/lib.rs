@@ -2,20 +2,25 @@
 //! (`POST /v1/events`), counted exactly once within a dedupe window, and the
 //! usage query API (`GET /v1/usage`, `GET /v1/usage/top`).
 //!
-//! - [`body`]: a body (JSON array or NDJSON) into one JSON value per event.
+//! - [`body`]: a request (tollgate's JSON array or NDJSON, or CloudEvents
+//!   structured, batch, binary or plain JSON) into one JSON value per event.
+//! - [`cloudevents`]: CloudEvents onto tollgate's meter events.
 //! - [`validate`]: each event checked, with index, field and reason.
 //! - [`commit`]: markers and aggregated increments committed together.
 //! - [`usage_api`], [`top`]: the queries, shared with the `tollgate` CLI.
 //! - [`handler`]: the HTTP routes; [`config`]: `TOLLGATE_*` settings.
 
 pub mod body;
+pub mod cloudevents;
 pub mod commit;
 pub mod config;
 pub mod handler;
 pub mod meters;
+pub mod request;
 pub mod top;
 pub mod usage_api;
 pub mod validate;
 
 pub use config::Config;
 pub use handler::{ApiResponse, Ingest};
+pub use request::EventsRequest;

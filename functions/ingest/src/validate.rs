@@ -237,6 +237,7 @@ mod tests {
                         name,
                         aggregation: a,
                         unit: String::new(),
+                        value_path: None,
                     },
                 )
             })

@@ -6,7 +6,9 @@
 
 pub mod aggregate;
 pub mod apikey;
+pub mod billing;
 pub mod clock;
+pub mod cloudevent;
 pub mod decision;
 pub mod error;
 pub mod identity;
@@ -14,6 +16,7 @@ pub mod meter;
 pub mod plan;
 pub mod replication;
 pub mod usage_key;
+pub mod value_path;
 pub mod watermark;
 pub mod window;
 
@@ -26,6 +29,7 @@ pub use meter::{Aggregation, MeterDef, MeterName};
 pub use plan::{FailurePolicy, Limit, OveragePolicy, Plan};
 pub use replication::Replication;
 pub use usage_key::{Cell, ItemKey, ItemKeys, Region, UsageKey};
+pub use value_path::ValuePath;
 pub use watermark::{Contributions, Position};
 pub use window::{Period, Window};
 

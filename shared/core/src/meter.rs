@@ -129,6 +129,27 @@ pub struct MeterDef {
     /// The unit of a value, for people (`tokens`, `bytes`, `ms`).
     #[serde(default)]
     pub unit: String,
+    /// Where a CloudEvent's `data` holds the value of a `sum` or `max`
+    /// meter (`$.tokens`); `None`: [`crate::value_path::DEFAULT_VALUE_PATH`].
+    /// `count` meters read no value. tollgate's own event format carries
+    /// the value in its `value` field and ignores this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_path: Option<crate::value_path::ValuePath>,
+}
+
+impl MeterDef {
+    /// The path a CloudEvent's value is read from: `None` for a `count`
+    /// meter (one per event), else the declared path or `$.value`.
+    pub fn cloudevent_value_path(&self) -> Option<crate::value_path::ValuePath> {
+        match self.aggregation {
+            Aggregation::Count => None,
+            _ => Some(
+                self.value_path
+                    .clone()
+                    .unwrap_or_else(crate::value_path::ValuePath::default_path),
+            ),
+        }
+    }
 }
 
 /// Checks a meter event's value: a finite, non-negative whole number.

@@ -242,6 +242,60 @@ impl KeysStore {
             .map(str::to_owned))
     }
 
+    /// The customer of each key id that has one (`keyid#` items), by
+    /// BatchGetItem: one request per 100 key ids (more while DynamoDB
+    /// leaves keys unprocessed). For billing exports.
+    pub async fn customers_of_keys(
+        &self,
+        key_ids: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let mut owners = HashMap::new();
+        for chunk in key_ids.chunks(100) {
+            let keys: Vec<HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .map(|id| {
+                    HashMap::from([("pk".into(), s(key_id_pk(id))), ("sk".into(), s("keyid"))])
+                })
+                .collect();
+            let mut request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .build()
+                .map_err(|e| StoreError::dynamo("BatchGetItem", e))?;
+            for attempt in 0.. {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::dynamo("BatchGetItem", e))?;
+                for item in out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    let id = get_s(&item, "pk").and_then(|pk| pk.strip_prefix("keyid#"));
+                    if let (Some(id), Some(customer)) = (id, get_s(&item, "customer")) {
+                        owners.insert(id.to_owned(), customer.to_owned());
+                    }
+                }
+                match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                    Some(rest) if !rest.keys().is_empty() => {
+                        if attempt >= 8 {
+                            return Err(StoreError::Dynamo {
+                                operation: "BatchGetItem",
+                                message: "keys left unprocessed 8 times in a row".into(),
+                            });
+                        }
+                        request = rest;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(owners)
+    }
+
     /// The keys of a customer: `(key_id, digest, plan, status)`.
     pub async fn list_keys(
         &self,

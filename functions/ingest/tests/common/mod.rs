@@ -26,6 +26,7 @@ pub async fn define_meters(client: &Client, tables: &TableNames) {
             name: MeterName::new(name).unwrap(),
             aggregation,
             unit: unit.into(),
+            value_path: None,
         })
         .await
         .unwrap();
