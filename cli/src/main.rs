@@ -10,13 +10,14 @@ mod meters;
 mod plans;
 mod pump;
 mod recompute;
+mod replay;
 mod sim;
+mod stack;
 mod tables;
 mod usage;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use tollgate_store::TableNames;
 
 /// Operate tollgate's tables, plans, keys and usage.
 #[derive(Debug, Parser)]
@@ -25,6 +26,15 @@ struct Cli {
     /// The AWS region (or DynamoDB Local region name) to act on.
     #[arg(long, global = true, env = "AWS_REGION")]
     region: Option<String>,
+    /// The deployed stage whose tables to use (`tollgate-keys-<stage>`, ...,
+    /// as template.yaml names them). Without it: `TOLLGATE_*_TABLE`, else
+    /// `tollgate-keys`, ... (local runs).
+    #[arg(long, global = true, env = "TOLLGATE_STAGE")]
+    stage: Option<String>,
+    /// A deployed stack: table names (and the dead-letter queue) from its
+    /// outputs. Wins over --stage.
+    #[arg(long, global = true, env = "TOLLGATE_STACK")]
+    stack: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -70,6 +80,8 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Reprocess what the log-processor's dead-letter queue holds, exactly once.
+    Replay(replay::ReplayArgs),
     /// Local runs: the stream pump that feeds quota-sync from DynamoDB Local.
     Local {
         #[command(subcommand)]
@@ -91,7 +103,8 @@ async fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     let client = tollgate_store::client_from_env(cli.region.as_deref()).await;
-    let names = TableNames::from_env();
+    let target = stack::Target::from_args(cli.stage.clone(), cli.stack.clone())?;
+    let (names, outputs) = stack::resolve(&target, cli.region.as_deref()).await?;
     match cli.command {
         Command::Meters { command } => meters::run(&client, &names, command).await,
         Command::Usage { command } => {
@@ -102,6 +115,7 @@ async fn main() -> Result<()> {
         Command::Keys { command } => keys::run(&client, &names, command).await,
         Command::Blocks { command } => blocks::run(&client, &names, command).await,
         Command::RecomputeBlocks(args) => recompute::run(cli.region.as_deref(), &names, args).await,
+        Command::Replay(args) => replay::run(cli.region.as_deref(), &outputs, args).await,
         Command::Local { command } => pump::run(&names, command).await,
         Command::Demo(args) => sim::demo::run(args).await,
         Command::Bench {

@@ -633,3 +633,132 @@ fn the_cli_names_the_tables_the_template_creates() {
         Err("UsageTableName".to_owned())
     );
 }
+
+// ---------------------------------------------------------- observability
+
+fn alarms_on<'a>(t: &'a Value, metric: &str, function: &str) -> Vec<&'a Value> {
+    t["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .map(|r| &r["Properties"])
+        .filter(|p| p["Namespace"].as_str() == Some("AWS/Lambda"))
+        .filter(|p| p["MetricName"].as_str() == Some(metric))
+        .filter(|p| {
+            p["Dimensions"].as_sequence().is_some_and(|d| {
+                d.len() == 1
+                    && d[0]["Name"].as_str() == Some("FunctionName")
+                    && tagged(&d[0]["Value"], "Ref").as_str() == Some(function)
+            })
+        })
+        .collect()
+}
+
+/// Issue 19 item 3: Errors and Throttles of every function, the streams'
+/// IteratorAge, the authorizer's p99 duration; a dashboard; X-Ray off by
+/// default.
+#[test]
+fn every_function_has_error_throttle_and_lag_alarms() {
+    let t = template();
+    for function in [
+        "AuthorizerFunction",
+        "LogProcessorFunction",
+        "IngestFunction",
+        "QuotaSyncFunction",
+    ] {
+        for metric in ["Errors", "Throttles"] {
+            let a = alarms_on(&t, metric, function);
+            assert_eq!(a.len(), 1, "{metric} alarm of {function}");
+            assert_eq!(a[0]["Threshold"].as_f64(), Some(0.0));
+            assert_eq!(a[0]["Statistic"].as_str(), Some("Sum"));
+        }
+    }
+    for function in ["QuotaSyncFunction", "LogProcessorFunction"] {
+        let a = alarms_on(&t, "IteratorAge", function);
+        assert_eq!(a.len(), 1, "IteratorAge alarm of {function}");
+        assert_eq!(a[0]["Statistic"].as_str(), Some("Maximum"));
+    }
+    let p99 = alarms_on(&t, "Duration", "AuthorizerFunction");
+    assert_eq!(p99.len(), 1);
+    assert_eq!(p99[0]["ExtendedStatistic"].as_str(), Some("p99"));
+    assert_eq!(
+        tagged(&p99[0]["Threshold"], "Ref").as_str(),
+        Some("AuthorizerP99Millis")
+    );
+
+    let dashboard = resource(&t, "Dashboard");
+    assert_eq!(
+        dashboard["Type"].as_str(),
+        Some("AWS::CloudWatch::Dashboard")
+    );
+    let body = tagged(&dashboard["Properties"]["DashboardBody"], "Sub")
+        .as_str()
+        .expect("a body");
+    // What !Sub makes of it, with every ${...} a plain name.
+    let mut filled = body.to_owned();
+    while let Some(i) = filled.find("${") {
+        let end = i + filled[i..].find('}').expect("a closing brace");
+        filled.replace_range(i..=end, "x");
+    }
+    let json: serde_json::Value = serde_json::from_str(&filled).expect("the body is JSON");
+    assert!(json["widgets"].as_array().is_some_and(|w| w.len() >= 4));
+    for name in [
+        "AuthorizerFunction",
+        "LogProcessorDeadLetters.QueueName",
+        "QuotaSyncFunction",
+    ] {
+        assert!(
+            body.contains(&format!("${{{name}}}")),
+            "{name} on the dashboard"
+        );
+    }
+
+    assert_eq!(
+        t["Parameters"]["XRayTracing"]["Default"].as_str(),
+        Some("false")
+    );
+    let tracing = tagged(&t["Globals"]["Function"]["Tracing"], "If");
+    assert_eq!(tracing[0].as_str(), Some("WithXRay"));
+    assert_eq!(
+        (tracing[1].as_str(), tracing[2].as_str()),
+        (Some("Active"), Some("PassThrough"))
+    );
+    let api = tagged(
+        &resource(&t, "MeteredApi")["Properties"]["TracingEnabled"],
+        "If",
+    );
+    assert_eq!(api[0].as_str(), Some("WithXRay"));
+}
+
+/// Issue 19 item 5: the authorizer is published to an alias, rolled out by
+/// canary, rolled back on its alias's error alarm, and the API calls the alias.
+#[test]
+fn the_authorizer_rolls_out_by_canary_behind_an_alias() {
+    let t = template();
+    let p = &resource(&t, "AuthorizerFunction")["Properties"];
+    assert_eq!(p["AutoPublishAlias"].as_str(), Some("live"));
+    let pref = &p["DeploymentPreference"];
+    assert_eq!(
+        tagged(&pref["Type"], "Ref").as_str(),
+        Some("AuthorizerDeployment")
+    );
+    assert_eq!(
+        t["Parameters"]["AuthorizerDeployment"]["Default"].as_str(),
+        Some("Canary10Percent5Minutes")
+    );
+    let alarm = tagged(&pref["Alarms"][0], "Ref")
+        .as_str()
+        .expect("an alarm");
+    let a = &resource(&t, alarm)["Properties"];
+    assert_eq!(a["MetricName"].as_str(), Some("Errors"));
+    let dims = a["Dimensions"].as_sequence().expect("dimensions");
+    assert!(dims.iter().any(|d| d["Name"].as_str() == Some("Resource")
+        && tagged(&d["Value"], "Sub").as_str() == Some("${AuthorizerFunction}:live")));
+    let arn = &resource(&t, "MeteredApi")["Properties"]["Auth"]["Authorizers"]
+        ["TollgateAuthorizer"]["FunctionArn"];
+    assert_eq!(
+        tagged(arn, "Ref").as_str(),
+        Some("AuthorizerFunction.Alias")
+    );
+}
