@@ -496,6 +496,11 @@ fn the_backend_gets_the_origin_secret_and_the_authorizers_context() {
         t["Parameters"]["OriginSecretName"]["Default"].as_str(),
         Some("")
     );
+    // Otherwise a changed secret or backend never reaches the stage.
+    assert_eq!(
+        resource(&t, "MeteredApi")["Properties"]["AlwaysDeploy"].as_bool(),
+        Some(true)
+    );
 }
 
 /// The anonymous bucket hash's key reaches every function and is never
