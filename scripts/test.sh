@@ -12,11 +12,16 @@ TOOLS_BIN="$(scripts/tools.sh)"
 export PATH="$TOOLS_BIN:$PATH"
 
 step "DynamoDB Local"
-trap 'scripts/dynamodb-local.sh stop test' EXIT
+trap 'scripts/dynamodb-local.sh stop test; scripts/moto.sh stop test' EXIT
 AWS_ENDPOINT_URL_DYNAMODB="$(scripts/dynamodb-local.sh start test)"
 export AWS_ENDPOINT_URL_DYNAMODB
 export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=local-a
 echo "endpoint: $AWS_ENDPOINT_URL_DYNAMODB"
+
+step "SQS, Kinesis and CloudFormation stand-in (moto), for tollgate replay and --stack"
+TOLLGATE_MOTO_ENDPOINT="$(scripts/moto.sh start test)"
+export TOLLGATE_MOTO_ENDPOINT
+echo "endpoint: $TOLLGATE_MOTO_ENDPOINT"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

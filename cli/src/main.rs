@@ -12,12 +12,13 @@ mod keys;
 mod meters;
 mod plans;
 mod recompute;
+mod replay;
+mod stack;
 mod tables;
 mod usage;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use tollgate_store::TableNames;
 
 /// Operate tollgate's tables, plans, keys and usage.
 #[derive(Debug, Parser)]
@@ -26,6 +27,15 @@ struct Cli {
     /// The AWS region (or DynamoDB Local region name) to act on.
     #[arg(long, global = true, env = "AWS_REGION")]
     region: Option<String>,
+    /// The deployed stage whose tables to use (`tollgate-keys-<stage>`, ...,
+    /// as template.yaml names them). Without it: `TOLLGATE_*_TABLE`, else
+    /// `tollgate-keys`, ... (local runs).
+    #[arg(long, global = true, env = "TOLLGATE_STAGE")]
+    stage: Option<String>,
+    /// A deployed stack: table names (and the dead-letter queue) from its
+    /// outputs. Wins over --stage.
+    #[arg(long, global = true, env = "TOLLGATE_STACK")]
+    stack: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -66,6 +76,8 @@ enum Command {
     RecomputeBlocks(recompute::RecomputeArgs),
     /// Write one billing record per customer, meter and period (stripe, csv or ndjson).
     Export(export::ExportArgs),
+    /// Reprocess what the log-processor's dead-letter queue holds, exactly once.
+    Replay(replay::ReplayArgs),
 }
 
 #[tokio::main]
@@ -76,7 +88,8 @@ async fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     let client = tollgate_store::client_from_env(cli.region.as_deref()).await;
-    let names = TableNames::from_env();
+    let target = stack::Target::from_args(cli.stage.clone(), cli.stack.clone())?;
+    let (names, outputs) = stack::resolve(&target, cli.region.as_deref()).await?;
     match cli.command {
         Command::Meters { command } => meters::run(&client, &names, command).await,
         Command::Usage { command } => {
@@ -88,5 +101,6 @@ async fn main() -> Result<()> {
         Command::Blocks { command } => blocks::run(&client, &names, command).await,
         Command::RecomputeBlocks(args) => recompute::run(cli.region.as_deref(), &names, args).await,
         Command::Export(args) => export::run(&client, &names, args).await,
+        Command::Replay(args) => replay::run(cli.region.as_deref(), &outputs, args).await,
     }
 }

@@ -192,3 +192,578 @@ fn the_access_log_format_is_the_one_the_log_processor_parses() {
         .expect("an access log format");
     assert_eq!(format, log_processor::line::ACCESS_LOG_FORMAT);
 }
+
+// ------------------------------------------------------------------ helpers
+
+/// The content of a value tagged `!tag` (`!GetAtt`, `!If`, ...).
+fn tagged<'a>(v: &'a Value, tag: &str) -> &'a Value {
+    match v {
+        Value::Tagged(t) if t.tag == tag => &t.value,
+        other => panic!("expected !{tag}, got {other:?}"),
+    }
+}
+
+/// `!GetAtt X.Attr` as the string `X.Attr`.
+fn get_att(v: &Value) -> &str {
+    tagged(v, "GetAtt").as_str().expect("a GetAtt string")
+}
+
+fn resource<'a>(t: &'a Value, id: &str) -> &'a Value {
+    let r = &t["Resources"][id];
+    assert!(r.is_mapping(), "no resource {id}");
+    r
+}
+
+/// Every policy statement of a SAM function, `!If` branches included.
+fn statements(function: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    for policy in function["Properties"]["Policies"]
+        .as_sequence()
+        .expect("Policies")
+    {
+        for s in policy["Statement"].as_sequence().expect("Statement") {
+            match s {
+                Value::Tagged(t) if t.tag == "If" => {
+                    let branch = &t.value[1];
+                    assert!(branch.is_mapping(), "an !If statement's first branch");
+                    out.push(branch.clone());
+                }
+                s => out.push(s.clone()),
+            }
+        }
+    }
+    out
+}
+
+fn actions(statement: &Value) -> Vec<&str> {
+    statement["Action"]
+        .as_sequence()
+        .expect("Action list")
+        .iter()
+        .map(|a| a.as_str().expect("an action"))
+        .collect()
+}
+
+// ------------------------------------------------------------ dead letters
+
+/// Issue 16 item 4: a delivery that fails for good on either log path, or a
+/// usage stream batch quota-sync cannot process, is kept in a queue.
+#[test]
+fn every_failed_delivery_is_kept_in_a_dead_letter_queue() {
+    let t = template();
+    // The direct subscription: an asynchronous invoke, retried at most twice.
+    let invoke = &resource(&t, "LogProcessorFunction")["Properties"]["EventInvokeConfig"];
+    let retries = invoke["MaximumRetryAttempts"].as_u64().expect("retries");
+    assert!(retries <= 2, "bounded retries, got {retries}");
+    let on_failure = &invoke["DestinationConfig"]["OnFailure"];
+    assert_eq!(on_failure["Type"].as_str(), Some("SQS"));
+    assert_eq!(
+        get_att(&on_failure["Destination"]),
+        "LogProcessorDeadLetters.Arn"
+    );
+
+    // The Kinesis mapping: bisect, bounded retries and record age (inside
+    // the stream's 24 h retention, so replay can read the range back).
+    let mapping = &resource(&t, "LogProcessorKinesisMapping")["Properties"];
+    assert_eq!(mapping["BisectBatchOnFunctionError"].as_bool(), Some(true));
+    let retries = mapping["MaximumRetryAttempts"].as_i64().expect("retries");
+    assert!(
+        (0..=10).contains(&retries),
+        "bounded retries, got {retries}"
+    );
+    let age = mapping["MaximumRecordAgeInSeconds"].as_i64().expect("age");
+    assert!((60..24 * 3600).contains(&age), "record age {age}");
+    assert_eq!(
+        get_att(&mapping["DestinationConfig"]["OnFailure"]["Destination"]),
+        "LogProcessorDeadLetters.Arn"
+    );
+
+    // quota-sync's stream mapping.
+    let stream =
+        &resource(&t, "QuotaSyncFunction")["Properties"]["Events"]["UsageStream"]["Properties"];
+    assert_eq!(stream["BisectBatchOnFunctionError"].as_bool(), Some(true));
+    assert!(stream["MaximumRetryAttempts"].as_i64().is_some());
+    assert_eq!(
+        get_att(&stream["DestinationConfig"]["OnFailure"]["Destination"]),
+        "QuotaSyncDeadLetters.Arn"
+    );
+
+    // The Kinesis mapping sends with the function's role (SAM adds the
+    // EventInvokeConfig's statement itself).
+    let send = statements(resource(&t, "LogProcessorFunction"))
+        .into_iter()
+        .find(|s| actions(s) == ["sqs:SendMessage"])
+        .expect("an sqs:SendMessage statement");
+    assert_eq!(get_att(&send["Resource"]), "LogProcessorDeadLetters.Arn");
+
+    for queue in ["LogProcessorDeadLetters", "QuotaSyncDeadLetters"] {
+        let q = &resource(&t, queue)["Properties"];
+        assert_eq!(q["MessageRetentionPeriod"].as_u64(), Some(1_209_600));
+        assert_eq!(q["SqsManagedSseEnabled"].as_bool(), Some(true));
+    }
+}
+
+/// Each queue's depth has an alarm that fires on the first message, and
+/// notifies the optional topic.
+#[test]
+fn every_queue_has_a_depth_alarm() {
+    let t = template();
+    let resources = t["Resources"].as_mapping().expect("Resources");
+    let queues: Vec<&str> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::SQS::Queue"))
+        .map(|(id, _)| id.as_str().expect("id"))
+        .collect();
+    assert_eq!(queues.len(), 2, "{queues:?}");
+    for queue in queues {
+        let alarms: Vec<&Value> = resources
+            .values()
+            .filter(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+            .filter(|r| {
+                r["Properties"]["Dimensions"]
+                    .as_sequence()
+                    .is_some_and(|d| {
+                        d.iter().any(|d| {
+                            d["Name"].as_str() == Some("QueueName")
+                                && get_att(&d["Value"]) == format!("{queue}.QueueName")
+                        })
+                    })
+            })
+            .collect();
+        assert_eq!(alarms.len(), 1, "one depth alarm for {queue}");
+        let p = &alarms[0]["Properties"];
+        assert_eq!(p["Namespace"].as_str(), Some("AWS/SQS"));
+        assert_eq!(
+            p["MetricName"].as_str(),
+            Some("ApproximateNumberOfMessagesVisible")
+        );
+        assert_eq!(p["Threshold"].as_f64(), Some(0.0));
+        assert_eq!(
+            p["ComparisonOperator"].as_str(),
+            Some("GreaterThanThreshold")
+        );
+        assert_eq!(p["TreatMissingData"].as_str(), Some("notBreaching"));
+        let actions = tagged(&p["AlarmActions"], "If");
+        assert_eq!(actions[0].as_str(), Some("HasAlarmEmail"));
+        assert_eq!(tagged(&actions[1][0], "Ref").as_str(), Some("AlarmTopic"));
+    }
+    let topic = resource(&t, "AlarmTopic");
+    assert_eq!(topic["Condition"].as_str(), Some("HasAlarmEmail"));
+    assert_eq!(
+        tagged(&topic["Properties"]["Subscription"][0]["Endpoint"], "Ref").as_str(),
+        Some("AlarmEmail")
+    );
+    assert_eq!(t["Parameters"]["AlarmEmail"]["Default"].as_str(), Some(""));
+}
+
+// ---------------------------------------------------------------- security
+
+/// Issue 17 item 7: quota-sync writes only block items of Keys, and only
+/// this stage's access log group's subscription can put to the stream.
+#[test]
+fn quota_sync_may_write_only_block_items_of_keys() {
+    let t = template();
+    let writes = [
+        "dynamodb:UpdateItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+    ];
+    let on_keys: Vec<Value> = statements(resource(&t, "QuotaSyncFunction"))
+        .into_iter()
+        .filter(|s| {
+            matches!(&s["Resource"], Value::Tagged(t) if t.tag == "GetAtt" && t.value.as_str() == Some("KeysTable.Arn"))
+        })
+        .collect();
+    assert!(on_keys.len() >= 2, "read and write statements on Keys");
+    let mut writing = 0;
+    for s in &on_keys {
+        if actions(s).iter().any(|a| writes.contains(a)) {
+            writing += 1;
+            assert_eq!(actions(s), ["dynamodb:UpdateItem"]);
+            let keys = &s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+            assert_eq!(
+                keys.as_sequence()
+                    .map(|k| k.iter().filter_map(Value::as_str).collect::<Vec<_>>()),
+                Some(vec!["block#*"]),
+                "{s:?}"
+            );
+        }
+    }
+    assert_eq!(writing, 1, "one write statement on Keys");
+    // The condition's prefix is the one the store writes blocks under.
+    for identity in [
+        tollgate_core::Identity::key("k_test").expect("a key identity"),
+        tollgate_core::Identity::parse_ip("203.0.113.7").expect("an ip identity"),
+    ] {
+        assert!(tollgate_store::keys::block_pk(&identity).starts_with("block#"));
+    }
+}
+
+#[test]
+fn the_kinesis_role_trusts_only_the_access_log_groups_subscription() {
+    let t = template();
+    let trust =
+        &resource(&t, "LogsToKinesisRole")["Properties"]["AssumeRolePolicyDocument"]["Statement"];
+    let statements = trust.as_sequence().expect("statements");
+    assert_eq!(statements.len(), 1);
+    let s = &statements[0];
+    assert_eq!(s["Action"].as_str(), Some("sts:AssumeRole"));
+    let arns: Vec<&str> = s["Condition"]["StringLike"]["aws:SourceArn"]
+        .as_sequence()
+        .expect("SourceArn list")
+        .iter()
+        .map(|a| tagged(a, "Sub").as_str().expect("a Sub"))
+        .collect();
+    assert!(!arns.is_empty());
+    for arn in arns {
+        let group = arn
+            .strip_prefix("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${ApiAccessLogGroup}")
+            .unwrap_or_else(|| panic!("not the access log group: {arn}"));
+        assert!(group.is_empty() || group == ":*", "{arn}");
+    }
+    assert_eq!(
+        tagged(&s["Condition"]["StringEquals"]["aws:SourceAccount"], "Ref").as_str(),
+        Some("AWS::AccountId")
+    );
+}
+
+/// Issue 17 item 2: deployments behind a proxy turn the execute-api
+/// endpoint off.
+#[test]
+fn the_execute_api_endpoint_can_be_disabled() {
+    let t = template();
+    let p = &t["Parameters"]["DisableExecuteApiEndpoint"];
+    assert_eq!(p["Default"].as_str(), Some("false"));
+    let cond = tagged(&t["Conditions"]["NoExecuteApi"], "Equals");
+    assert_eq!(
+        tagged(&cond[0], "Ref").as_str(),
+        Some("DisableExecuteApiEndpoint")
+    );
+    assert_eq!(cond[1].as_str(), Some("true"));
+    let v = tagged(
+        &resource(&t, "MeteredApi")["Properties"]["DisableExecuteApiEndpoint"],
+        "If",
+    );
+    assert_eq!(v[0].as_str(), Some("NoExecuteApi"));
+    assert_eq!((v[1].as_bool(), v[2].as_bool()), (Some(true), Some(false)));
+}
+
+fn integration(t: &Value) -> &Value {
+    &t["Resources"]["MeteredApi"]["Properties"]["DefinitionBody"]["paths"]["/{proxy+}"]
+        ["x-amazon-apigateway-any-method"]["x-amazon-apigateway-integration"]
+}
+
+/// Issue 17 item 6 and issue 18: the backend gets the origin secret (from
+/// Secrets Manager) when one is named, and the authorizer's context.
+#[test]
+fn the_backend_gets_the_origin_secret_and_the_authorizers_context() {
+    let t = template();
+    let params = tagged(&integration(&t)["requestParameters"], "If");
+    assert_eq!(params[0].as_str(), Some("HasOriginSecret"));
+    let (with, without) = (&params[1], &params[2]);
+    let secret = tagged(
+        &with["integration.request.header.X-Tollgate-Origin-Secret"],
+        "Sub",
+    );
+    assert_eq!(
+        secret.as_str(),
+        Some("'{{resolve:secretsmanager:${OriginSecretName}}}'")
+    );
+    let mut rest = with.as_mapping().expect("a map").clone();
+    rest.remove("integration.request.header.X-Tollgate-Origin-Secret");
+    assert_eq!(
+        &Value::Mapping(rest),
+        without,
+        "the branches differ by the secret only"
+    );
+    for (header, key) in [
+        ("X-Tollgate-Identity", "identity"),
+        ("X-Tollgate-Plan", "plan"),
+        ("RateLimit-Policy", "ratelimit_policy"),
+        ("RateLimit", "ratelimit"),
+    ] {
+        assert_eq!(
+            without[format!("integration.request.header.{header}").as_str()].as_str(),
+            Some(format!("context.authorizer.{key}").as_str())
+        );
+    }
+    assert_eq!(
+        without["integration.request.path.proxy"].as_str(),
+        Some("method.request.path.proxy")
+    );
+    assert_eq!(
+        t["Parameters"]["OriginSecretName"]["Default"].as_str(),
+        Some("")
+    );
+    // Otherwise a changed secret or backend never reaches the stage.
+    assert_eq!(
+        resource(&t, "MeteredApi")["Properties"]["AlwaysDeploy"].as_bool(),
+        Some(true)
+    );
+}
+
+/// The anonymous bucket hash's key reaches every function and is never
+/// echoed by CloudFormation.
+#[test]
+fn every_function_gets_the_bucket_secret() {
+    let t = template();
+    let p = &t["Parameters"]["AnonymousBucketSecret"];
+    assert_eq!(p["NoEcho"].as_bool(), Some(true));
+    let v = tagged(
+        &t["Globals"]["Function"]["Environment"]["Variables"]["TOLLGATE_BUCKET_SECRET"],
+        "If",
+    );
+    assert_eq!(v[0].as_str(), Some("HasBucketSecretName"));
+    assert_eq!(
+        tagged(&v[1], "Sub").as_str(),
+        Some("{{resolve:secretsmanager:${AnonymousBucketSecretName}}}")
+    );
+    assert_eq!(tagged(&v[2], "Ref").as_str(), Some("AnonymousBucketSecret"));
+    // No function overrides the global environment's variable.
+    for r in t["Resources"].as_mapping().expect("Resources").values() {
+        if r["Type"].as_str() == Some("AWS::Serverless::Function") {
+            assert!(
+                r["Properties"]["Environment"]["Variables"]["TOLLGATE_BUCKET_SECRET"].is_null()
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------- gateway responses
+
+/// Fills a gateway response template's `$context.x.y` variables with
+/// `sample(x.y)`, as API Gateway substitutes them (templates are not VTL).
+fn substitute(template: &str, sample: impl Fn(&str) -> String) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(i) = rest.find("$context.") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + "$context.".len()..];
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+            .unwrap_or(after.len());
+        out.push_str(&sample(&after[..end]));
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Issue 18: a quota denial (the authorizer's Deny, ACCESS_DENIED) is a 429
+/// with Retry-After and the IETF RateLimit fields from the authorizer's
+/// context and a problem+json body naming the limit and its reset; a bad
+/// key (UNAUTHORIZED) is a 401 with a JSON body.
+#[test]
+fn quota_denials_answer_429_and_bad_keys_401() {
+    let t = template();
+    let responses = &resource(&t, "MeteredApi")["Properties"]["GatewayResponses"];
+    let denied = &responses["ACCESS_DENIED"];
+    assert_eq!(denied["StatusCode"].as_str(), Some("429"));
+    let headers = &denied["ResponseParameters"]["Headers"];
+    for (header, value) in [
+        ("Retry-After", "context.authorizer.retry_after"),
+        ("RateLimit-Policy", "context.authorizer.ratelimit_policy"),
+        ("RateLimit", "context.authorizer.ratelimit"),
+        ("Content-Type", "'application/problem+json'"),
+    ] {
+        assert_eq!(headers[header].as_str(), Some(value), "{header}");
+    }
+    let body = denied["ResponseTemplates"]["application/json"]
+        .as_str()
+        .expect("a body");
+    // Empty values (a Deny without context) still make valid JSON.
+    for sample in [|v: &str| format!("sample-{v}"), |_: &str| String::new()] {
+        let json: serde_json::Value =
+            serde_json::from_str(&substitute(body, sample)).expect("the body is JSON");
+        assert_eq!(json["status"], 429);
+        for field in ["type", "title", "reason", "reset_at", "retry_after"] {
+            assert!(json[field].is_string(), "{field} in {json}");
+        }
+    }
+    let filled: serde_json::Value =
+        serde_json::from_str(&substitute(body, |v| format!("<{v}>"))).expect("JSON");
+    assert_eq!(filled["reason"], "<authorizer.reason>");
+    assert_eq!(filled["reset_at"], "<authorizer.reset_at>");
+    assert_eq!(filled["retry_after"], "<authorizer.retry_after>");
+
+    let unauthorized = &responses["UNAUTHORIZED"];
+    assert_eq!(unauthorized["StatusCode"].as_str(), Some("401"));
+    let body = unauthorized["ResponseTemplates"]["application/json"]
+        .as_str()
+        .expect("a body");
+    assert!(
+        !body.contains("$context"),
+        "API Gateway gives no context here"
+    );
+    let json: serde_json::Value = serde_json::from_str(body).expect("JSON");
+    assert_eq!(json["status"], 401);
+    assert!(json["detail"].is_string());
+}
+
+// ------------------------------------------------------------- table names
+
+/// Issue 19 item 2: `tollgate --stage S` names the tables the template
+/// creates for stage S, and `--stack` finds them in outputs that exist.
+#[test]
+fn the_cli_names_the_tables_the_template_creates() {
+    let t = template();
+    for stage in ["prod", "dev-2"] {
+        let names = tollgate_store::TableNames::for_stage(stage);
+        for spec in TABLES {
+            let sub = tagged(
+                &resource(&t, spec.logical_id)["Properties"]["TableName"],
+                "Sub",
+            )
+            .as_str()
+            .expect("a Sub");
+            assert_eq!(sub.replace("${StageName}", stage), names.name_of(&spec));
+            assert_eq!(
+                sub.replace("${StageName}", stage),
+                spec.name_for_stage(stage)
+            );
+            let output = &t["Outputs"][spec.output_key().as_str()]["Value"];
+            assert_eq!(tagged(output, "Ref").as_str(), Some(spec.logical_id));
+        }
+    }
+    let names = tollgate_store::TableNames::from_outputs(|key| Some(format!("out-{key}")))
+        .expect("every output");
+    assert_eq!(names.keys, "out-KeysTableName");
+    assert_eq!(names.usage, "out-UsageTableName");
+    assert_eq!(names.idempotency, "out-IdempotencyTableName");
+    assert_eq!(
+        tollgate_store::TableNames::from_outputs(
+            |key| (key != "UsageTableName").then(|| "x".into())
+        ),
+        Err("UsageTableName".to_owned())
+    );
+}
+
+// ---------------------------------------------------------- observability
+
+fn alarms_on<'a>(t: &'a Value, metric: &str, function: &str) -> Vec<&'a Value> {
+    t["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .map(|r| &r["Properties"])
+        .filter(|p| p["Namespace"].as_str() == Some("AWS/Lambda"))
+        .filter(|p| p["MetricName"].as_str() == Some(metric))
+        .filter(|p| {
+            p["Dimensions"].as_sequence().is_some_and(|d| {
+                d.len() == 1
+                    && d[0]["Name"].as_str() == Some("FunctionName")
+                    && tagged(&d[0]["Value"], "Ref").as_str() == Some(function)
+            })
+        })
+        .collect()
+}
+
+/// Issue 19 item 3: Errors and Throttles of every function, the streams'
+/// IteratorAge, the authorizer's p99 duration; a dashboard; X-Ray off by
+/// default.
+#[test]
+fn every_function_has_error_throttle_and_lag_alarms() {
+    let t = template();
+    for function in [
+        "AuthorizerFunction",
+        "LogProcessorFunction",
+        "IngestFunction",
+        "QuotaSyncFunction",
+    ] {
+        for metric in ["Errors", "Throttles"] {
+            let a = alarms_on(&t, metric, function);
+            assert_eq!(a.len(), 1, "{metric} alarm of {function}");
+            assert_eq!(a[0]["Threshold"].as_f64(), Some(0.0));
+            assert_eq!(a[0]["Statistic"].as_str(), Some("Sum"));
+        }
+    }
+    for function in ["QuotaSyncFunction", "LogProcessorFunction"] {
+        let a = alarms_on(&t, "IteratorAge", function);
+        assert_eq!(a.len(), 1, "IteratorAge alarm of {function}");
+        assert_eq!(a[0]["Statistic"].as_str(), Some("Maximum"));
+    }
+    let p99 = alarms_on(&t, "Duration", "AuthorizerFunction");
+    assert_eq!(p99.len(), 1);
+    assert_eq!(p99[0]["ExtendedStatistic"].as_str(), Some("p99"));
+    assert_eq!(
+        tagged(&p99[0]["Threshold"], "Ref").as_str(),
+        Some("AuthorizerP99Millis")
+    );
+
+    let dashboard = resource(&t, "Dashboard");
+    assert_eq!(
+        dashboard["Type"].as_str(),
+        Some("AWS::CloudWatch::Dashboard")
+    );
+    let body = tagged(&dashboard["Properties"]["DashboardBody"], "Sub")
+        .as_str()
+        .expect("a body");
+    // What !Sub makes of it, with every ${...} a plain name.
+    let mut filled = body.to_owned();
+    while let Some(i) = filled.find("${") {
+        let end = i + filled[i..].find('}').expect("a closing brace");
+        filled.replace_range(i..=end, "x");
+    }
+    let json: serde_json::Value = serde_json::from_str(&filled).expect("the body is JSON");
+    assert!(json["widgets"].as_array().is_some_and(|w| w.len() >= 4));
+    for name in [
+        "AuthorizerFunction",
+        "LogProcessorDeadLetters.QueueName",
+        "QuotaSyncFunction",
+    ] {
+        assert!(
+            body.contains(&format!("${{{name}}}")),
+            "{name} on the dashboard"
+        );
+    }
+
+    assert_eq!(
+        t["Parameters"]["XRayTracing"]["Default"].as_str(),
+        Some("false")
+    );
+    let tracing = tagged(&t["Globals"]["Function"]["Tracing"], "If");
+    assert_eq!(tracing[0].as_str(), Some("WithXRay"));
+    assert_eq!(
+        (tracing[1].as_str(), tracing[2].as_str()),
+        (Some("Active"), Some("PassThrough"))
+    );
+    let api = tagged(
+        &resource(&t, "MeteredApi")["Properties"]["TracingEnabled"],
+        "If",
+    );
+    assert_eq!(api[0].as_str(), Some("WithXRay"));
+}
+
+/// Issue 19 item 5: the authorizer is published to an alias, rolled out by
+/// canary, rolled back on its alias's error alarm, and the API calls the alias.
+#[test]
+fn the_authorizer_rolls_out_by_canary_behind_an_alias() {
+    let t = template();
+    let p = &resource(&t, "AuthorizerFunction")["Properties"];
+    assert_eq!(p["AutoPublishAlias"].as_str(), Some("live"));
+    let pref = &p["DeploymentPreference"];
+    assert_eq!(
+        tagged(&pref["Type"], "Ref").as_str(),
+        Some("AuthorizerDeployment")
+    );
+    assert_eq!(
+        t["Parameters"]["AuthorizerDeployment"]["Default"].as_str(),
+        Some("Canary10Percent5Minutes")
+    );
+    let alarm = tagged(&pref["Alarms"][0], "Ref")
+        .as_str()
+        .expect("an alarm");
+    let a = &resource(&t, alarm)["Properties"];
+    assert_eq!(a["MetricName"].as_str(), Some("Errors"));
+    let dims = a["Dimensions"].as_sequence().expect("dimensions");
+    assert!(dims.iter().any(|d| d["Name"].as_str() == Some("Resource")
+        && tagged(&d["Value"], "Sub").as_str() == Some("${AuthorizerFunction}:live")));
+    let arn = &resource(&t, "MeteredApi")["Properties"]["Auth"]["Authorizers"]
+        ["TollgateAuthorizer"]["FunctionArn"];
+    assert_eq!(
+        tagged(arn, "Ref").as_str(),
+        Some("AuthorizerFunction.Alias")
+    );
+}

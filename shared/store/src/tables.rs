@@ -102,6 +102,17 @@ impl TableSpec {
             .unwrap_or_else(|| self.default_name.to_owned())
     }
 
+    /// The table's name in a deployed stack of stage `stage`: the template
+    /// names every table `<default_name>-<stage>` (`tollgate-keys-prod`).
+    pub fn name_for_stage(&self, stage: &str) -> String {
+        format!("{}-{stage}", self.default_name)
+    }
+
+    /// The stack output that holds the table's name (`KeysTableName`).
+    pub fn output_key(&self) -> String {
+        format!("{}Name", self.logical_id)
+    }
+
     /// Creates the table as specified (on-demand billing), waits until it is
     /// active and enables TTL. Succeeds if the table exists already.
     pub async fn create(&self, client: &Client, name: &str) -> Result<bool, StoreError> {
@@ -237,6 +248,29 @@ impl TableNames {
             usage: USAGE.name_from_env(),
             idempotency: IDEMPOTENCY.name_from_env(),
         }
+    }
+
+    /// The names the template gives the tables of stage `stage`.
+    pub fn for_stage(stage: &str) -> Self {
+        TableNames {
+            keys: KEYS.name_for_stage(stage),
+            usage: USAGE.name_for_stage(stage),
+            idempotency: IDEMPOTENCY.name_for_stage(stage),
+        }
+    }
+
+    /// The names from a stack's outputs (`KeysTableName`, ...), looked up
+    /// by `output`; the error names the first output that is missing.
+    pub fn from_outputs(output: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let get = |spec: &TableSpec| {
+            let key = spec.output_key();
+            output(&key).filter(|v| !v.is_empty()).ok_or(key)
+        };
+        Ok(TableNames {
+            keys: get(&KEYS)?,
+            usage: get(&USAGE)?,
+            idempotency: get(&IDEMPOTENCY)?,
+        })
     }
 
     /// Names with a common prefix, for tests that need their own tables.
