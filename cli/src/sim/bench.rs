@@ -249,7 +249,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         record(&mut invocations, "authorizer", started);
         let allowed = response
             .ok()
-            .and_then(|body| serde_json::from_str::<Value>(&body).ok())
+            .and_then(|body| serde_json::from_str::<Value>(body.get()).ok())
             .is_some_and(|v| v["policyDocument"]["Statement"][0]["Effect"] == "Allow");
         if allowed {
             let count = truth.entry(identity.clone()).or_default();
