@@ -14,6 +14,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use tollgate_core::decision::{anonymous_needs_blocks, failure_policy};
 use tollgate_core::{
@@ -45,6 +46,41 @@ impl From<Unauthorized> for lambda_runtime::Diagnostic {
             error_type: "Unauthorized".to_owned(),
             error_message: "Unauthorized".to_owned(),
         }
+    }
+}
+
+/// The event as the Lambda runtime hands it over: its raw JSON, or nothing
+/// if it was not JSON. Deserialising never fails, so a malformed event
+/// reaches the handler and is answered with `Unauthorized` (rather than the
+/// runtime's own deserialisation error, which API Gateway would turn into a
+/// 500), and its content is never echoed into an error message.
+pub struct Incoming(Option<Box<RawValue>>);
+
+impl fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the event: it may hold a key.
+        f.write_str(match self.0 {
+            Some(_) => "Incoming(<json>)",
+            None => "Incoming(<malformed>)",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Incoming {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Incoming(Box::<RawValue>::deserialize(d).ok()))
+    }
+}
+
+impl Authorizer {
+    /// Handles an event from the Lambda runtime (the entry point): the
+    /// response as raw JSON, rendered once.
+    pub async fn handle_incoming(&self, event: Incoming) -> Result<Box<RawValue>, Unauthorized> {
+        let Some(raw) = event.0 else {
+            tracing::info!("unauthorized: the event is not JSON");
+            return Err(Unauthorized);
+        };
+        self.handle_bytes(raw.get().as_bytes()).await
     }
 }
 
