@@ -394,7 +394,7 @@ fn quota_sync_may_write_only_block_items_of_keys() {
     // The condition's prefix is the one the store writes blocks under.
     for identity in [
         tollgate_core::Identity::key("k_test").expect("a key identity"),
-        tollgate_core::Identity::parse_ip("203.0.113.7").expect("an ip identity"),
+        tollgate_core::Identity::parse_anonymous_ip("203.0.113.7", tollgate_core::Ipv6Prefix::DEFAULT).expect("an ip identity"),
     ] {
         assert!(tollgate_store::keys::block_pk(&identity).starts_with("block#"));
     }

@@ -127,7 +127,7 @@ impl Playing {
         record(&mut played.invocations, "authorizer", started);
         let allowed = response
             .ok()
-            .and_then(|body| serde_json::from_str::<Value>(&body).ok())
+            .and_then(|body| serde_json::from_str::<Value>(body.get()).ok())
             .is_some_and(|v| v["policyDocument"]["Statement"][0]["Effect"] == "Allow");
         if !allowed {
             played.denied += 1;

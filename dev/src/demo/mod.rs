@@ -437,9 +437,10 @@ fn client(
 ) -> Client {
     let identity = match &key {
         Some(k) => Identity::Key(k.key_id()),
-        None => Identity::ip(
+        None => Identity::anonymous_ip(
             ip.parse()
                 .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+            tollgate_core::Ipv6Prefix::DEFAULT,
         ),
     };
     Client {

@@ -85,7 +85,7 @@ fn bench(c: &mut Criterion) {
             .block_on(authorizer.handle_bytes(event.as_bytes()))
             .expect("response");
         assert!(
-            out.contains("\"Allow\"") || out.contains("\"isAuthorized\":true"),
+            out.get().contains("\"Allow\"") || out.get().contains("\"isAuthorized\":true"),
             "{name}: {out}"
         );
         c.bench_function(&format!("handler_cache_hit_{name}"), |b| {

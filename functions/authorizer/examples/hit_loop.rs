@@ -79,7 +79,7 @@ fn main() {
             let out = rt
                 .block_on(authorizer.handle_bytes(std::hint::black_box(&event)))
                 .expect("response");
-            assert!(!out.contains("\"Deny\""), "{out}");
+            assert!(!out.get().contains("\"Deny\""), "{}", out.get());
         }
         if n > 0 {
             println!(

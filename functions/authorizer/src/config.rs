@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tollgate_core::FailurePolicy;
+use tollgate_core::{FailurePolicy, Ipv6Prefix};
 
 /// Everything the authorizer can be told.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,9 +30,14 @@ pub struct Config {
     /// Whether anonymous callers are also metered by their Referer host
     /// (`TOLLGATE_ANONYMOUS_REFERER`, default false).
     pub anonymous_referer: bool,
+    /// How many leading bits of an IPv6 client address make its anonymous
+    /// identity (`TOLLGATE_ANONYMOUS_IPV6_PREFIX`, 32 to 128, default 64).
+    pub anonymous_ipv6_prefix: Ipv6Prefix,
     /// How many proxies in front of API Gateway append to `X-Forwarded-For`
     /// and are trusted (`TOLLGATE_TRUSTED_PROXY_HOPS`, default 0: use the
-    /// source IP API Gateway saw, ignore `X-Forwarded-For`).
+    /// source IP API Gateway saw, ignore `X-Forwarded-For`). A chain with
+    /// fewer entries than this did not come through the proxies: the
+    /// source IP is used.
     pub trusted_proxy_hops: usize,
     /// What to do when the store fails and the caller's plan is not known
     /// (`TOLLGATE_FAILURE_POLICY`, `closed` (default) or `open`).
@@ -57,6 +62,7 @@ impl Default for Config {
             plan_cache_ttl: Duration::from_secs(60),
             anonymous_plan: "anonymous".to_owned(),
             anonymous_referer: false,
+            anonymous_ipv6_prefix: Ipv6Prefix::DEFAULT,
             trusted_proxy_hops: 0,
             failure_policy: FailurePolicy::Closed,
             usage_identifier_key: false,
@@ -153,6 +159,11 @@ impl Config {
                     )
                 })?,
         };
+        let anonymous_ipv6_prefix = match get(Ipv6Prefix::ENV) {
+            None => d.anonymous_ipv6_prefix,
+            Some(v) => Ipv6Prefix::from_setting(Some(&v))
+                .map_err(|_| err(Ipv6Prefix::ENV, &v, "a prefix length from 32 to 128"))?,
+        };
         Ok(Config {
             keys_table: get(tollgate_store::KEYS.env_var).unwrap_or(d.keys_table),
             api_key_header,
@@ -163,6 +174,7 @@ impl Config {
             plan_cache_ttl,
             anonymous_plan,
             anonymous_referer: boolean("TOLLGATE_ANONYMOUS_REFERER")?,
+            anonymous_ipv6_prefix,
             trusted_proxy_hops: count("TOLLGATE_TRUSTED_PROXY_HOPS", d.trusted_proxy_hops)?,
             failure_policy,
             usage_identifier_key: boolean("TOLLGATE_USAGE_IDENTIFIER_KEY")?,
@@ -203,6 +215,7 @@ mod tests {
         assert_eq!(c.failure_policy, FailurePolicy::Closed);
         assert_eq!(c.anonymous_plan, "anonymous");
         assert_eq!(c.trusted_proxy_hops, 0);
+        assert_eq!(c.anonymous_ipv6_prefix.bits(), 64);
     }
 
     #[test]
@@ -218,6 +231,7 @@ mod tests {
             ("TOLLGATE_ANONYMOUS_PLAN", "free"),
             ("TOLLGATE_ANONYMOUS_REFERER", "TRUE"),
             ("TOLLGATE_TRUSTED_PROXY_HOPS", "2"),
+            ("TOLLGATE_ANONYMOUS_IPV6_PREFIX", "56"),
             ("TOLLGATE_FAILURE_POLICY", "Open"),
             ("TOLLGATE_USAGE_IDENTIFIER_KEY", "1"),
             ("TOLLGATE_STORE_TIMEOUT_MS", "250"),
@@ -234,6 +248,7 @@ mod tests {
         assert_eq!(c.anonymous_plan, "free");
         assert!(c.anonymous_referer && c.usage_identifier_key);
         assert_eq!(c.trusted_proxy_hops, 2);
+        assert_eq!(c.anonymous_ipv6_prefix.bits(), 56);
         assert_eq!(c.failure_policy, FailurePolicy::Open);
         assert_eq!(c.store_timeout, Duration::from_millis(250));
     }
@@ -246,6 +261,8 @@ mod tests {
             ("TOLLGATE_FAILURE_POLICY", "opne"),
             ("TOLLGATE_ANONYMOUS_REFERER", "maybe"),
             ("TOLLGATE_TRUSTED_PROXY_HOPS", "x"),
+            ("TOLLGATE_ANONYMOUS_IPV6_PREFIX", "16"),
+            ("TOLLGATE_ANONYMOUS_IPV6_PREFIX", "129"),
             ("TOLLGATE_API_KEY_HEADER", "x api key"),
             ("TOLLGATE_STORE_TIMEOUT_MS", "0"),
         ] {

@@ -292,8 +292,13 @@ fn stage_parts(method_arn: &str) -> Option<(&str, &str)> {
 /// Who a request comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
-    /// A key of the right shape (not yet looked up).
-    Key(ApiKey),
+    /// A key of the right shape (not yet looked up), and the anonymous
+    /// identity of the client IP it came from, if the event has one (a key
+    /// that proves unusable is charged to it).
+    Key {
+        key: ApiKey,
+        source: Option<Identity>,
+    },
     /// Something was presented as a key but it has the wrong shape.
     MalformedKey,
     /// No key: the anonymous free tier, by client IP and optionally Referer host.
@@ -329,16 +334,23 @@ pub fn caller(event: &Event<'_>, config: &Config) -> Caller {
     }
     .map(strip_bearer)
     .filter(|v| !v.is_empty());
+    let source = || {
+        client_ip(event, config.trusted_proxy_hops)
+            .map(|ip| Identity::anonymous_ip(ip, config.anonymous_ipv6_prefix))
+    };
     if let Some(presented) = presented {
         return match ApiKey::parse(presented) {
-            Ok(key) => Caller::Key(key),
+            Ok(key) => Caller::Key {
+                key,
+                source: source(),
+            },
             Err(_) => Caller::MalformedKey,
         };
     }
     if event.kind == EventKind::Token {
         return Caller::NoIdentity;
     }
-    let Some(ip) = client_ip(event, config.trusted_proxy_hops) else {
+    let Some(ip) = source() else {
         return Caller::NoIdentity;
     };
     let referer = config
@@ -346,10 +358,7 @@ pub fn caller(event: &Event<'_>, config: &Config) -> Caller {
         .then(|| event.headers.get_ignore_case("referer"))
         .flatten()
         .and_then(|r| Identity::referer(r).ok());
-    Caller::Anonymous {
-        ip: Identity::ip(ip),
-        referer,
-    }
+    Caller::Anonymous { ip, referer }
 }
 
 /// `Bearer <key>` (any case, any spaces) or a bare key.
@@ -366,15 +375,19 @@ fn strip_bearer(token: &str) -> &str {
 
 /// The client IP: with `hops` trusted proxies in front of API Gateway, the
 /// `X-Forwarded-For` entry that the outermost trusted proxy appended (the
-/// `hops`-th from the right); otherwise, or when that entry is unusable,
-/// the source IP API Gateway saw.
+/// `hops`-th from the right); otherwise the source IP API Gateway saw.
+/// The source IP is also used when that entry is unusable, and when the
+/// chain has fewer than `hops` entries: such a request did not pass all the
+/// trusted proxies (a client calling the endpoint directly writes the
+/// header itself), so none of its entries can be trusted.
 pub fn client_ip(event: &Event<'_>, hops: usize) -> Option<IpAddr> {
     if hops > 0 {
         if let Some(xff) = event.headers.get_ignore_case("x-forwarded-for") {
-            let entries: Vec<&str> = xff.split(',').map(str::trim).collect();
-            let index = entries.len().saturating_sub(hops);
-            if let Some(ip) = entries.get(index).and_then(|e| parse_ip(e)) {
-                return Some(ip);
+            // The hops-th entry from the right, without collecting the list.
+            if let Some(entry) = xff.rsplit(',').nth(hops - 1) {
+                if let Some(ip) = parse_ip(entry) {
+                    return Some(ip);
+                }
             }
         }
     }
@@ -435,6 +448,13 @@ mod tests {
 
     fn key() -> ApiKey {
         ApiKey::parse(KEY).unwrap()
+    }
+
+    fn key_of(c: Caller) -> Option<ApiKey> {
+        match c {
+            Caller::Key { key, .. } => Some(key),
+            _ => None,
+        }
     }
 
     #[test]
@@ -513,20 +533,20 @@ mod tests {
         let c = Config::default();
         for name in ["x-api-key", "X-API-Key", "X-Api-Key"] {
             let json = rest(&format!(r#"{{"{name}":" {KEY} "}}"#), "1.2.3.4");
-            assert_eq!(caller_of(&json, &c), Caller::Key(key()), "{name}");
+            assert_eq!(key_of(caller_of(&json, &c)), Some(key()), "{name}");
         }
         let custom = Config {
             api_key_header: "x-tollgate".into(),
             ..Config::default()
         };
         let json = rest(&format!(r#"{{"X-Tollgate":"{KEY}"}}"#), "1.2.3.4");
-        assert_eq!(caller_of(&json, &custom), Caller::Key(key()));
+        assert_eq!(key_of(caller_of(&json, &custom)), Some(key()));
         let auth = Config {
             api_key_header: "authorization".into(),
             ..Config::default()
         };
         let json = rest(&format!(r#"{{"Authorization":"Bearer {KEY}"}}"#), "1.2.3.4");
-        assert_eq!(caller_of(&json, &auth), Caller::Key(key()));
+        assert_eq!(key_of(caller_of(&json, &auth)), Some(key()));
         // The default header is not read when another is configured.
         let json = rest(&format!(r#"{{"x-api-key":"{KEY}"}}"#), "1.2.3.4");
         assert!(matches!(
@@ -540,7 +560,7 @@ mod tests {
         // "tg_" written with a JSON escape: the value is owned, not borrowed.
         let escaped = KEY.replacen("tg_", "\\u0074g_", 1);
         let json = rest(&format!(r#"{{"x-api-key":"{escaped}"}}"#), "1.2.3.4");
-        assert_eq!(caller_of(&json, &Config::default()), Caller::Key(key()));
+        assert_eq!(key_of(caller_of(&json, &Config::default())), Some(key()));
     }
 
     #[test]
@@ -556,7 +576,7 @@ mod tests {
             api_key_query: Some("api_key".into()),
             ..Config::default()
         };
-        assert_eq!(caller_of(&json, &c), Caller::Key(key()));
+        assert_eq!(key_of(caller_of(&json, &c)), Some(key()));
     }
 
     #[test]
@@ -570,7 +590,7 @@ mod tests {
         ] {
             let json =
                 format!(r#"{{"type":"TOKEN","authorizationToken":"{token}","methodArn":"{ARN}"}}"#);
-            assert_eq!(caller_of(&json, &c), Caller::Key(key()), "{token}");
+            assert_eq!(key_of(caller_of(&json, &c)), Some(key()), "{token}");
         }
         for (token, expected) in [
             ("", Caller::NoIdentity),
@@ -613,7 +633,11 @@ mod tests {
             assert_eq!(
                 caller_of(&rest(headers, "203.0.113.9"), &c),
                 Caller::Anonymous {
-                    ip: Identity::parse_ip("203.0.113.9").unwrap(),
+                    ip: Identity::parse_anonymous_ip(
+                        "203.0.113.9",
+                        tollgate_core::Ipv6Prefix::DEFAULT
+                    )
+                    .unwrap(),
                     referer: None
                 }
             );
@@ -627,6 +651,26 @@ mod tests {
             Caller::Anonymous { ip, .. } => assert_eq!(ip.to_string(), "ip:198.51.100.4"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn ipv6_callers_are_their_configured_prefix() {
+        let ip_with = |source: &str, c: &Config| match caller_of(&rest("{}", source), c) {
+            Caller::Anonymous { ip, .. } => ip.to_string(),
+            other => panic!("{other:?}"),
+        };
+        let c = Config::default();
+        assert_eq!(ip_with("2001:db8:7:8:1:2:3:4", &c), "ip:2001:db8:7:8::/64");
+        assert_eq!(ip_with("2002:c633:6404::9", &c), "ip:198.51.100.4");
+        assert_eq!(ip_with("64:ff9b::198.51.100.4", &c), "ip:198.51.100.4");
+        let exact = Config {
+            anonymous_ipv6_prefix: tollgate_core::Ipv6Prefix::new(128).unwrap(),
+            ..Config::default()
+        };
+        assert_eq!(
+            ip_with("2001:db8:7:8:1:2:3:4", &exact),
+            "ip:2001:db8:7:8:1:2:3:4"
+        );
     }
 
     #[test]
@@ -646,8 +690,19 @@ mod tests {
         assert_eq!(ip_for(1), "ip:198.51.100.2");
         assert_eq!(ip_for(2), "ip:198.51.100.1");
         assert_eq!(ip_for(3), "ip:6.6.6.6");
-        // Fewer entries than hops: the leftmost one.
-        assert_eq!(ip_for(9), "ip:6.6.6.6");
+        // Fewer entries than hops: the chain skipped the proxies (the
+        // client wrote it), so the source IP.
+        assert_eq!(ip_for(4), "ip:192.0.2.50");
+        assert_eq!(ip_for(9), "ip:192.0.2.50");
+        let one = r#"{"X-Forwarded-For":"6.6.6.6"}"#;
+        let two_hops = Config {
+            trusted_proxy_hops: 2,
+            ..Config::default()
+        };
+        match caller_of(&rest(one, "192.0.2.50"), &two_hops) {
+            Caller::Anonymous { ip, .. } => assert_eq!(ip.to_string(), "ip:192.0.2.50"),
+            other => panic!("{other:?}"),
+        }
         // An unusable entry falls back to the source IP.
         let garbage = r#"{"x-forwarded-for":"1.1.1.1, not-an-ip"}"#;
         let c = Config {
@@ -660,7 +715,7 @@ mod tests {
         }
         let ported = r#"{"x-forwarded-for":"[2001:db8::7]:443"}"#;
         match caller_of(&rest(ported, "192.0.2.50"), &c) {
-            Caller::Anonymous { ip, .. } => assert_eq!(ip.to_string(), "ip:2001:db8::7"),
+            Caller::Anonymous { ip, .. } => assert_eq!(ip.to_string(), "ip:2001:db8::/64"),
             other => panic!("{other:?}"),
         }
     }

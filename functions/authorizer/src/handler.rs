@@ -1,9 +1,9 @@
 //! The authorizer: event bytes in, response JSON (or `Unauthorized`) out.
 //!
 //! Cost: a decision reads DynamoDB at most once (one `GetItem`, or one
-//! `BatchGetItem` for a key item and its block item, or an anonymous
-//! caller's IP and Referer block items), and not at all when the
-//! per-container cache holds a fresh entry. Plans are cached for
+//! `BatchGetItem` for a key item, its block item and the source IP's block
+//! item, or an anonymous caller's IP and Referer block items), and not at
+//! all when the per-container cache holds a fresh entry. Plans are cached for
 //! `TOLLGATE_PLAN_CACHE_SECONDS` and reloaded with one `Query` when stale;
 //! a key whose plan is missing from the cache forces at most one early
 //! reload per `TOLLGATE_CACHE_SECONDS` (a plan created after the cache was
@@ -14,9 +14,12 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tollgate_core::decision::Subject;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+use tollgate_core::decision::{anonymous_needs_blocks, failure_policy};
 use tollgate_core::{
-    decide, ApiKey, Decision, DenyReason, FailurePolicy, Identity, Lookup, Plan, UnixMillis,
+    charge_source, decide, ApiKey, Decision, FailurePolicy, Identity, KeyDigest, Lookup, Plan,
+    UnixMillis,
 };
 use tollgate_store::KeysStore;
 
@@ -43,6 +46,41 @@ impl From<Unauthorized> for lambda_runtime::Diagnostic {
             error_type: "Unauthorized".to_owned(),
             error_message: "Unauthorized".to_owned(),
         }
+    }
+}
+
+/// The event as the Lambda runtime hands it over: its raw JSON, or nothing
+/// if it was not JSON. Deserialising never fails, so a malformed event
+/// reaches the handler and is answered with `Unauthorized` (rather than the
+/// runtime's own deserialisation error, which API Gateway would turn into a
+/// 500), and its content is never echoed into an error message.
+pub struct Incoming(Option<Box<RawValue>>);
+
+impl fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the event: it may hold a key.
+        f.write_str(match self.0 {
+            Some(_) => "Incoming(<json>)",
+            None => "Incoming(<malformed>)",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Incoming {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Incoming(Box::<RawValue>::deserialize(d).ok()))
+    }
+}
+
+impl Authorizer {
+    /// Handles an event from the Lambda runtime (the entry point): the
+    /// response as raw JSON, rendered once.
+    pub async fn handle_incoming(&self, event: Incoming) -> Result<Box<RawValue>, Unauthorized> {
+        let Some(raw) = event.0 else {
+            tracing::info!("unauthorized: the event is not JSON");
+            return Err(Unauthorized);
+        };
+        self.handle_bytes(raw.get().as_bytes()).await
     }
 }
 
@@ -109,7 +147,7 @@ impl Authorizer {
         let now = self.clock.now_millis();
         let ttl = self.ttl_for(&found, true);
         if let Ok(mut c) = self.cache.lock() {
-            c.insert(key_cache_key(key), Arc::new(found), now, ttl);
+            c.insert(key_cache_key(&key.digest()), Arc::new(found), now, ttl);
         }
     }
 
@@ -128,20 +166,26 @@ impl Authorizer {
     }
 
     /// Handles one event given as JSON bytes: the response JSON, or
-    /// `Unauthorized` for an event that is not a readable authorizer event.
-    pub async fn handle_bytes(&self, body: &[u8]) -> Result<String, Unauthorized> {
+    /// `Unauthorized` for an event that is not a readable authorizer event
+    /// and for a key that cannot be used (unknown, malformed, revoked,
+    /// expired).
+    pub async fn handle_bytes(&self, body: &[u8]) -> Result<Box<RawValue>, Unauthorized> {
         let event = Event::parse(body).map_err(|e| unreadable(&e))?;
         self.handle_event(&event).await
     }
 
-    /// Handles one parsed event.
-    pub async fn handle_event(&self, event: &Event<'_>) -> Result<String, Unauthorized> {
+    /// Handles one parsed event: who calls, the decision, the response,
+    /// rendered once.
+    pub async fn handle_event(&self, event: &Event<'_>) -> Result<Box<RawValue>, Unauthorized> {
         if event.kind != EventKind::HttpV2 && event.resource.is_none() {
             return Err(unreadable(&EventError::MissingArn));
         }
         let caller = event.caller(&self.config);
         let outcome = self.authorize(caller).await;
         log_outcome(&outcome);
+        if matches!(&outcome.decision, Decision::Deny { reason, .. } if reason.is_unauthorized()) {
+            return Err(Unauthorized);
+        }
         Ok(render(
             event.kind,
             event.resource.as_deref(),
@@ -156,55 +200,78 @@ impl Authorizer {
         match caller {
             Caller::MalformedKey => unidentified(Lookup::MalformedKey, self.clock.now_millis()),
             Caller::NoIdentity => unidentified(Lookup::NoIdentity, self.clock.now_millis()),
-            Caller::Key(key) => self.authorize_key(&key).await,
+            Caller::Key { key, source } => self.authorize_key(&key, source).await,
             Caller::Anonymous { ip, referer } => self.authorize_anonymous(ip, referer).await,
         }
     }
 
-    async fn authorize_key(&self, key: &ApiKey) -> Outcome {
+    async fn authorize_key(&self, key: &ApiKey, source: Option<Identity>) -> Outcome {
         let digest = key.digest();
         let key_id = digest.key_id();
         let identity = Identity::Key(key_id.clone());
-        let outcome = |decision| Outcome {
-            decision,
-            principal: identity.to_string(),
-            referer: None,
-            key_id: Some(key_id.clone()),
+        let outcome = |decision: Decision| {
+            // A quota denial charged to the source IP names the IP.
+            let principal = match decision.subject().identity.as_ref() {
+                Some(id @ Identity::Ip(_)) => id.to_string(),
+                _ => identity.to_string(),
+            };
+            Outcome {
+                decision,
+                principal,
+                referer: None,
+                key_id: Some(key_id.clone()),
+            }
         };
-        let cache_key = format!("key#{}", digest.0);
+        let cache_key = key_cache_key(&digest);
         let Some(mut plans) = self.plans().await else {
             let now = self.clock.now_millis();
             let failure = self.config.failure_policy;
             tracing::warn!(identity = %identity, ?failure, "plans unavailable: applying the default failure policy");
             return outcome(unavailable(Some(identity.clone()), failure, now));
         };
+        // The source IP matters only if the key proves unusable and the
+        // anonymous plan can block it; its block item then rides along in
+        // the key's read.
+        let source = source.filter(|_| {
+            plans
+                .get(&self.config.anonymous_plan)
+                .is_some_and(anonymous_needs_blocks)
+        });
+        let mut source_found = None;
         let found = match self.cached(&cache_key) {
             Cached::Fresh(found) => found,
-            stale_or_missing => match self
-                .store
-                .lookup(Some(&digest), std::slice::from_ref(&identity))
-                .await
-            {
-                Ok((record, blocks)) => self.remember(cache_key, Found { record, blocks }, true),
-                Err(e) => {
-                    // The key's plan is known only from an earlier read.
-                    let failure = match &stale_or_missing {
-                        Cached::Stale(f) => f
-                            .record
-                            .as_ref()
-                            .and_then(|r| plans.get(&r.plan))
-                            .map(|p| p.failure)
-                            .unwrap_or(self.config.failure_policy),
-                        _ => self.config.failure_policy,
-                    };
-                    tracing::warn!(identity = %identity, error = %e, ?failure, "key lookup failed: applying the failure policy");
-                    return outcome(unavailable(
-                        Some(identity.clone()),
-                        failure,
-                        self.clock.now_millis(),
-                    ));
+            stale_or_missing => {
+                let mut ids = vec![identity.clone()];
+                ids.extend(source.clone());
+                match self.store.lookup_each(Some(&digest), &ids).await {
+                    Ok((record, mut blocks)) => {
+                        if let Some(ip) = &source {
+                            let found = Found {
+                                record: None,
+                                blocks: blocks.pop().unwrap_or_default(),
+                            };
+                            let key = anonymous_cache_key(std::slice::from_ref(ip));
+                            source_found = Some(self.remember(key, found, false));
+                        }
+                        let blocks = blocks.pop().unwrap_or_default();
+                        self.remember(cache_key, Found { record, blocks }, true)
+                    }
+                    Err(e) => {
+                        // The key's plan is known only from an earlier read.
+                        let known = match &stale_or_missing {
+                            Cached::Stale(f) => f.record.as_ref().and_then(|r| plans.get(&r.plan)),
+                            _ => None,
+                        };
+                        let failure = failure_policy(known, self.config.failure_policy);
+                        tracing::warn!(identity = %identity, error = %e, ?failure, "key lookup failed: applying the failure policy");
+                        return outcome(unavailable(
+                            Some(identity.clone()),
+                            failure,
+                            self.clock.now_millis(),
+                        ));
+                    }
                 }
-            },
+            }
         };
         if let Some(record) = &found.record {
             if !plans.contains_key(&record.plan) {
@@ -226,7 +293,51 @@ impl Authorizer {
             },
             now,
         );
-        outcome(decision)
+        let unusable =
+            matches!(&decision, Decision::Deny { reason, .. } if reason.is_unauthorized());
+        let (Some(ip), true) = (source, unusable) else {
+            return outcome(decision);
+        };
+        let Some(anon_plan) = plans.get(&self.config.anonymous_plan) else {
+            return outcome(decision);
+        };
+        let source_found = match source_found {
+            Some(found) => Some(found),
+            None => self.anonymous_blocks(std::slice::from_ref(&ip)).await.ok(),
+        };
+        let Some(source_found) = source_found else {
+            // The IP's blocks cannot be read: the key is still unusable.
+            return outcome(decision);
+        };
+        outcome(charge_source(
+            decision,
+            Some(Lookup::Anonymous {
+                identity: ip,
+                plan: anon_plan,
+                blocks: &source_found.blocks,
+            }),
+            now,
+        ))
+    }
+
+    /// The block items of anonymous `identities`, from the cache or one read.
+    async fn anonymous_blocks(
+        &self,
+        identities: &[Identity],
+    ) -> Result<Arc<Found>, tollgate_store::StoreError> {
+        let cache_key = anonymous_cache_key(identities);
+        if let Cached::Fresh(found) = self.cached(&cache_key) {
+            return Ok(found);
+        }
+        let (_, blocks) = self.store.lookup(None, identities).await?;
+        Ok(self.remember(
+            cache_key,
+            Found {
+                record: None,
+                blocks,
+            },
+            false,
+        ))
     }
 
     async fn authorize_anonymous(&self, ip: Identity, referer: Option<Identity>) -> Outcome {
@@ -250,56 +361,38 @@ impl Authorizer {
                 plan = %self.config.anonymous_plan,
                 "configuration error: the anonymous plan is not defined (TOLLGATE_ANONYMOUS_PLAN); denying anonymous requests"
             );
-            return outcome(Decision::Deny {
-                subject: Subject {
-                    identity: Some(ip.clone()),
-                    customer: None,
-                    plan: Some(self.config.anonymous_plan.clone()),
-                },
-                reason: DenyReason::UnknownPlan,
-            });
-        };
-        if !plan.is_hard() || plan.limits.is_empty() {
-            // Never blocked: no read needed.
-            let decision = decide(
-                Lookup::Anonymous {
+            return outcome(decide(
+                Lookup::NoAnonymousPlan {
                     identity: ip.clone(),
-                    plan,
-                    blocks: &[],
+                    plan: self.config.anonymous_plan.clone(),
                 },
                 self.clock.now_millis(),
-            );
-            return outcome(decision);
-        }
-        let mut identities = vec![ip.clone()];
-        identities.extend(referer.clone());
-        let cache_key = anonymous_cache_key(&identities);
-        let found = match self.cached(&cache_key) {
-            Cached::Fresh(found) => found,
-            _ => match self.store.lookup(None, &identities).await {
-                Ok((_, blocks)) => self.remember(
-                    cache_key,
-                    Found {
-                        record: None,
-                        blocks,
-                    },
-                    false,
-                ),
+            ));
+        };
+        let found = if anonymous_needs_blocks(plan) {
+            let mut identities = vec![ip.clone()];
+            identities.extend(referer.clone());
+            match self.anonymous_blocks(&identities).await {
+                Ok(found) => Some(found),
                 Err(e) => {
-                    tracing::warn!(identity = %ip, error = %e, failure = ?plan.failure, "block lookup failed: applying the anonymous plan's failure policy");
+                    let failure = failure_policy(Some(plan), self.config.failure_policy);
+                    tracing::warn!(identity = %ip, error = %e, ?failure, "block lookup failed: applying the anonymous plan's failure policy");
                     return outcome(unavailable(
                         Some(ip.clone()),
-                        plan.failure,
+                        failure,
                         self.clock.now_millis(),
                     ));
                 }
-            },
+            }
+        } else {
+            // Never blocked: no read needed.
+            None
         };
         let decision = decide(
             Lookup::Anonymous {
                 identity: ip.clone(),
                 plan,
-                blocks: &found.blocks,
+                blocks: found.as_ref().map_or(&[][..], |f| &f.blocks[..]),
             },
             self.clock.now_millis(),
         );
@@ -381,8 +474,8 @@ impl Authorizer {
     }
 }
 
-fn key_cache_key(key: &ApiKey) -> String {
-    format!("key#{}", key.digest().0)
+fn key_cache_key(digest: &KeyDigest) -> String {
+    format!("key#{}", digest.0)
 }
 
 fn anonymous_cache_key(identities: &[Identity]) -> String {
@@ -434,6 +527,7 @@ mod tests {
 
     use super::*;
     use crate::cache::ManualClock;
+    use tollgate_core::decision::Subject;
     use tollgate_core::{Block, KeyRecord, KeyStatus, Limit, MeterName, OveragePolicy, Window};
 
     const NOW: UnixMillis = 1_795_000_000_000;
@@ -496,7 +590,7 @@ mod tests {
     }
 
     async fn respond(a: &Authorizer, event: &str) -> serde_json::Value {
-        serde_json::from_str(&a.handle_bytes(event.as_bytes()).await.unwrap()).unwrap()
+        serde_json::from_str(a.handle_bytes(event.as_bytes()).await.unwrap().get()).unwrap()
     }
 
     #[tokio::test]
@@ -566,11 +660,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn malformed_keys_are_denied_without_a_read() {
+    async fn malformed_keys_are_unauthorized_without_a_read() {
+        // The store is dead: a read would fail as store_unavailable.
         let (a, _) = authorizer(Config::default());
-        let v = respond(&a, &rest_event(r#"{"x-api-key":"tg_live_nope"}"#)).await;
-        assert_eq!(v["context"]["reason"], "malformed_key");
-        assert_eq!(v["principalId"], UNIDENTIFIED);
+        let mut bad_sum = ApiKey::generate([5u8; 32]).expose_secret().to_owned();
+        bad_sum.pop();
+        bad_sum.push('x');
+        for bad in ["tg_live_nope".to_owned(), bad_sum] {
+            let ev = rest_event(&format!(r#"{{"x-api-key":"{bad}"}}"#));
+            assert_eq!(
+                a.handle_bytes(ev.as_bytes()).await.unwrap_err(),
+                Unauthorized
+            );
+            let out = a.authorize(Caller::MalformedKey).await;
+            assert_eq!(out.principal, UNIDENTIFIED);
+        }
         assert_eq!(a.cached_entries(), 0);
     }
 
@@ -608,7 +712,12 @@ mod tests {
             },
         );
         clock.advance(Duration::from_secs(6));
-        let out = a.authorize(Caller::Key(k)).await;
+        let out = a
+            .authorize(Caller::Key {
+                key: k,
+                source: None,
+            })
+            .await;
         assert_eq!(
             out.decision,
             Decision::Allow {
@@ -655,7 +764,12 @@ mod tests {
             dead_store(),
             Arc::new(clock.clone()),
         );
-        let out = a.authorize(Caller::Key(key())).await;
+        let out = a
+            .authorize(Caller::Key {
+                key: key(),
+                source: None,
+            })
+            .await;
         assert!(matches!(
             out.decision,
             Decision::Allow { degraded: true, .. }
@@ -664,7 +778,8 @@ mod tests {
         let t = std::time::Instant::now();
         let out = a
             .authorize(Caller::Anonymous {
-                ip: Identity::parse_ip("192.0.2.1").unwrap(),
+                ip: Identity::parse_anonymous_ip("192.0.2.1", tollgate_core::Ipv6Prefix::DEFAULT)
+                    .unwrap(),
                 referer: None,
             })
             .await;

@@ -5,7 +5,8 @@
 //! - [`config`]: the `TOLLGATE_*` settings.
 //! - [`event`]: parsing events and finding the caller (key, IP, Referer).
 //! - [`cache`]: the per-container lookup cache and its clock.
-//! - [`handler`]: the [`Authorizer`] itself: caches, store, rules.
+//! - [`handler`]: the [`Authorizer`] itself, from the runtime's event to
+//!   the rendered response: caches, store, rules.
 //! - [`response`]: IAM policy and simple responses with their context.
 //!
 //! The rules are `tollgate_core::decide`; this crate gathers what they
@@ -17,49 +18,9 @@ pub mod event;
 pub mod handler;
 pub mod response;
 
-use std::fmt;
-
-use serde::{Deserialize, Deserializer};
-use serde_json::value::RawValue;
-
 pub use cache::{Clock, Found, ManualClock, SystemClock};
 pub use config::Config;
 pub use event::{Caller, Event, EventKind};
-pub use handler::{Authorizer, Unauthorized};
+pub use handler::{Authorizer, Incoming, Unauthorized};
 pub use response::Outcome;
 pub use tollgate_lambda::init_tracing;
-
-/// The event as the Lambda runtime hands it over: its raw JSON, or nothing
-/// if it was not JSON. Deserialising never fails, so a malformed event
-/// reaches the handler and is answered with `Unauthorized` (rather than the
-/// runtime's own deserialisation error, which API Gateway would turn into a
-/// 500), and its content is never echoed into an error message.
-pub struct Incoming(Option<Box<RawValue>>);
-
-impl fmt::Debug for Incoming {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never print the event: it may hold a key.
-        f.write_str(match self.0 {
-            Some(_) => "Incoming(<json>)",
-            None => "Incoming(<malformed>)",
-        })
-    }
-}
-
-impl<'de> Deserialize<'de> for Incoming {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Incoming(Box::<RawValue>::deserialize(d).ok()))
-    }
-}
-
-impl Authorizer {
-    /// Handles an event from the Lambda runtime: the response as raw JSON.
-    pub async fn handle_incoming(&self, event: Incoming) -> Result<Box<RawValue>, Unauthorized> {
-        let Some(raw) = event.0 else {
-            tracing::info!("unauthorized: the event is not JSON");
-            return Err(Unauthorized);
-        };
-        let json = self.handle_bytes(raw.get().as_bytes()).await?;
-        RawValue::from_string(json).map_err(|_| Unauthorized)
-    }
-}

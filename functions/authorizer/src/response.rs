@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use tollgate_core::{Decision, DenyReason, UnixMillis};
+use serde_json::value::RawValue;
+use tollgate_core::{Decision, DenyReason, RateLimitFields, UnixMillis};
 
 use crate::event::EventKind;
 
@@ -23,13 +24,16 @@ pub struct Outcome {
 /// The principal of requests with no identity (malformed key, no client IP).
 pub const UNIDENTIFIED: &str = "unidentified";
 
+/// The context's `referer` when no Referer identity was checked.
+pub const NO_REFERER: &str = "-";
+
 #[derive(Debug, Serialize)]
 struct Context<'a> {
     identity: &'a str,
     customer: &'a str,
     plan: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    referer: Option<&'a str>,
+    /// The Referer identity checked (`referer:<host>`), or `-`.
+    referer: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'static str>,
     /// The HTTP status the API should answer a denial with (429 for quota).
@@ -44,6 +48,12 @@ struct Context<'a> {
     /// Seconds until the reset, rounded up (for a `Retry-After` header).
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after: Option<i64>,
+    /// The `RateLimit-Policy` header value of the limit reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratelimit_policy: Option<String>,
+    /// The `RateLimit` header value (nothing remains until the reset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratelimit: Option<String>,
     /// Allowed only because the store failed under an `open` policy.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     degraded: bool,
@@ -99,12 +109,14 @@ fn context<'a>(outcome: &'a Outcome, now: UnixMillis) -> Context<'a> {
         identity: &outcome.principal,
         customer: subject.customer.as_deref().unwrap_or(""),
         plan: subject.plan.as_deref().unwrap_or(""),
-        referer: outcome.referer.as_deref(),
+        referer: outcome.referer.as_deref().unwrap_or(NO_REFERER),
         reason: None,
         status: None,
         reset_at: None,
         reset_at_rfc3339: None,
         retry_after: None,
+        ratelimit_policy: None,
+        ratelimit: None,
         degraded: false,
     };
     match &outcome.decision {
@@ -116,27 +128,32 @@ fn context<'a>(outcome: &'a Outcome, now: UnixMillis) -> Context<'a> {
                 ctx.reset_at = Some(reset);
                 ctx.reset_at_rfc3339 = DateTime::<Utc>::from_timestamp_millis(reset)
                     .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
-                ctx.retry_after = Some(((reset - now).max(0) + 999) / 1000);
+            }
+            if let Some(fields) = RateLimitFields::of(reason, now) {
+                ctx.retry_after = Some(fields.retry_after);
+                ctx.ratelimit_policy = Some(fields.policy);
+                ctx.ratelimit = Some(fields.ratelimit);
             }
         }
     }
     ctx
 }
 
-/// The response JSON for `outcome`. `resource` is the stage-wide policy
-/// resource (REST events); `usage_key` adds `usageIdentifierKey` = the key id.
+/// The response JSON for `outcome`, serialised once into the raw value the
+/// runtime sends. `resource` is the stage-wide policy resource (REST
+/// events); `usage_key` adds `usageIdentifierKey` = the key id.
 pub fn render(
     kind: EventKind,
     resource: Option<&str>,
     outcome: &Outcome,
     usage_key: bool,
     now: UnixMillis,
-) -> String {
+) -> Box<RawValue> {
     let allowed = outcome.decision.is_allowed();
     let ctx = context(outcome, now);
     let json = match (kind, resource) {
         (EventKind::Token | EventKind::Request, Some(resource)) => {
-            serde_json::to_string(&PolicyResponse {
+            serde_json::value::to_raw_value(&PolicyResponse {
                 principal_id: &outcome.principal,
                 policy_document: PolicyDocument {
                     version: "2012-10-17",
@@ -154,14 +171,101 @@ pub fn render(
                 },
             })
         }
-        _ => serde_json::to_string(&SimpleResponse {
+        _ => serde_json::value::to_raw_value(&SimpleResponse {
             is_authorized: allowed,
             context: ctx,
         }),
     };
     // Serialising these plain structs cannot fail; an explicit deny is the
     // safe answer should it ever.
-    json.unwrap_or_else(|_| r#"{"isAuthorized":false,"context":{}}"#.to_owned())
+    json.unwrap_or_else(|_| fallback_deny())
+}
+
+/// `{"isAuthorized":false,"context":{}}` as a raw value.
+fn fallback_deny() -> Box<RawValue> {
+    serde_json::value::to_raw_value(&SimpleResponse {
+        is_authorized: false,
+        context: Context {
+            identity: UNIDENTIFIED,
+            customer: "",
+            plan: "",
+            referer: NO_REFERER,
+            reason: None,
+            status: None,
+            reset_at: None,
+            reset_at_rfc3339: None,
+            retry_after: None,
+            ratelimit_policy: None,
+            ratelimit: None,
+            degraded: false,
+        },
+    })
+    .unwrap_or_else(|_| Box::<RawValue>::default())
+}
+
+/// The fuzzing entry point of the response side: parses any bytes as an
+/// event and renders every kind of outcome for it (allowed, degraded, a
+/// quota denial with its RateLimit fields, other denials), checking that
+/// each rendering is JSON with a context object. Must never panic
+/// otherwise.
+pub fn fuzz_render(bytes: &[u8]) {
+    use tollgate_core::decision::Subject;
+    use tollgate_core::{MeterName, Window};
+    let Ok(event) = crate::event::Event::parse(bytes) else {
+        return;
+    };
+    let caller = event.caller(&crate::Config::default());
+    let (principal, referer) = match &caller {
+        crate::Caller::Anonymous { ip, referer } => {
+            (ip.to_string(), referer.as_ref().map(ToString::to_string))
+        }
+        crate::Caller::Key { key, .. } => (format!("key:{}", key.key_id()), None),
+        _ => (UNIDENTIFIED.to_owned(), None),
+    };
+    // A fixed instant: 2026-11-18T21:46:40Z.
+    let now: UnixMillis = 1_795_000_000_000;
+    let quota = Window::ALL.iter().filter_map(|w| {
+        Some(DenyReason::QuotaExceeded {
+            meter: MeterName::requests(),
+            period: w.period_of(now).ok()?,
+            limit: u64::MAX,
+        })
+    });
+    let denials = quota.chain([DenyReason::StoreUnavailable, DenyReason::NoIdentity]);
+    let subject = Subject {
+        customer: Some(principal.clone()),
+        plan: Some(principal.clone()),
+        ..Subject::default()
+    };
+    let decisions = denials
+        .map(|reason| Decision::Deny {
+            subject: subject.clone(),
+            reason,
+        })
+        .chain([true, false].map(|degraded| Decision::Allow {
+            subject: subject.clone(),
+            degraded,
+        }));
+    for decision in decisions {
+        let outcome = Outcome {
+            decision,
+            principal: principal.clone(),
+            referer: referer.clone(),
+            key_id: Some(principal.clone()),
+        };
+        for usage_key in [false, true] {
+            let raw = render(
+                event.kind,
+                event.resource.as_deref(),
+                &outcome,
+                usage_key,
+                now,
+            );
+            let ok = serde_json::from_str::<serde_json::Value>(raw.get())
+                .is_ok_and(|v| v["context"].is_object());
+            assert!(ok, "a rendering is not a response with a context");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -192,8 +296,9 @@ mod tests {
         }
     }
 
-    fn parse(s: String) -> Value {
-        serde_json::from_str(&s).unwrap()
+    #[allow(clippy::boxed_local)]
+    fn parse(s: Box<RawValue>) -> Value {
+        serde_json::from_str(s.get()).unwrap()
     }
 
     #[test]
@@ -205,7 +310,7 @@ mod tests {
                 "principalId": "key:k_1",
                 "policyDocument": {"Version": "2012-10-17", "Statement": [
                     {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": RES}]},
-                "context": {"identity": "key:k_1", "customer": "acme", "plan": "pro"},
+                "context": {"identity": "key:k_1", "customer": "acme", "plan": "pro", "referer": "-"},
                 "usageIdentifierKey": "k_1"
             })
         );
@@ -219,7 +324,13 @@ mod tests {
         let out = Outcome {
             decision: Decision::Deny {
                 subject: Subject {
-                    identity: Some(Identity::parse_ip("192.0.2.1").unwrap()),
+                    identity: Some(
+                        Identity::parse_anonymous_ip(
+                            "192.0.2.1",
+                            tollgate_core::Ipv6Prefix::DEFAULT,
+                        )
+                        .unwrap(),
+                    ),
                     customer: None,
                     plan: Some("anonymous".into()),
                 },
@@ -252,6 +363,9 @@ mod tests {
         assert!(rfc.ends_with("T00:00:00Z"), "{rfc}");
         let retry = ctx["retry_after"].as_i64().unwrap();
         assert!(retry > 0 && retry <= 86_400);
+        assert_eq!(retry, (period.end() - NOW + 999) / 1000);
+        assert_eq!(ctx["ratelimit_policy"], "\"day\";q=100;w=86400");
+        assert_eq!(ctx["ratelimit"], format!("\"day\";r=0;t={retry}"));
         // Every context value is a string, number or boolean (what API Gateway accepts).
         for (_, value) in ctx.as_object().unwrap() {
             assert!(value.is_string() || value.is_number() || value.is_boolean());
@@ -273,12 +387,37 @@ mod tests {
         assert_eq!(
             v,
             json!({"isAuthorized": false, "context": {
-                "identity": "unidentified", "customer": "", "plan": "",
+                "identity": "unidentified", "customer": "", "plan": "", "referer": "-",
                 "reason": "malformed_key", "status": 403}})
         );
         let v = parse(render(EventKind::HttpV2, None, &allow(), true, NOW));
         assert_eq!(v["isAuthorized"], true);
         assert!(v["context"].is_object());
+    }
+
+    #[test]
+    fn the_fuzz_entry_renders_the_sample_events() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/authorizer");
+        let mut n = 0;
+        for sub in ["", "/aws"] {
+            for entry in std::fs::read_dir(format!("{dir}{sub}")).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "json") {
+                    let bytes = std::fs::read(&path).unwrap();
+                    fuzz_render(&bytes);
+                    // Truncations and a flipped byte, too.
+                    for cut in [1, bytes.len() / 3, bytes.len() / 2] {
+                        fuzz_render(&bytes[..cut]);
+                    }
+                    let mut flipped = bytes.clone();
+                    let mid = flipped.len() / 2;
+                    flipped[mid] ^= 0x20;
+                    fuzz_render(&flipped);
+                    n += 1;
+                }
+            }
+        }
+        assert!(n >= 10, "sample events found: {n}");
     }
 
     #[test]
@@ -294,6 +433,9 @@ mod tests {
         };
         let v = parse(render(EventKind::HttpV2, None, &out, false, NOW));
         assert_eq!(v["context"]["degraded"], true);
+        assert_eq!(v["context"]["referer"], "-");
+        assert!(v["context"].get("ratelimit").is_none());
+        assert!(v["context"].get("retry_after").is_none());
         assert_eq!(
             status_of(&DenyReason::StoreUnavailable),
             503,

@@ -105,19 +105,23 @@ async fn bad_input_is_denied_or_unauthorized_and_never_logged() {
         // (event, expected: reason code or "Unauthorized")
         (
             rest_event(&format!(r#"{{"x-api-key":"{ten_kb}"}}"#), "192.0.2.1"),
-            "malformed_key",
+            // A malformed key is Unauthorized (401), without a read.
+            "Unauthorized",
         ),
         (
             rest_event(&format!(r#"{{"x-api-key":"{control}"}}"#), "192.0.2.1"),
-            "malformed_key",
+            // A malformed key is Unauthorized (401), without a read.
+            "Unauthorized",
         ),
         (
             rest_event(&format!(r#"{{"x-api-key":"{escape}"}}"#), "192.0.2.1"),
-            "malformed_key",
+            // A malformed key is Unauthorized (401), without a read.
+            "Unauthorized",
         ),
         (
             rest_event(r#"{"x-api-key":"tg_live_0123"}"#, "192.0.2.1"),
-            "malformed_key",
+            // A malformed key is Unauthorized (401), without a read.
+            "Unauthorized",
         ),
         (rest_event(r#"{"x-api-key":""}"#, "bogus"), "no_identity"),
         (
@@ -149,7 +153,7 @@ async fn bad_input_is_denied_or_unauthorized_and_never_logged() {
     for (event, expected) in cases {
         match a.handle_bytes(&event).await {
             Ok(json) => {
-                let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+                let v: serde_json::Value = serde_json::from_str(json.get()).expect("json");
                 assert!(!allowed(&v), "{json}");
                 assert_eq!(reason(&v), expected, "{json}");
             }

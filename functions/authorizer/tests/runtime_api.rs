@@ -17,9 +17,13 @@ use std::time::{Duration, Instant};
 
 use support::runtime_api::{Answer, RuntimeApi};
 use support::*;
+use tollgate_core::clock::Clock;
 use tollgate_tests::Harness;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// In the table of sample events: the answer is `Unauthorized`, not a policy.
+const UNAUTHORIZED: &str = "Unauthorized";
 
 struct Function {
     child: Child,
@@ -146,19 +150,19 @@ async fn the_binary_answers_the_sample_events() {
 
     for (file, allow, reason_code, policy) in [
         ("token-demo-key.json", true, "", true),
-        ("token-unknown-key.json", false, "unknown_key", true),
+        ("token-unknown-key.json", false, UNAUTHORIZED, true),
         ("token-no-key.json", false, "no_identity", true),
         ("rest-request-demo-key.json", true, "", true),
-        ("rest-request-unknown-key.json", false, "unknown_key", true),
+        ("rest-request-unknown-key.json", false, UNAUTHORIZED, true),
         ("rest-request-no-key.json", true, "", true),
         ("http-v2-demo-key.json", true, "", false),
-        ("http-v2-unknown-key.json", false, "unknown_key", false),
+        ("http-v2-unknown-key.json", false, UNAUTHORIZED, false),
         ("http-v2-no-key.json", true, "", false),
         // AWS's samples.
         (
             "aws/sam-apigateway-authorizer.json",
             false,
-            "malformed_key",
+            UNAUTHORIZED,
             true,
         ),
         (
@@ -170,7 +174,7 @@ async fn the_binary_answers_the_sample_events() {
         (
             "aws/example-apigw-custom-auth-request.json",
             false,
-            "malformed_key",
+            UNAUTHORIZED,
             true,
         ),
         (
@@ -216,6 +220,11 @@ async fn the_binary_answers_the_sample_events() {
             true,
         ),
     ] {
+        if reason_code == UNAUTHORIZED {
+            // Unknown and malformed keys: API Gateway's 401.
+            assert_unauthorized(&f, &event_file(file));
+            continue;
+        }
         let v = response(&f, &event_file(file));
         assert_eq!(allowed(&v), allow, "{file}: {v}");
         assert_eq!(reason(&v), reason_code, "{file}: {v}");
@@ -254,6 +263,64 @@ async fn the_binary_answers_the_sample_events() {
     }
     // Still serving after all that.
     assert!(allowed(&response(&f, &event_file("token-demo-key.json"))));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quota_denial_carries_what_the_gateway_response_needs() {
+    let (h, store) = seeded("rtquota").await;
+    let period = tollgate_core::Window::Day
+        .period_of(tollgate_core::clock::SystemClock.now_millis())
+        .expect("period");
+    let block = tollgate_core::Block {
+        meter: tollgate_core::MeterName::requests(),
+        period,
+        limit: 100,
+        used: 100,
+    };
+    let blocked = tollgate_core::Identity::parse_anonymous_ip(
+        "2001:db8:77:1::1",
+        tollgate_core::Ipv6Prefix::DEFAULT,
+    )
+    .expect("ip");
+    store.put_block(&blocked, &block).await.expect("block");
+    let f = start(&h, &[("TOLLGATE_ANONYMOUS_REFERER", "true")]);
+    // Another address of the same /64, with a Referer.
+    let event = rest_event(
+        r#"{"Referer":"https://docs.example.com/a"}"#,
+        "2001:db8:77:1:abcd::9",
+    );
+    let v = response(&f, &event);
+    assert!(!allowed(&v), "{v}");
+    check_policy_shape(&v);
+    let ctx = &v["context"];
+    assert_eq!(ctx["identity"], "ip:2001:db8:77:1::/64", "{v}");
+    assert_eq!(ctx["reason"], "quota_exceeded");
+    assert_eq!(ctx["status"], 429);
+    assert_eq!(ctx["referer"], "referer:docs.example.com");
+    assert_eq!(ctx["reset_at"], period.end());
+    let retry = ctx["retry_after"].as_i64().expect("retry_after");
+    assert!(retry > 0 && retry <= 86_400, "{retry}");
+    assert_eq!(ctx["ratelimit_policy"], "\"day\";q=100;w=86400");
+    let rl = ctx["ratelimit"].as_str().expect("ratelimit");
+    let t: i64 = rl
+        .strip_prefix("\"day\";r=0;t=")
+        .expect("RateLimit form")
+        .parse()
+        .expect("t");
+    assert!((t - retry).abs() <= 1, "{rl} vs {retry}");
+    // An allowed anonymous call says `-` for a missing Referer, and has no
+    // RateLimit fields.
+    let v = response(&f, &rest_event("{}", "198.51.100.200"));
+    assert!(allowed(&v));
+    assert_eq!(v["context"]["referer"], "-");
+    assert!(v["context"].get("ratelimit").is_none());
+    // The HTTP API gets the same context in its simple response.
+    let v2 = r#"{"version":"2.0","type":"REQUEST","routeArn":"arn:aws:execute-api:us-east-1:1:a/$default/GET/x","headers":{},"requestContext":{"http":{"sourceIp":"2001:db8:77:1::5"}}}"#;
+    let v = response(&f, v2.as_bytes());
+    check_simple_shape(&v);
+    assert_eq!(v["isAuthorized"], false);
+    assert_eq!(v["context"]["ratelimit_policy"], "\"day\";q=100;w=86400");
+    assert_eq!(v["context"]["referer"], "-");
 }
 
 #[tokio::test(flavor = "multi_thread")]

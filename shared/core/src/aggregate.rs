@@ -167,7 +167,7 @@ mod tests {
         let req = MeterName::requests();
         let tokens = MeterName::new("tokens").unwrap();
         let a = Identity::key("a").unwrap();
-        let b = Identity::parse_ip("192.0.2.1").unwrap();
+        let b = Identity::parse_anonymous_ip("192.0.2.1", crate::Ipv6Prefix::DEFAULT).unwrap();
         let at = 1_795_000_000_000;
         let both = [Window::Day, Window::Month];
         for _ in 0..1000 {
@@ -224,7 +224,7 @@ mod tests {
         let ids = [
             Identity::key("b").unwrap(),
             Identity::key("a").unwrap(),
-            Identity::parse_ip("192.0.2.1").unwrap(),
+            Identity::parse_anonymous_ip("192.0.2.1", crate::Ipv6Prefix::DEFAULT).unwrap(),
         ];
         let windows = Window::ALL;
         // Times jump back and forth across minutes, days and months.

@@ -1,5 +1,13 @@
 //! API keys: a random secret shown once, stored and looked up only as its
 //! SHA-256 digest. Secrets never appear in `Debug` output or logs.
+//!
+//! Keys issued now end with a checksum, so a key that was mistyped or made
+//! up is rejected by its shape, without a database read:
+//! `tg_<env>_<64 hex digits of secret><8 hex digits of checksum>` (a body of
+//! exactly 72 characters). Keys issued before the checksum have a body of
+//! 32 to 64 letters and digits; they are told apart by that length (no
+//! checksummed body is that short) and keep working, at the cost of a read
+//! for any made-up key of their shape.
 
 use std::fmt;
 
@@ -13,6 +21,12 @@ pub const PREFIX: &str = "tg_live_";
 pub const SECRET_BYTES: usize = 32;
 /// The longest header value the authorizer will even look at.
 pub const MAX_PRESENTED_LEN: usize = 128;
+/// Hex digits of the checksum that ends a key issued now.
+pub const CHECKSUM_LEN: usize = 8;
+/// The body length (after `tg_<env>_`) of a key with a checksum.
+pub const CHECKSUMMED_BODY_LEN: usize = 2 * SECRET_BYTES + CHECKSUM_LEN;
+/// The longest body of a key issued before checksums.
+const LEGACY_BODY_MAX: usize = 64;
 
 /// An API key secret as presented by a client. `Debug` never prints it.
 #[derive(Clone, PartialEq, Eq)]
@@ -33,7 +47,18 @@ impl ApiKey {
     /// Builds a new key from random bytes (the caller supplies the entropy, so
     /// this crate stays free of I/O).
     pub fn generate(secret: [u8; SECRET_BYTES]) -> ApiKey {
-        ApiKey(format!("{PREFIX}{}", hex::encode(secret)))
+        let unchecked = format!("{PREFIX}{}", hex::encode(secret));
+        let sum = checksum(&unchecked);
+        ApiKey(unchecked + &sum)
+    }
+
+    /// Whether this key ends with a checksum (issued after checksums were
+    /// introduced), rather than being an older key of 32-64 characters.
+    pub fn has_checksum(&self) -> bool {
+        self.0
+            .rsplit('_')
+            .next()
+            .is_some_and(|body| body.len() == CHECKSUMMED_BODY_LEN)
     }
 
     /// The key's public id: `k_` and the first 16 hex digits of its digest.
@@ -44,8 +69,10 @@ impl ApiKey {
         self.digest().key_id()
     }
 
-    /// Checks the shape of a presented key: `tg_<env>_` followed by 32-64
-    /// hex or alphanumeric characters. Shape failures cost no database read.
+    /// Checks the shape of a presented key: `tg_<env>_` followed by either
+    /// 64 hex digits and their 8-digit checksum (keys issued now), or 32-64
+    /// letters and digits (older keys, no checksum). Shape failures,
+    /// checksum failures included, cost no database read.
     pub fn parse(presented: &str) -> Result<ApiKey, CoreError> {
         let s = presented.trim();
         if s.is_empty() {
@@ -59,8 +86,16 @@ impl ApiKey {
             .ok_or(CoreError::ApiKey("unknown prefix"))?;
         let (env, body) = rest.split_once('_').ok_or(CoreError::ApiKey("malformed"))?;
         let env_ok = (1..=8).contains(&env.len()) && env.bytes().all(|b| b.is_ascii_lowercase());
-        let body_ok =
-            (32..=64).contains(&body.len()) && body.bytes().all(|b| b.is_ascii_alphanumeric());
+        let body_ok = if body.len() == CHECKSUMMED_BODY_LEN {
+            let (secret, sum) = body.split_at(2 * SECRET_BYTES);
+            secret
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                && sum == checksum(&s[..s.len() - CHECKSUM_LEN])
+        } else {
+            (32..=LEGACY_BODY_MAX).contains(&body.len())
+                && body.bytes().all(|b| b.is_ascii_alphanumeric())
+        };
         if env_ok && body_ok {
             Ok(ApiKey(s.to_owned()))
         } else {
@@ -77,6 +112,13 @@ impl ApiKey {
     pub fn expose_secret(&self) -> &str {
         &self.0
     }
+}
+
+/// The checksum of a key's text before it: the first 4 bytes of its
+/// SHA-256, in hex. One made-up key in 2^32 passes it.
+fn checksum(unchecked: &str) -> String {
+    let digest = Sha256::digest(unchecked.as_bytes());
+    hex::encode(&digest[..CHECKSUM_LEN / 2])
 }
 
 impl fmt::Debug for ApiKey {
@@ -100,6 +142,44 @@ mod tests {
         assert_eq!(parsed.digest(), key.digest());
         assert_eq!(key.digest().0.len(), 64);
         assert_ne!(ApiKey::generate([8u8; 32]).digest(), key.digest());
+    }
+
+    #[test]
+    fn new_keys_carry_a_checksum_and_old_keys_still_parse() {
+        let key = ApiKey::generate([7u8; 32]);
+        let text = key.expose_secret();
+        assert_eq!(text.len(), PREFIX.len() + CHECKSUMMED_BODY_LEN);
+        assert!(key.has_checksum());
+        // Any one changed character breaks the checksum.
+        let bytes = text.as_bytes();
+        for i in PREFIX.len()..text.len() {
+            let mut changed = bytes.to_vec();
+            changed[i] = if bytes[i] == b'0' { b'1' } else { b'0' };
+            let changed = String::from_utf8(changed).unwrap();
+            assert_eq!(
+                ApiKey::parse(&changed),
+                Err(CoreError::ApiKey("malformed")),
+                "position {i}"
+            );
+        }
+        // Upper-case hex is not what tollgate issues.
+        assert!(ApiKey::parse(&text.to_ascii_uppercase().replace("TG_LIVE_", "tg_live_")).is_err());
+        // 65-71 and 73+ characters: neither shape.
+        for len in [65, 70, 71, 73, 80] {
+            assert!(
+                ApiKey::parse(&format!("tg_live_{}", "a".repeat(len))).is_err(),
+                "{len}"
+            );
+        }
+        // Keys issued before checksums (32-64 characters) keep working.
+        for old in [
+            "tg_live_000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+            "tg_test_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef",
+        ] {
+            let k = ApiKey::parse(old).unwrap();
+            assert!(!k.has_checksum());
+            assert_eq!(k.expose_secret(), old);
+        }
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub enum Lookup<'a> {
         plan: Option<&'a Plan>,
         blocks: &'a [Block],
     },
+    /// No key, and the anonymous plan (named `plan`) is not defined: a
+    /// configuration error, so the anonymous tier fails closed.
+    NoAnonymousPlan { identity: Identity, plan: String },
     /// No key: the anonymous free tier, for this identity.
     Anonymous {
         identity: Identity,
@@ -116,6 +119,59 @@ impl DenyReason {
     /// Whether the API should answer 429 (quota) rather than 403.
     pub fn is_quota(&self) -> bool {
         matches!(self, DenyReason::QuotaExceeded { .. })
+    }
+
+    /// Whether the presented key cannot be used at all (unknown,
+    /// malformed, revoked or expired): answered with API Gateway's
+    /// `Unauthorized` (401) rather than a policy, and charged to the source
+    /// IP's anonymous identity by the log-processor.
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(
+            self,
+            DenyReason::UnknownKey
+                | DenyReason::MalformedKey
+                | DenyReason::RevokedKey
+                | DenyReason::ExpiredKey
+        )
+    }
+}
+
+/// The failure policy that applies when the store cannot be read: the
+/// caller's plan's, when an earlier read told which plan that is, else the
+/// deployment's default (`TOLLGATE_FAILURE_POLICY`).
+pub fn failure_policy(known_plan: Option<&Plan>, default: FailurePolicy) -> FailurePolicy {
+    known_plan.map_or(default, |p| p.failure)
+}
+
+/// Whether an anonymous caller under `plan` can ever be blocked, and so
+/// whether its block items must be read: only a hard plan with limits.
+pub fn anonymous_needs_blocks(plan: &Plan) -> bool {
+    plan.is_hard() && !plan.limits.is_empty()
+}
+
+/// A key decision, with the source IP's anonymous standing: a key that
+/// cannot be used (see [`DenyReason::is_unauthorized`]) from an IP the
+/// anonymous plan has blocked is that IP's quota denial instead, so a
+/// client guessing keys from a blocked IP is told to wait, like any blocked
+/// anonymous caller. A usable key is never affected by its IP's blocks.
+/// `source` is the IP's anonymous lookup ([`Lookup::Anonymous`]), when
+/// there is a source IP and the anonymous plan can block.
+pub fn charge_source(
+    key_decision: Decision,
+    source: Option<Lookup<'_>>,
+    now: UnixMillis,
+) -> Decision {
+    let unusable =
+        matches!(&key_decision, Decision::Deny { reason, .. } if reason.is_unauthorized());
+    match source {
+        Some(source) if unusable => {
+            let anonymous = decide(source, now);
+            match &anonymous {
+                Decision::Deny { reason, .. } if reason.is_quota() => anonymous,
+                _ => key_decision,
+            }
+        }
+        _ => key_decision,
     }
 }
 
@@ -185,6 +241,14 @@ pub fn decide(lookup: Lookup<'_>, now: UnixMillis) -> Decision {
         Lookup::NoIdentity => Decision::Deny {
             subject: Subject::default(),
             reason: DenyReason::NoIdentity,
+        },
+        Lookup::NoAnonymousPlan { identity, plan } => Decision::Deny {
+            subject: Subject {
+                identity: Some(identity),
+                customer: None,
+                plan: Some(plan),
+            },
+            reason: DenyReason::UnknownPlan,
         },
         Lookup::Key { record: None, .. } => Decision::Deny {
             subject: Subject::default(),
@@ -417,7 +481,7 @@ mod tests {
     #[test]
     fn anonymous_identities_follow_the_anonymous_plan() {
         let p = plan(OveragePolicy::Hard);
-        let ip = Identity::parse_ip("192.0.2.9").unwrap();
+        let ip = Identity::parse_anonymous_ip("192.0.2.9", crate::Ipv6Prefix::DEFAULT).unwrap();
         let ok = decide(
             Lookup::Anonymous {
                 identity: ip.clone(),
@@ -449,6 +513,120 @@ mod tests {
         let none = reason(decide(Lookup::NoIdentity, NOW));
         assert_eq!(none, DenyReason::NoIdentity);
         assert_eq!(none.code(), "no_identity");
+    }
+
+    #[test]
+    fn unusable_keys_are_unauthorized_and_quota_is_not() {
+        for r in [
+            DenyReason::UnknownKey,
+            DenyReason::MalformedKey,
+            DenyReason::RevokedKey,
+            DenyReason::ExpiredKey,
+        ] {
+            assert!(r.is_unauthorized(), "{r:?}");
+        }
+        for r in [
+            DenyReason::NoIdentity,
+            DenyReason::UnknownPlan,
+            DenyReason::StoreUnavailable,
+        ] {
+            assert!(!r.is_unauthorized(), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn an_unusable_key_from_a_blocked_ip_is_the_ips_quota_denial() {
+        let anon_plan = Plan {
+            name: "anonymous".into(),
+            ..plan(OveragePolicy::Hard)
+        };
+        let p = plan(OveragePolicy::Hard);
+        let ip = Identity::parse_anonymous_ip("192.0.2.9", crate::Ipv6Prefix::DEFAULT).unwrap();
+        let blocked = [block(Window::Day, 100, NOW)];
+        let source = |blocks| {
+            Some(Lookup::Anonymous {
+                identity: ip.clone(),
+                plan: &anon_plan,
+                blocks,
+            })
+        };
+        let key_lookup = |record| Lookup::Key {
+            record,
+            plan: Some(&p),
+            blocks: &[],
+        };
+        // Unknown key, blocked IP: the IP's quota denial.
+        let d = charge_source(decide(key_lookup(None), NOW), source(&blocked), NOW);
+        assert!(reason(d.clone()).is_quota());
+        assert_eq!(d.subject().identity.as_ref(), Some(&ip));
+        assert_eq!(d.subject().plan.as_deref(), Some("anonymous"));
+        // Revoked key, blocked IP: the same.
+        let revoked = KeyRecord {
+            status: KeyStatus::Revoked,
+            ..record()
+        };
+        assert!(reason(charge_source(
+            decide(key_lookup(Some(revoked)), NOW),
+            source(&blocked),
+            NOW
+        ))
+        .is_quota());
+        // Unknown key, IP not blocked (or no source IP): unauthorized.
+        assert_eq!(
+            reason(charge_source(
+                decide(key_lookup(None), NOW),
+                source(&[]),
+                NOW
+            )),
+            DenyReason::UnknownKey
+        );
+        assert_eq!(
+            reason(charge_source(decide(key_lookup(None), NOW), None, NOW)),
+            DenyReason::UnknownKey
+        );
+        // A usable key ignores its IP's blocks.
+        assert!(charge_source(
+            decide(key_lookup(Some(record())), NOW),
+            source(&blocked),
+            NOW
+        )
+        .is_allowed());
+    }
+
+    #[test]
+    fn failure_policy_and_anonymous_plan_choices() {
+        let mut open = plan(OveragePolicy::Hard);
+        open.failure = FailurePolicy::Open;
+        assert_eq!(
+            failure_policy(Some(&open), FailurePolicy::Closed),
+            FailurePolicy::Open
+        );
+        assert_eq!(
+            failure_policy(None, FailurePolicy::Closed),
+            FailurePolicy::Closed
+        );
+        assert_eq!(
+            failure_policy(None, FailurePolicy::Open),
+            FailurePolicy::Open
+        );
+        assert!(anonymous_needs_blocks(&plan(OveragePolicy::Hard)));
+        assert!(!anonymous_needs_blocks(&plan(OveragePolicy::Soft)));
+        let limitless = Plan {
+            limits: vec![],
+            ..plan(OveragePolicy::Hard)
+        };
+        assert!(!anonymous_needs_blocks(&limitless));
+        let ip = Identity::parse_anonymous_ip("192.0.2.9", crate::Ipv6Prefix::DEFAULT).unwrap();
+        let d = decide(
+            Lookup::NoAnonymousPlan {
+                identity: ip.clone(),
+                plan: "free".into(),
+            },
+            NOW,
+        );
+        assert_eq!(d.subject().plan.as_deref(), Some("free"));
+        assert_eq!(d.subject().identity.as_ref(), Some(&ip));
+        assert_eq!(reason(d), DenyReason::UnknownPlan);
     }
 
     #[test]

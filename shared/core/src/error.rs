@@ -25,6 +25,12 @@ pub enum CoreError {
     UsageKey(String, &'static str),
     #[error("invalid plan {0:?}: {1}")]
     Plan(String, String),
+    #[error("invalid {name}={value:?}: {expected}")]
+    Setting {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
     #[error("invalid API key: {0}")]
     ApiKey(&'static str),
 }

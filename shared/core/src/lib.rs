@@ -14,6 +14,7 @@ pub mod error;
 pub mod identity;
 pub mod meter;
 pub mod plan;
+pub mod ratelimit;
 pub mod replication;
 pub mod usage_key;
 pub mod value_path;
@@ -22,11 +23,14 @@ pub mod window;
 
 pub use aggregate::{Aggregator, CounterKey};
 pub use apikey::{ApiKey, KeyDigest};
-pub use decision::{decide, Block, Decision, DenyReason, KeyRecord, KeyStatus, Lookup};
+pub use decision::{
+    charge_source, decide, Block, Decision, DenyReason, KeyRecord, KeyStatus, Lookup,
+};
 pub use error::CoreError;
-pub use identity::Identity;
+pub use identity::{Identity, IpPrefix, Ipv6Prefix};
 pub use meter::{Aggregation, MeterDef, MeterName};
 pub use plan::{FailurePolicy, Limit, OveragePolicy, Plan};
+pub use ratelimit::RateLimitFields;
 pub use replication::Replication;
 pub use usage_key::{Cell, ItemKey, ItemKeys, Region, UsageKey};
 pub use value_path::ValuePath;

@@ -26,6 +26,11 @@ use crate::StoreError;
 
 const BLOCK_PREFIX: &str = "blk:";
 
+/// How many times a lookup asks again for keys DynamoDB left unprocessed.
+pub const UNPROCESSED_RETRIES: u32 = 3;
+/// The first pause before asking again; it doubles each time (10, 20, 40 ms).
+pub const UNPROCESSED_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// The partition key of an API key item.
 pub fn key_pk(digest: &KeyDigest) -> String {
     format!("apikey#{}", digest.0)
@@ -108,12 +113,32 @@ impl KeysStore {
 
     /// Reads, in one `BatchGetItem`, the key item of `digest` (if given) and
     /// the block items of `identities`. Returns the key record (if found)
-    /// and every block of those identities.
+    /// and every block of those identities (see [`KeysStore::lookup_each`]).
     pub async fn lookup(
         &self,
         digest: Option<&KeyDigest>,
         identities: &[Identity],
     ) -> Result<(Option<KeyRecord>, Vec<Block>), StoreError> {
+        let (record, blocks) = self.lookup_each(digest, identities).await?;
+        Ok((record, blocks.into_iter().flatten().collect()))
+    }
+
+    /// Reads, in one request (a `GetItem` for one item, else one
+    /// `BatchGetItem`), the key item of `digest` (if given) and the block
+    /// items of `identities`. Returns the key record (if found) and each
+    /// identity's blocks, in the order of `identities`.
+    ///
+    /// Keys DynamoDB leaves unprocessed (throttling) are asked again
+    /// [`UNPROCESSED_RETRIES`] times, backing off from
+    /// [`UNPROCESSED_BACKOFF`] and doubling; still unprocessed after that,
+    /// the lookup fails with [`StoreError::Unprocessed`]. An unprocessed key
+    /// is never taken for an absent item: an absent block would allow, an
+    /// absent key would deny a valid key.
+    pub async fn lookup_each(
+        &self,
+        digest: Option<&KeyDigest>,
+        identities: &[Identity],
+    ) -> Result<(Option<KeyRecord>, Vec<Vec<Block>>), StoreError> {
         let mut keys: Vec<HashMap<String, AttributeValue>> = Vec::new();
         if let Some(d) = digest {
             keys.push(HashMap::from([
@@ -121,9 +146,10 @@ impl KeysStore {
                 ("sk".into(), s("apikey")),
             ]));
         }
-        for id in identities {
+        let block_pks: Vec<String> = identities.iter().map(block_pk).collect();
+        for pk in &block_pks {
             keys.push(HashMap::from([
-                ("pk".into(), s(block_pk(id))),
+                ("pk".into(), s(pk)),
                 ("sk".into(), s("block")),
             ]));
         }
@@ -144,8 +170,8 @@ impl KeysStore {
                 .set_keys(Some(keys))
                 .build()
                 .map_err(|e| StoreError::dynamo("BatchGetItem", e))?;
-            // Unprocessed keys are retried a few times, as the API asks.
-            for _ in 0..4 {
+            let mut retries = 0;
+            loop {
                 let out = self
                     .client
                     .batch_get_item()
@@ -156,18 +182,33 @@ impl KeysStore {
                 if let Some(mut responses) = out.responses {
                     items.extend(responses.remove(&self.table).unwrap_or_default());
                 }
-                match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
-                    Some(rest) if !rest.keys().is_empty() => request = rest,
+                let rest = match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                    Some(rest) if !rest.keys().is_empty() => rest,
                     _ => break,
+                };
+                if retries == UNPROCESSED_RETRIES {
+                    return Err(StoreError::Unprocessed {
+                        operation: "BatchGetItem",
+                        keys: rest.keys().len(),
+                        attempts: retries + 1,
+                    });
                 }
+                tokio::time::sleep(UNPROCESSED_BACKOFF * 2u32.pow(retries)).await;
+                retries += 1;
+                request = rest;
             }
         }
         let mut record = None;
-        let mut blocks = Vec::new();
+        let mut blocks = vec![Vec::new(); identities.len()];
         for item in &items {
             match get_s(item, "sk") {
                 Some("apikey") => record = Some(parse_key(item)?),
-                Some("block") => blocks.extend(parse_blocks(item)),
+                Some("block") => {
+                    let pk = get_s(item, "pk").unwrap_or("");
+                    if let Some(i) = block_pks.iter().position(|p| p == pk) {
+                        blocks[i].extend(parse_blocks(item));
+                    }
+                }
                 _ => {}
             }
         }

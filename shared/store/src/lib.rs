@@ -29,6 +29,14 @@ pub enum StoreError {
         operation: &'static str,
         message: String,
     },
+    /// Keys a batch read left unprocessed after every retry: a failure of
+    /// the store, never "absent".
+    #[error("DynamoDB {operation} left {keys} key(s) unprocessed after {attempts} attempts")]
+    Unprocessed {
+        operation: &'static str,
+        keys: usize,
+        attempts: u32,
+    },
     #[error("malformed item in {table}: {message}")]
     Malformed {
         table: &'static str,

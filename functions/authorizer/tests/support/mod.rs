@@ -138,7 +138,15 @@ pub fn key_event(key: &ApiKey) -> Vec<u8> {
 /// Runs the handler and parses its response.
 pub async fn respond(a: &Authorizer, event: &[u8]) -> serde_json::Value {
     let out = a.handle_bytes(event).await.expect("a response");
-    serde_json::from_str(&out).expect("response JSON")
+    serde_json::from_str(out.get()).expect("response JSON")
+}
+
+/// Runs the handler and expects `Unauthorized` (API Gateway's 401).
+pub async fn assert_unauthorized(a: &Authorizer, event: &[u8]) {
+    match a.handle_bytes(event).await {
+        Err(e) => assert_eq!(e.to_string(), "Unauthorized"),
+        Ok(v) => panic!("expected Unauthorized, got {}", v.get()),
+    }
 }
 
 /// The effect of an IAM policy response, or `isAuthorized` of a simple one.
