@@ -31,6 +31,8 @@ pub(crate) struct AccessFields<'a> {
     pub principal_id: &'a str,
     pub identity: &'a str,
     pub authorizer_error: &'a str,
+    pub ip: &'a str,
+    pub referer: &'a str,
 }
 
 /// Where the values of an access line are in its escaped message, as the
@@ -39,8 +41,8 @@ pub(crate) struct AccessFields<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct AccessLine {
     /// Start and end of `requestId`, `errorType`, `principalId`,
-    /// `identity` and `authorizerError`, in that order.
-    texts: [(u16, u16); 5],
+    /// `identity`, `authorizerError`, `ip` and `referer`, in that order.
+    texts: [(u16, u16); 7],
     request_time_epoch: i64,
     status: i64,
 }
@@ -60,6 +62,8 @@ impl AccessLine {
             principal_id: text(2)?,
             identity: text(3)?,
             authorizer_error: text(4)?,
+            ip: text(5)?,
+            referer: text(6)?,
         })
     }
 }
@@ -84,7 +88,7 @@ pub(crate) fn read(text: &str, start: usize) -> Option<(AccessLine, usize)> {
     r.fixed(br#",\"requestTimeEpoch\":"#)?;
     let request_time_epoch = r.uint()?;
     r.fixed(br#",\"ip\":\""#)?;
-    r.string()?;
+    let ip = r.string()?;
     r.fixed(br#",\"method\":\""#)?;
     r.string()?;
     r.fixed(br#",\"resourcePath\":\""#)?;
@@ -101,6 +105,8 @@ pub(crate) fn read(text: &str, start: usize) -> Option<(AccessLine, usize)> {
     let identity = r.string()?;
     r.fixed(br#",\"authorizerError\":\""#)?;
     let authorizer_error = r.string()?;
+    r.fixed(br#",\"referer\":\""#)?;
+    let referer = r.string()?;
     r.fixed(b"}")?;
     if r.at - start > MAX_LINE_BYTES {
         return None;
@@ -112,6 +118,8 @@ pub(crate) fn read(text: &str, start: usize) -> Option<(AccessLine, usize)> {
             principal_id,
             identity,
             authorizer_error,
+            ip,
+            referer,
         ],
         request_time_epoch,
         status,
@@ -201,6 +209,7 @@ mod tests {
             .replace("$context.authorizer.principalId", "cust_1")
             .replace("$context.authorizer.identity", "key:k1")
             .replace("$context.authorizer.error", "")
+            .replace("$context.authorizer.referer", "referer:a.example")
     }
 
     #[test]
@@ -214,6 +223,8 @@ mod tests {
             principal_id: "cust_1",
             identity: "key:k1",
             authorizer_error: "",
+            ip: "203.0.113.7",
+            referer: "referer:a.example",
         };
         assert_eq!(read_escaped(&text), Some(want));
         // Inside a payload: positions are relative to the message.
@@ -239,6 +250,7 @@ mod tests {
             "-",
             "cust_1",
             "key:k1",
+            "referer:a.example",
         ];
         let mut in_value = vec![false; text.len()];
         let mut from = 0;
@@ -271,7 +283,7 @@ mod tests {
         assert_eq!(read_escaped(&format!("{text}\\n")), None);
         assert_eq!(read_escaped(&format!(" {text}")), None);
         for (from, to) in [
-            (",\\\"authorizerError\\\":\\\"\\\"}", ""),
+            (",\\\"referer\\\":\\\"referer:a.example\\\"}", "}"),
             ("201,", "\\\"201\\\","),
             ("cust_1", "cu\\nst"),
             ("cust_1", "cu\\\\st"),

@@ -29,7 +29,7 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// Why a payload could not be decoded. Nothing of such a payload is counted.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     /// The text is not base64.
     #[error("payload is not valid base64: {0}")]

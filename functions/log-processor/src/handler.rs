@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use aws_sdk_dynamodb::Client;
@@ -22,6 +22,7 @@ use crate::batch::{
 use crate::config::{Config, KinesisDedupe};
 use crate::decode::{decode_data, parse_payload, DecodeError, MessageType};
 use crate::line::Rules;
+use crate::reject::{self, DirectId, Rejection};
 
 /// Why an invocation (direct delivery) or a record (Kinesis) failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,9 @@ pub struct Summary {
     pub payloads: u64,
     /// Control messages acknowledged.
     pub control_messages: u64,
+    /// Records or deliveries rejected as poison (quarantined: logged and
+    /// acknowledged, never retried; see [`crate::reject`]).
+    pub rejected: u64,
     /// What the lines were.
     #[serde(flatten)]
     pub tally: Tally,
@@ -128,18 +132,28 @@ impl Processor {
     /// Handles any event: a direct CloudWatch Logs delivery (returns a
     /// [`Summary`]; an error makes Lambda retry the invocation) or a Kinesis
     /// event (returns a `KinesisEventResponse` naming the failed records).
+    /// Poison input (a delivery or record that can never be processed) is
+    /// quarantined ([`crate::reject`]): never an error, never a failed record.
     pub async fn handle(&self, event: Value) -> Result<Value, ProcessError> {
         if event.get("awslogs").is_some() {
-            let direct: DirectEvent = serde_json::from_value(event)
-                .map_err(|e| ProcessError::UnknownEvent(format!("bad awslogs event: {e}")))?;
-            let summary = self.handle_direct(&direct.awslogs.data).await?;
+            let summary = match serde_json::from_value::<DirectEvent>(event) {
+                Ok(direct) => self.handle_direct(&direct.awslogs.data).await?,
+                Err(e) => {
+                    let rejection = Rejection::Event(format!("bad awslogs event: {e}"));
+                    reject::direct(&DirectId::default(), &rejection);
+                    let summary = Summary {
+                        rejected: 1,
+                        ..Summary::default()
+                    };
+                    tracing::info!(summary = ?summary, "batch processed");
+                    summary
+                }
+            };
             return serde_json::to_value(summary)
                 .map_err(|e| ProcessError::Store(format!("cannot encode the summary: {e}")));
         }
-        if event.get("Records").is_some_and(Value::is_array) {
-            let kinesis: KinesisEvent = serde_json::from_value(event)
-                .map_err(|e| ProcessError::UnknownEvent(format!("bad Kinesis event: {e}")))?;
-            let (response, _) = self.handle_kinesis(kinesis).await;
+        if let Some(Value::Array(records)) = event.get("Records") {
+            let (response, _) = self.handle_kinesis_records(records).await;
             return serde_json::to_value(response)
                 .map_err(|e| ProcessError::Store(format!("cannot encode the response: {e}")));
         }
@@ -152,15 +166,38 @@ impl Processor {
         )))
     }
 
-    /// Processes one directly delivered payload (`awslogs.data`).
+    /// Processes one directly delivered payload (`awslogs.data`). A
+    /// payload that can never be processed is quarantined (the summary
+    /// counts it as rejected); only store failures are errors.
     pub async fn handle_direct(&self, data: &str) -> Result<Summary, ProcessError> {
-        let bytes = decode_data(data, self.config.max_decompressed)?;
-        let payload = parse_payload(&bytes)?;
         let mut summary = Summary::default();
-        if payload.kind()? == MessageType::Control {
-            summary.control_messages = 1;
-            tracing::info!("control message acknowledged");
-            return Ok(summary);
+        let quarantine = |id: DirectId, rejection: Rejection| {
+            reject::direct(&id, &rejection);
+            let summary = Summary {
+                rejected: 1,
+                ..Summary::default()
+            };
+            tracing::info!(summary = ?summary, "batch processed");
+            Ok(summary)
+        };
+        let bytes = match decode_data(data, self.config.max_decompressed) {
+            Ok(bytes) => bytes,
+            Err(e) => return quarantine(DirectId::of_data(data), e.into()),
+        };
+        let payload = match parse_payload(&bytes) {
+            Ok(payload) => payload,
+            Err(e) => return quarantine(DirectId::of_data(data), e.into()),
+        };
+        match self.accept(&payload) {
+            Ok(MessageType::Data) => {}
+            Ok(MessageType::Control) => {
+                summary.control_messages = 1;
+                tracing::info!("control message acknowledged");
+                return Ok(summary);
+            }
+            Err(rejection) => {
+                return quarantine(DirectId::of_data(data).with_payload(&payload), rejection)
+            }
         }
         let mut aggregate = BatchAggregate::new();
         aggregate.add_events(&payload.log_events, &self.counting);
@@ -178,15 +215,60 @@ impl Processor {
         Ok(summary)
     }
 
+    /// Whether a decoded payload is counted: its kind, or why it is
+    /// rejected (a log group or account not configured). A control message
+    /// is acknowledged whatever its source.
+    fn accept(&self, payload: &crate::decode::LogsPayload<'_>) -> Result<MessageType, Rejection> {
+        let kind = payload.kind()?;
+        if kind == MessageType::Data {
+            self.config
+                .sources
+                .check(&payload.log_group, &payload.owner)?;
+        }
+        Ok(kind)
+    }
+
     /// Processes a Kinesis event: every record is one CloudWatch Logs
-    /// payload. Returns the records to retry (those that failed to decode,
-    /// and those whose writes failed) and what was done.
+    /// payload. Returns the records to retry (those whose writes failed)
+    /// and what was done; records that can never be processed are
+    /// quarantined ([`crate::reject`]), not retried.
     pub async fn handle_kinesis(&self, event: KinesisEvent) -> (KinesisEventResponse, Summary) {
-        let mut summary = Summary::default();
+        self.process_kinesis(event, 0).await
+    }
+
+    /// [`Self::handle_kinesis`] on a Kinesis event's `Records` as JSON:
+    /// each record is read on its own, so that one that does not have a
+    /// record's shape (data that is not base64) is quarantined alone.
+    pub async fn handle_kinesis_records(
+        &self,
+        records: &[Value],
+    ) -> (KinesisEventResponse, Summary) {
+        let (kinesis, rejected) = kinesis_records(records);
+        self.process_kinesis(kinesis, rejected).await
+    }
+
+    /// [`Self::handle_kinesis`], with `rejected` records of the event
+    /// quarantined before (records that did not have a record's shape).
+    async fn process_kinesis(
+        &self,
+        event: KinesisEvent,
+        rejected: u64,
+    ) -> (KinesisEventResponse, Summary) {
+        let mut summary = Summary {
+            rejected,
+            ..Summary::default()
+        };
         let mut failures: Vec<String> = Vec::new();
         let mut plans: Vec<(String, WritePlan)> = Vec::new();
         for record in &event.records {
             let seq = record.kinesis.sequence_number.clone();
+            if self.config.kinesis_dedupe == KinesisDedupe::Watermark {
+                if let Err(e) = Position::of_sequence(&seq) {
+                    reject::kinesis(&seq, &Rejection::Sequence(e.to_string()));
+                    summary.rejected += 1;
+                    continue;
+                }
+            }
             let source = kinesis_source_id(
                 record.event_source_arn.as_deref().unwrap_or(""),
                 record.event_id.as_deref().unwrap_or(""),
@@ -194,9 +276,10 @@ impl Processor {
             );
             let decoded =
                 crate::decode::gunzip_capped(&record.kinesis.data.0, self.config.max_decompressed)
+                    .map_err(Rejection::from)
                     .and_then(|bytes| {
                         let payload = parse_payload(&bytes)?;
-                        if payload.kind()? == MessageType::Control {
+                        if self.accept(&payload)? == MessageType::Control {
                             return Ok(None);
                         }
                         let mut aggregate = BatchAggregate::new();
@@ -216,11 +299,11 @@ impl Processor {
                     );
                     plans.push((seq, plan));
                 }
-                Err(e) => {
-                    // Retrying cannot fix it: the event source mapping's retry
-                    // limit and on-failure destination keep the record.
-                    tracing::error!(sequence_number = %seq, error = %e, "Kinesis record rejected; nothing of it was written");
-                    failures.push(seq);
+                Err(rejection) => {
+                    // Retrying cannot fix it, and a failed record would hold
+                    // the shard behind it: quarantined, nothing of it written.
+                    reject::kinesis(&seq, &rejection);
+                    summary.rejected += 1;
                 }
             }
         }
@@ -477,6 +560,38 @@ impl FencedItem<'_> {
             }
         }
     }
+}
+
+/// Reads a Kinesis event's records one by one: a record that does not
+/// have a Kinesis record's shape (data that is not base64, a missing
+/// field) is quarantined on its own, by its sequence number when it has
+/// one, instead of failing the whole event. Returns the readable records
+/// and how many were quarantined.
+fn kinesis_records(records: &[Value]) -> (KinesisEvent, u64) {
+    let mut event = KinesisEvent::default();
+    let mut rejected = 0;
+    for value in records {
+        match KinesisEventRecord::deserialize(value) {
+            Ok(record) => event.records.push(record),
+            Err(e) => {
+                let seq = value
+                    .pointer("/kinesis/sequenceNumber")
+                    .and_then(Value::as_str)
+                    .unwrap_or("-");
+                let data = value.pointer("/kinesis/data").unwrap_or(&Value::Null);
+                let reason = if data.is_string()
+                    && aws_lambda_events::encodings::Base64Data::deserialize(data).is_err()
+                {
+                    Rejection::Decode(DecodeError::Base64(e.to_string()))
+                } else {
+                    Rejection::Event(format!("bad Kinesis record: {e}"))
+                };
+                reject::kinesis(seq, &reason);
+                rejected += 1;
+            }
+        }
+    }
+    (event, rejected)
 }
 
 /// How many fenced counter updates run at once.

@@ -11,6 +11,9 @@
 //!   marker in one transaction through `tollgate_idempotency` (direct
 //!   deliveries), or raises each counter of a Kinesis batch past its
 //!   per-shard watermark (`tollgate_core::watermark`).
+//! - [`reject`]: poison input (a record or delivery that can never be
+//!   processed) quarantined: logged with its id and reason, counted as
+//!   rejected, acknowledged.
 //! - [`config`]: `TOLLGATE_*` settings.
 
 mod access;
@@ -19,6 +22,7 @@ pub mod config;
 pub mod decode;
 pub mod handler;
 pub mod line;
+pub mod reject;
 pub mod sample;
 
 pub use config::Config;

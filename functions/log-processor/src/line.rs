@@ -13,7 +13,7 @@ use std::fmt;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
-use tollgate_core::{Identity, MeterName, UnixMillis};
+use tollgate_core::{count_access, AccessCharge, AccessRequest, MeterName, UnixMillis};
 
 use crate::access::{self, AccessFields};
 use crate::config::StatusRanges;
@@ -29,23 +29,16 @@ use crate::decode::{truncate, Message, Scalar, Scan};
 ///   when API Gateway answered itself (`ACCESS_DENIED`, `UNAUTHORIZED`,
 ///   `AUTHORIZER_FAILURE`, `THROTTLED`, ...), and `integrationStatus` is `-`
 ///   when the request never reached the integration.
+/// - `referer` is the authorizer's context value `referer` (`referer:<host>`
+///   for an anonymous request when Referer limiting is on, else `-`).
 /// - Values that API Gateway has no value for come out as `"-"` or `""`.
-pub const ACCESS_LOG_FORMAT: &str = r#"{"requestId":"$context.requestId","requestTimeEpoch":$context.requestTimeEpoch,"ip":"$context.identity.sourceIp","method":"$context.httpMethod","resourcePath":"$context.resourcePath","status":$context.status,"integrationStatus":"$context.integrationStatus","errorType":"$context.error.responseType","principalId":"$context.authorizer.principalId","identity":"$context.authorizer.identity","authorizerError":"$context.authorizer.error"}"#;
+pub const ACCESS_LOG_FORMAT: &str = r#"{"requestId":"$context.requestId","requestTimeEpoch":$context.requestTimeEpoch,"ip":"$context.identity.sourceIp","method":"$context.httpMethod","resourcePath":"$context.resourcePath","status":$context.status,"integrationStatus":"$context.integrationStatus","errorType":"$context.error.responseType","principalId":"$context.authorizer.principalId","identity":"$context.authorizer.identity","authorizerError":"$context.authorizer.error","referer":"$context.authorizer.referer"}"#;
 
-/// Gateway responses that mean the request was stopped before the API:
-/// tollgate's own denials (the authorizer denied it, found no identity, or
-/// failed) and API Gateway's own throttles and filters. They are not counted.
-pub const GATEWAY_DENIALS: [&str; 9] = [
-    "ACCESS_DENIED",
-    "UNAUTHORIZED",
-    "AUTHORIZER_FAILURE",
-    "AUTHORIZER_CONFIGURATION_ERROR",
-    "MISSING_AUTHENTICATION_TOKEN",
-    "INVALID_API_KEY",
-    "THROTTLED",
-    "QUOTA_EXCEEDED",
-    "WAF_FILTERED",
-];
+/// The gateway responses that are not counted for the caller (the rule
+/// lives in `tollgate_core::counting`).
+pub use tollgate_core::counting::GATEWAY_DENIALS;
+/// Why a valid line is not counted.
+pub use tollgate_core::NotCounted;
 
 /// Lines longer than this are skipped without parsing (tollgate's lines are
 /// a few hundred bytes; CloudWatch Logs allows 256 KB).
@@ -79,21 +72,13 @@ pub struct Usage<'a> {
     pub meter: Option<Cow<'a, str>>,
     /// The identity text, as written (checked when aggregated).
     pub identity: Cow<'a, str>,
+    /// A second identity the same request is charged to, as written: an
+    /// allowed anonymous request's `referer:<host>` identity.
+    pub referer: Option<Cow<'a, str>>,
     /// When it happened, epoch milliseconds.
     pub at: UnixMillis,
     /// The value (1 for a request).
     pub value: u64,
-}
-
-/// Why a valid line is not counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotCounted {
-    /// The status is outside `TOLLGATE_COUNT_STATUS`.
-    Status,
-    /// The gateway or the authorizer stopped the request (see [`GATEWAY_DENIALS`]).
-    Denied,
-    /// The request carries no identity (no tollgate authorizer on its route).
-    NoIdentity,
 }
 
 /// Why a line is skipped.
@@ -244,6 +229,10 @@ struct RawLine<'a> {
     #[serde(rename = "authorizerError", default, borrow)]
     authorizer_error: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
+    ip: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    referer: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
     meter: Option<Cow<'a, str>>,
     #[serde(default)]
     value: Option<Num>,
@@ -282,6 +271,8 @@ impl<'a> From<AccessFields<'a>> for RawLine<'a> {
             principal_id: Some(Cow::Borrowed(f.principal_id)),
             identity: Some(Cow::Borrowed(f.identity)),
             authorizer_error: Some(Cow::Borrowed(f.authorizer_error)),
+            ip: Some(Cow::Borrowed(f.ip)),
+            referer: Some(Cow::Borrowed(f.referer)),
             ..RawLine::default()
         }
     }
@@ -319,6 +310,8 @@ fn raw_line_scan(mut p: Scan<'_>) -> Option<RawLine<'_>> {
             (5, "meter") => 8,
             (5, "value") => 9,
             (4, "time") => 10,
+            (2, "ip") => 11,
+            (7, "referer") => 12,
             _ => return p.skip_value(),
         };
         if seen & (1 << field) != 0 {
@@ -344,6 +337,8 @@ fn raw_line_scan(mut p: Scan<'_>) -> Option<RawLine<'_>> {
             7 => raw.authorizer_error = text(v)?,
             8 => raw.meter = text(v)?,
             9 => raw.value = num(v)?,
+            11 => raw.ip = text(v)?,
+            12 => raw.referer = text(v)?,
             _ => {
                 raw.time = match v {
                     Scalar::Null => None,
@@ -505,24 +500,38 @@ fn access_line<'a>(raw: RawLine<'a>, event_time: UnixMillis, rules: &Rules) -> L
             None => return invalid("requestTimeEpoch is not epoch milliseconds"),
         },
     };
-    let denied = present(&raw.error_type).is_some_and(|t| GATEWAY_DENIALS.contains(&t.as_ref()))
-        || present(&raw.authorizer_error).is_some();
-    if denied {
-        return Line::NotCounted(NotCounted::Denied);
+    fn text<'s>(v: &'s Option<Cow<'_, str>>) -> Option<&'s str> {
+        present(v).map(|v| v.as_ref())
     }
-    if !rules.count_status.contains(status) {
-        return Line::NotCounted(NotCounted::Status);
-    }
-    let identity = match (present(&raw.identity), present(&raw.principal_id)) {
-        (Some(id), _) => id.clone(),
-        // A principal id counts only when it is an identity's text form.
-        (None, Some(p)) if p.parse::<Identity>().is_ok() => p.clone(),
-        _ => return Line::NotCounted(NotCounted::NoIdentity),
+    let request = AccessRequest {
+        status,
+        error_type: text(&raw.error_type),
+        authorizer_error: text(&raw.authorizer_error),
+        identity: text(&raw.identity),
+        principal_id: text(&raw.principal_id),
+        ip: text(&raw.ip),
+        referer: text(&raw.referer),
+    };
+    let (identity, referer) = match count_access(&request, &rules.count_status) {
+        AccessCharge::NotCounted(why) => return Line::NotCounted(why),
+        AccessCharge::SourceIp(identity) => (Cow::Owned(identity.to_string()), None),
+        AccessCharge::Caller { principal, referer } => {
+            let identity = if principal {
+                raw.principal_id
+            } else {
+                raw.identity
+            };
+            let Some(identity) = identity else {
+                return Line::NotCounted(NotCounted::NoIdentity);
+            };
+            (identity, raw.referer.filter(|_| referer))
+        }
     };
     Line::Count(Usage {
         kind: LineKind::Access,
         meter: None,
         identity,
+        referer,
         at,
         value: 1,
     })
@@ -568,6 +577,7 @@ fn app_line<'a>(marker_ok: bool, raw: RawLine<'a>, event_time: UnixMillis) -> Li
         kind: LineKind::App,
         meter,
         identity,
+        referer: None,
         at,
         value,
     })
@@ -598,6 +608,7 @@ mod tests {
             .replace("$context.authorizer.principalId", "cust_1")
             .replace("$context.authorizer.identity", identity)
             .replace("$context.authorizer.error", authorizer_error)
+            .replace("$context.authorizer.referer", "-")
     }
 
     #[test]
@@ -618,6 +629,7 @@ mod tests {
                 kind: LineKind::Access,
                 meter: None,
                 identity: "key:k1".into(),
+                referer: None,
                 at: 1_795_000_000_123,
                 value: 1
             })
@@ -635,7 +647,7 @@ mod tests {
         for (status, error_type, authz_error) in [
             ("403", "ACCESS_DENIED", "-"),
             ("429", "ACCESS_DENIED", "-"),
-            ("401", "UNAUTHORIZED", "-"),
+            ("401", "UNAUTHORIZED", "boom"),
             ("500", "AUTHORIZER_FAILURE", "-"),
             ("429", "THROTTLED", "-"),
             ("403", "-", "blocked"),
@@ -676,6 +688,62 @@ mod tests {
     }
 
     #[test]
+    fn an_unauthorized_line_charges_its_source_ip() {
+        // An unknown key: no authorizer identity, errorType UNAUTHORIZED.
+        let line = access("401", "-", "UNAUTHORIZED", "-").replace("cust_1", "-");
+        let want = |ip: &str| {
+            Line::Count(Usage {
+                kind: LineKind::Access,
+                meter: None,
+                identity: Cow::Owned(format!("ip:{ip}")),
+                referer: None,
+                at: 1_795_000_000_123,
+                value: 1,
+            })
+        };
+        assert_eq!(parse_line(&line, 0, &rules()), want("203.0.113.7"));
+        let mapped = line.replace("203.0.113.7", "::ffff:203.0.113.7");
+        assert_eq!(parse_line(&mapped, 0, &rules()), want("203.0.113.7"));
+        let no_ip = line.replace("203.0.113.7", "-");
+        assert_eq!(
+            parse_line(&no_ip, 0, &rules()),
+            Line::NotCounted(NotCounted::Denied)
+        );
+    }
+
+    #[test]
+    fn an_anonymous_line_charges_its_referer_too() {
+        let with = |identity: &str, referer: &str| {
+            access("200", identity, "-", "-")
+                .replace(r#""referer":"-""#, &format!(r#""referer":"{referer}""#))
+        };
+        let line = with("ip:203.0.113.7", "referer:app.example");
+        assert!(line.contains("referer:app.example"));
+        match parse_line(&line, 0, &rules()) {
+            Line::Count(u) => {
+                assert_eq!(u.identity, "ip:203.0.113.7");
+                assert_eq!(u.referer.as_deref(), Some("referer:app.example"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Not for a key, nor for a value that is no referer identity.
+        for (identity, referer) in [
+            ("key:k1", "referer:app.example"),
+            ("ip:203.0.113.7", "-"),
+            ("ip:203.0.113.7", "app.example"),
+            ("ip:203.0.113.7", "referer:-x-"),
+        ] {
+            match parse_line(&with(identity, referer), 0, &rules()) {
+                Line::Count(u) => assert_eq!(u.referer, None, "{identity} {referer}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // A line in the format before the referer field counts as before.
+        let old = access("200", "ip:203.0.113.7", "-", "-").replace(r#","referer":"-""#, "");
+        assert!(matches!(parse_line(&old, 0, &rules()), Line::Count(u) if u.referer.is_none()));
+    }
+
+    #[test]
     fn configurable_statuses() {
         let only_2xx = Rules {
             count_status: StatusRanges::parse("2xx").unwrap(),
@@ -695,6 +763,7 @@ mod tests {
                 kind: LineKind::App,
                 meter: Some("tokens".into()),
                 identity: "key:k1".into(),
+                referer: None,
                 at: 1_795_266_307_123,
                 value: 1234
             })
@@ -707,6 +776,7 @@ mod tests {
                 kind: LineKind::App,
                 meter: None,
                 identity: "ip:192.0.2.1".into(),
+                referer: None,
                 at: 1_795_000_000_000,
                 value: 1
             })
@@ -921,7 +991,7 @@ mod tests {
                 "errorType".into(),
                 format!(
                     "\"{}\"",
-                    rng.pick(&["-", "ACCESS_DENIED", "BAD_REQUEST_BODY"])
+                    rng.pick(&["-", "ACCESS_DENIED", "BAD_REQUEST_BODY", "UNAUTHORIZED"])
                 ),
             ),
             ("principalId".into(), "\"-\"".into()),
@@ -930,6 +1000,13 @@ mod tests {
                 format!("\"{}\"", rng.pick(&["key:k1", "ip:10.0.0.1", "-", ""])),
             ),
             ("authorizerError".into(), "\"-\"".into()),
+            (
+                "referer".into(),
+                format!(
+                    "\"{}\"",
+                    rng.pick(&["-", "", "referer:a.example", "referer:-bad-", "x"])
+                ),
+            ),
         ];
         for _ in 0..rng.below(4) {
             let i = rng.below(fields.len());

@@ -7,6 +7,7 @@
 pub mod aggregate;
 pub mod apikey;
 pub mod clock;
+pub mod counting;
 pub mod decision;
 pub mod error;
 pub mod identity;
@@ -19,6 +20,10 @@ pub mod window;
 
 pub use aggregate::{Aggregator, CounterKey};
 pub use apikey::{ApiKey, KeyDigest};
+pub use counting::{
+    count_access, AccessCharge, AccessRequest, LogSources, NotCounted, SourceRejection,
+    StatusRanges,
+};
 pub use decision::{decide, Block, Decision, DenyReason, KeyRecord, KeyStatus, Lookup};
 pub use error::CoreError;
 pub use identity::Identity;
