@@ -16,8 +16,8 @@ use tollgate_core::{
     Aggregation, Aggregator, CounterKey, Identity, MeterName, Region, UsageKey, Window,
 };
 
-use crate::decode::{truncate, LogEvent, LogsPayload};
 use crate::line::{parse_message, Line, NotCounted, Rules};
+use crate::payload::{truncate, LogEvent, LogsPayload};
 
 /// Increments per chunk: with its dedupe marker, 100 actions, the most one
 /// transaction holds.

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
+use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use aws_sdk_dynamodb::Client;
@@ -20,9 +20,9 @@ use crate::batch::{
     WritePlan,
 };
 use crate::config::{Config, KinesisDedupe};
-use crate::decode::{decode_data, parse_payload, DecodeError, MessageType};
 use crate::line::Rules;
-use crate::reject::{self, DirectId, Rejection};
+use crate::payload::{decode_data, parse_payload, DecodeError, MessageType};
+use crate::reject::{self, kinesis_records, DirectId, Rejection};
 
 /// Why an invocation (direct delivery) or a record (Kinesis) failed.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +80,18 @@ pub struct Summary {
     pub fenced_updates: u64,
     /// Counters whose shard watermark showed the batch counted before.
     pub fenced_duplicates: u64,
+}
+
+impl Summary {
+    /// The summary of a delivery quarantined as a whole.
+    fn one_rejected() -> Self {
+        let summary = Summary {
+            rejected: 1,
+            ..Summary::default()
+        };
+        tracing::info!(summary = ?summary, "batch processed");
+        summary
+    }
 }
 
 /// The direct delivery shape: `{"awslogs": {"data": "<base64 gzip>"}}`.
@@ -141,12 +153,7 @@ impl Processor {
                 Err(e) => {
                     let rejection = Rejection::Event(format!("bad awslogs event: {e}"));
                     reject::direct(&DirectId::default(), &rejection);
-                    let summary = Summary {
-                        rejected: 1,
-                        ..Summary::default()
-                    };
-                    tracing::info!(summary = ?summary, "batch processed");
-                    summary
+                    Summary::one_rejected()
                 }
             };
             return serde_json::to_value(summary)
@@ -173,12 +180,7 @@ impl Processor {
         let mut summary = Summary::default();
         let quarantine = |id: DirectId, rejection: Rejection| {
             reject::direct(&id, &rejection);
-            let summary = Summary {
-                rejected: 1,
-                ..Summary::default()
-            };
-            tracing::info!(summary = ?summary, "batch processed");
-            Ok(summary)
+            Ok(Summary::one_rejected())
         };
         let bytes = match decode_data(data, self.config.max_decompressed) {
             Ok(bytes) => bytes,
@@ -188,7 +190,7 @@ impl Processor {
             Ok(payload) => payload,
             Err(e) => return quarantine(DirectId::of_data(data), e.into()),
         };
-        match self.accept(&payload) {
+        match reject::accept(&self.config.sources, &payload) {
             Ok(MessageType::Data) => {}
             Ok(MessageType::Control) => {
                 summary.control_messages = 1;
@@ -213,19 +215,6 @@ impl Processor {
         self.apply(&[&plan], &mut summary).await?;
         tracing::info!(summary = ?summary, "batch processed");
         Ok(summary)
-    }
-
-    /// Whether a decoded payload is counted: its kind, or why it is
-    /// rejected (a log group or account not configured). A control message
-    /// is acknowledged whatever its source.
-    fn accept(&self, payload: &crate::decode::LogsPayload<'_>) -> Result<MessageType, Rejection> {
-        let kind = payload.kind()?;
-        if kind == MessageType::Data {
-            self.config
-                .sources
-                .check(&payload.log_group, &payload.owner)?;
-        }
-        Ok(kind)
     }
 
     /// Processes a Kinesis event: every record is one CloudWatch Logs
@@ -275,11 +264,11 @@ impl Processor {
                 &seq,
             );
             let decoded =
-                crate::decode::gunzip_capped(&record.kinesis.data.0, self.config.max_decompressed)
+                crate::payload::gunzip_capped(&record.kinesis.data.0, self.config.max_decompressed)
                     .map_err(Rejection::from)
                     .and_then(|bytes| {
                         let payload = parse_payload(&bytes)?;
-                        if self.accept(&payload)? == MessageType::Control {
+                        if reject::accept(&self.config.sources, &payload)? == MessageType::Control {
                             return Ok(None);
                         }
                         let mut aggregate = BatchAggregate::new();
@@ -560,38 +549,6 @@ impl FencedItem<'_> {
             }
         }
     }
-}
-
-/// Reads a Kinesis event's records one by one: a record that does not
-/// have a Kinesis record's shape (data that is not base64, a missing
-/// field) is quarantined on its own, by its sequence number when it has
-/// one, instead of failing the whole event. Returns the readable records
-/// and how many were quarantined.
-fn kinesis_records(records: &[Value]) -> (KinesisEvent, u64) {
-    let mut event = KinesisEvent::default();
-    let mut rejected = 0;
-    for value in records {
-        match KinesisEventRecord::deserialize(value) {
-            Ok(record) => event.records.push(record),
-            Err(e) => {
-                let seq = value
-                    .pointer("/kinesis/sequenceNumber")
-                    .and_then(Value::as_str)
-                    .unwrap_or("-");
-                let data = value.pointer("/kinesis/data").unwrap_or(&Value::Null);
-                let reason = if data.is_string()
-                    && aws_lambda_events::encodings::Base64Data::deserialize(data).is_err()
-                {
-                    Rejection::Decode(DecodeError::Base64(e.to_string()))
-                } else {
-                    Rejection::Event(format!("bad Kinesis record: {e}"))
-                };
-                reject::kinesis(seq, &reason);
-                rejected += 1;
-            }
-        }
-    }
-    (event, rejected)
 }
 
 /// How many fenced counter updates run at once.

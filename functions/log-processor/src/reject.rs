@@ -10,11 +10,14 @@
 //! in the run summary, and acknowledged. Store failures (throttling,
 //! timeouts, conflicts) are not rejections: they still retry.
 
+use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
+use serde::Deserialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tollgate_core::SourceRejection;
+use tollgate_core::{LogSources, SourceRejection};
 
 use crate::batch::redact;
-use crate::decode::{truncate, DecodeError, LogsPayload};
+use crate::payload::{truncate, DecodeError, LogsPayload, MessageType};
 
 /// How much of a rejection's detail is logged at most.
 const DETAIL_BYTES: usize = 160;
@@ -99,6 +102,49 @@ impl DirectId {
     }
 }
 
+/// Reads a Kinesis event's records one by one: a record that does not
+/// have a Kinesis record's shape (data that is not base64, a missing
+/// field) is quarantined on its own, by its sequence number when it has
+/// one, instead of failing the whole event. Returns the readable records
+/// and how many were quarantined.
+pub(crate) fn kinesis_records(records: &[Value]) -> (KinesisEvent, u64) {
+    let mut event = KinesisEvent::default();
+    let mut rejected = 0;
+    for value in records {
+        match KinesisEventRecord::deserialize(value) {
+            Ok(record) => event.records.push(record),
+            Err(e) => {
+                let seq = value
+                    .pointer("/kinesis/sequenceNumber")
+                    .and_then(Value::as_str)
+                    .unwrap_or("-");
+                let data = value.pointer("/kinesis/data").unwrap_or(&Value::Null);
+                let reason = if data.is_string()
+                    && aws_lambda_events::encodings::Base64Data::deserialize(data).is_err()
+                {
+                    Rejection::Decode(DecodeError::Base64(e.to_string()))
+                } else {
+                    Rejection::Event(format!("bad Kinesis record: {e}"))
+                };
+                kinesis(seq, &reason);
+                rejected += 1;
+            }
+        }
+    }
+    (event, rejected)
+}
+
+/// Whether a decoded payload is counted: its kind, or why it is rejected
+/// (a log group or account not configured). A control message is
+/// acknowledged whatever its source.
+pub fn accept(sources: &LogSources, payload: &LogsPayload<'_>) -> Result<MessageType, Rejection> {
+    let kind = payload.kind()?;
+    if kind == MessageType::Data {
+        sources.check(&payload.log_group, &payload.owner)?;
+    }
+    Ok(kind)
+}
+
 /// Logs a quarantined Kinesis record.
 pub fn kinesis(sequence_number: &str, rejection: &Rejection) {
     tracing::warn!(
@@ -173,7 +219,7 @@ mod tests {
             owner: "o".into(),
             log_group: "g".into(),
             log_stream: "s".into(),
-            log_events: vec![crate::decode::LogEvent {
+            log_events: vec![crate::payload::LogEvent {
                 id: "e1".into(),
                 timestamp: 1,
                 message: "m".into(),

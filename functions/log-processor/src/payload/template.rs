@@ -7,17 +7,34 @@
 //! compares the template's fixed text and takes the values between. The
 //! payload reader runs it on each message as it meets it, which both checks
 //! the message as a JSON string and reads its fields in one pass (see
-//! `Scan::message` in [`crate::decode`]). Any difference (another key
+//! `Scan::message` in [`crate::payload`]). Any difference (another key
 //! order, whitespace, an escape inside a value, a value of another type,
 //! trailing text) makes it decline, and the general readers read the
 //! message and its line instead. When it accepts a line, it reads exactly
 //! what the general reader reads: checked by the tests, the property tests
 //! and the fuzz target through [`crate::line::fast_line_agrees`].
 //!
-//! [`ACCESS_LOG_FORMAT`]: crate::line::ACCESS_LOG_FORMAT
 
-use crate::decode::{find_special, read_uint};
-use crate::line::MAX_LINE_BYTES;
+use super::swar::{find_special, read_uint};
+
+/// The API Gateway access log format that `template.yaml` sets for the REST
+/// API stage (`AccessLogSetting.Format`). One JSON object per request.
+///
+/// - `requestTimeEpoch` and `status` are numbers (API Gateway always sets them).
+/// - `identity` is the authorizer's context value `identity` (`key:<id>`,
+///   `ip:<addr>`, `referer:<host>`); `principalId` is the fallback.
+/// - `errorType` (`$context.error.responseType`) names the gateway response
+///   when API Gateway answered itself (`ACCESS_DENIED`, `UNAUTHORIZED`,
+///   `AUTHORIZER_FAILURE`, `THROTTLED`, ...), and `integrationStatus` is `-`
+///   when the request never reached the integration.
+/// - `referer` is the authorizer's context value `referer` (`referer:<host>`
+///   for an anonymous request when Referer limiting is on, else `-`).
+/// - Values that API Gateway has no value for come out as `"-"` or `""`.
+pub const ACCESS_LOG_FORMAT: &str = r#"{"requestId":"$context.requestId","requestTimeEpoch":$context.requestTimeEpoch,"ip":"$context.identity.sourceIp","method":"$context.httpMethod","resourcePath":"$context.resourcePath","status":$context.status,"integrationStatus":"$context.integrationStatus","errorType":"$context.error.responseType","principalId":"$context.authorizer.principalId","identity":"$context.authorizer.identity","authorizerError":"$context.authorizer.error","referer":"$context.authorizer.referer"}"#;
+
+/// Lines longer than this are skipped without parsing (tollgate's lines are
+/// a few hundred bytes; CloudWatch Logs allows 256 KB).
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
 
 /// The values of one access line that classifying it needs, borrowed from
 /// the escaped message (a value without escapes is the same text escaped
@@ -127,7 +144,7 @@ pub(crate) fn read(text: &str, start: usize) -> Option<(AccessLine, usize)> {
     Some((line, r.at))
 }
 
-/// Reads a whole escaped message (as [`crate::decode::Message::escaped`]
+/// Reads a whole escaped message (as [`crate::payload::Message::escaped`]
 /// gives it) in exactly the template.
 pub(crate) fn read_escaped(escaped: &str) -> Option<AccessFields<'_>> {
     match read(escaped, 0)? {
@@ -187,7 +204,6 @@ impl Reader<'_> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::line::ACCESS_LOG_FORMAT;
 
     /// A line as JSON string content, as the payload holds it.
     fn escaped(line: &str) -> String {
