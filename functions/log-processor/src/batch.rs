@@ -16,8 +16,8 @@ use tollgate_core::{
     Aggregation, Aggregator, CounterKey, Identity, MeterName, Region, UsageKey, Window,
 };
 
-use crate::decode::{truncate, LogEvent, LogsPayload};
 use crate::line::{parse_message, Line, NotCounted, Rules};
+use crate::payload::{truncate, LogEvent, LogsPayload};
 
 /// Increments per chunk: with its dedupe marker, 100 actions, the most one
 /// transaction holds.
@@ -44,6 +44,8 @@ pub struct Tally {
     pub no_identity: u64,
     /// Lines in neither format, or invalid.
     pub skipped: u64,
+    /// Referer identities charged besides their line's IP identity.
+    pub referers: u64,
 }
 
 impl Tally {
@@ -55,6 +57,7 @@ impl Tally {
         self.denied += other.denied;
         self.no_identity += other.no_identity;
         self.skipped += other.skipped;
+        self.referers += other.referers;
     }
 }
 
@@ -157,33 +160,41 @@ impl BatchAggregate {
                                 &named
                             }
                         };
-                        let parsed;
-                        let identity = match usage.identity {
-                            Cow::Borrowed(text) => match identities.entry(text) {
-                                Entry::Occupied(known) => known.into_mut(),
-                                Entry::Vacant(new) => new.insert(text.parse()?),
-                            },
-                            Cow::Owned(ref text) => {
-                                parsed = text.parse::<Identity>()?;
-                                &parsed
-                            }
+                        let mut charge = |text: &Cow<'e, str>| {
+                            let parsed;
+                            let identity = match *text {
+                                Cow::Borrowed(text) => match identities.entry(text) {
+                                    Entry::Occupied(known) => known.into_mut(),
+                                    Entry::Vacant(new) => new.insert(text.parse()?),
+                                },
+                                Cow::Owned(ref text) => {
+                                    parsed = text.parse::<Identity>()?;
+                                    &parsed
+                                }
+                            };
+                            self.aggregator.add(
+                                meter,
+                                counting.aggregation_of(meter),
+                                identity,
+                                usage.at,
+                                usage.value,
+                                if identity.is_anonymous() {
+                                    &counting.anonymous_windows
+                                } else {
+                                    &counting.windows
+                                },
+                            )
                         };
-                        self.aggregator.add(
-                            meter,
-                            counting.aggregation_of(meter),
-                            identity,
-                            usage.at,
-                            usage.value,
-                            if identity.is_anonymous() {
-                                &counting.anonymous_windows
-                            } else {
-                                &counting.windows
-                            },
-                        )
+                        charge(&usage.identity)?;
+                        match &usage.referer {
+                            Some(referer) => charge(referer).map(|()| 1),
+                            None => Ok(0),
+                        }
                     };
                     match add() {
-                        Ok(()) => {
+                        Ok(referers) => {
                             self.tally.counted += 1;
+                            self.tally.referers += referers;
                             None
                         }
                         Err(e) => Some(("invalid_field", e.to_string())),
@@ -372,7 +383,8 @@ mod tests {
                 not_counted_status: 1,
                 denied: 0,
                 no_identity: 0,
-                skipped: 3
+                skipped: 3,
+                referers: 0,
             }
         );
         assert_eq!(agg.samples.len(), 3);

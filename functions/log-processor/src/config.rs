@@ -3,7 +3,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use tollgate_core::{MeterName, Region, Window};
+use tollgate_core::{LogSources, MeterName, Region, Window};
+
+/// The statuses that count (the rule lives in `tollgate_core::counting`).
+pub use tollgate_core::StatusRanges;
 use tollgate_store::{IDEMPOTENCY, USAGE};
 
 /// The largest decompressed CloudWatch Logs payload accepted (16 MiB).
@@ -27,58 +30,6 @@ pub enum ConfigError {
         /// What is expected.
         why: String,
     },
-}
-
-/// Inclusive HTTP status ranges, such as `200-499` or `200-299,404`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusRanges(Vec<(u16, u16)>);
-
-impl StatusRanges {
-    /// The default: 2xx, 3xx and 4xx count; 5xx (the provider's failures) do not.
-    pub fn default_counted() -> Self {
-        StatusRanges(vec![(200, 499)])
-    }
-
-    /// Parses `200-499`, `200-299,404` or `2xx,4xx`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let mut ranges = Vec::new();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let range = if let Some(class) = part.strip_suffix("xx") {
-                let d: u16 = class
-                    .parse()
-                    .ok()
-                    .filter(|d| (1..=5).contains(d))
-                    .ok_or_else(|| format!("{part:?} is not a status class 1xx-5xx"))?;
-                (d * 100, d * 100 + 99)
-            } else if let Some((a, b)) = part.split_once('-') {
-                (status(a)?, status(b)?)
-            } else {
-                let s = status(part)?;
-                (s, s)
-            };
-            if range.0 > range.1 {
-                return Err(format!("{part:?} is an empty range"));
-            }
-            ranges.push(range);
-        }
-        if ranges.is_empty() {
-            return Err("expected ranges such as 200-499 or 2xx,4xx".into());
-        }
-        Ok(StatusRanges(ranges))
-    }
-
-    /// Whether `status` is in one of the ranges.
-    pub fn contains(&self, status: u16) -> bool {
-        self.0.iter().any(|(a, b)| (*a..=*b).contains(&status))
-    }
-}
-
-fn status(text: &str) -> Result<u16, String> {
-    text.trim()
-        .parse::<u16>()
-        .ok()
-        .filter(|s| (100..=599).contains(s))
-        .ok_or_else(|| format!("{text:?} is not an HTTP status 100-599"))
 }
 
 /// How Kinesis batches are made exactly-once (`TOLLGATE_KINESIS_DEDUPE`).
@@ -133,12 +84,28 @@ pub struct Config {
     /// Whether month counters carry the top index key (`TOLLGATE_TOP_INDEX`,
     /// default `false`; see [`tollgate_store::usage::TOP_INDEX_VAR`]).
     pub top_index: bool,
+    /// The log groups (`TOLLGATE_LOG_GROUPS`, comma-separated; empty or
+    /// unset: any log group) and the account (`TOLLGATE_ACCOUNT_ID`, 12
+    /// digits; unset: any) whose payloads are counted. A payload from
+    /// anywhere else is dropped and counted as rejected.
+    pub sources: LogSources,
 }
 
 impl Config {
     /// Reads the configuration from the process environment.
+    ///
+    /// Warns (once, at start) when no log group is configured: any log
+    /// group of the account that can reach the function can then charge
+    /// usage.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        let config = Self::from_lookup(|name| std::env::var(name).ok())?;
+        if config.sources.any_log_group() {
+            tracing::warn!(
+                variable = "TOLLGATE_LOG_GROUPS",
+                "no log group configured: payloads of any log group are counted"
+            );
+        }
+        Ok(config)
     }
 
     /// Reads the configuration through `lookup` (a variable's value, if set).
@@ -226,6 +193,30 @@ impl Config {
             )
         })?;
 
+        let log_groups: Vec<String> = get("TOLLGATE_LOG_GROUPS")
+            .map(|text| {
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let account = match get("TOLLGATE_ACCOUNT_ID") {
+            None => None,
+            Some(text) => {
+                let id = text.trim();
+                if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(invalid(
+                        "TOLLGATE_ACCOUNT_ID",
+                        &text,
+                        "expected a 12-digit AWS account id".into(),
+                    ));
+                }
+                Some(id.to_owned())
+            }
+        };
+
         Ok(Config {
             usage_table: get(USAGE.env_var).unwrap_or_else(|| USAGE.default_name.to_owned()),
             idempotency_table: get(IDEMPOTENCY.env_var)
@@ -241,6 +232,7 @@ impl Config {
                 .unwrap_or_else(|| "log-processor".to_owned()),
             kinesis_dedupe,
             top_index,
+            sources: LogSources::new(log_groups, account),
         })
     }
 }
@@ -301,6 +293,27 @@ mod tests {
         assert!(c.max_meters.is_empty());
         assert_eq!(c.kinesis_dedupe, KinesisDedupe::Watermark);
         assert!(!c.top_index);
+        assert!(c.sources.any_log_group());
+        assert_eq!(c.sources.account(), None);
+    }
+
+    #[test]
+    fn log_sources() {
+        let c = config(&[
+            ("AWS_REGION", "r"),
+            ("TOLLGATE_LOG_GROUPS", " /aws/api/access , other,,"),
+            ("TOLLGATE_ACCOUNT_ID", "123456789012"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.sources.log_groups().iter().collect::<Vec<_>>(),
+            ["/aws/api/access", "other"]
+        );
+        assert_eq!(c.sources.account(), Some("123456789012"));
+        assert!(c.sources.check("/aws/api/access", "123456789012").is_ok());
+        assert!(c.sources.check("/aws/lambda/x", "123456789012").is_err());
+        let c = config(&[("AWS_REGION", "r"), ("TOLLGATE_LOG_GROUPS", " , ")]).unwrap();
+        assert!(c.sources.any_log_group(), "an empty list accepts any");
     }
 
     #[test]
@@ -348,6 +361,8 @@ mod tests {
             ("TOLLGATE_DEDUPE_HOURS", "0"),
             ("TOLLGATE_KINESIS_DEDUPE", "exactly-twice"),
             ("TOLLGATE_TOP_INDEX", "yes"),
+            ("TOLLGATE_ACCOUNT_ID", "12345"),
+            ("TOLLGATE_ACCOUNT_ID", "12345678901x"),
         ] {
             let err = config(&[("AWS_REGION", "r"), (var, value)]).unwrap_err();
             assert!(

@@ -20,8 +20,9 @@ use crate::batch::{
     WritePlan,
 };
 use crate::config::{Config, KinesisDedupe};
-use crate::decode::{decode_data, parse_payload, DecodeError, MessageType};
 use crate::line::Rules;
+use crate::payload::{decode_data, parse_payload, DecodeError, MessageType};
+use crate::reject::{self, kinesis_records, DirectId, Rejection};
 
 /// Why an invocation (direct delivery) or a record (Kinesis) failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,9 @@ pub struct Summary {
     pub payloads: u64,
     /// Control messages acknowledged.
     pub control_messages: u64,
+    /// Records or deliveries rejected as poison (quarantined: logged and
+    /// acknowledged, never retried; see [`crate::reject`]).
+    pub rejected: u64,
     /// What the lines were.
     #[serde(flatten)]
     pub tally: Tally,
@@ -76,6 +80,18 @@ pub struct Summary {
     pub fenced_updates: u64,
     /// Counters whose shard watermark showed the batch counted before.
     pub fenced_duplicates: u64,
+}
+
+impl Summary {
+    /// The summary of a delivery quarantined as a whole.
+    fn one_rejected() -> Self {
+        let summary = Summary {
+            rejected: 1,
+            ..Summary::default()
+        };
+        tracing::info!(summary = ?summary, "batch processed");
+        summary
+    }
 }
 
 /// The direct delivery shape: `{"awslogs": {"data": "<base64 gzip>"}}`.
@@ -128,18 +144,23 @@ impl Processor {
     /// Handles any event: a direct CloudWatch Logs delivery (returns a
     /// [`Summary`]; an error makes Lambda retry the invocation) or a Kinesis
     /// event (returns a `KinesisEventResponse` naming the failed records).
+    /// Poison input (a delivery or record that can never be processed) is
+    /// quarantined ([`crate::reject`]): never an error, never a failed record.
     pub async fn handle(&self, event: Value) -> Result<Value, ProcessError> {
         if event.get("awslogs").is_some() {
-            let direct: DirectEvent = serde_json::from_value(event)
-                .map_err(|e| ProcessError::UnknownEvent(format!("bad awslogs event: {e}")))?;
-            let summary = self.handle_direct(&direct.awslogs.data).await?;
+            let summary = match serde_json::from_value::<DirectEvent>(event) {
+                Ok(direct) => self.handle_direct(&direct.awslogs.data).await?,
+                Err(e) => {
+                    let rejection = Rejection::Event(format!("bad awslogs event: {e}"));
+                    reject::direct(&DirectId::default(), &rejection);
+                    Summary::one_rejected()
+                }
+            };
             return serde_json::to_value(summary)
                 .map_err(|e| ProcessError::Store(format!("cannot encode the summary: {e}")));
         }
-        if event.get("Records").is_some_and(Value::is_array) {
-            let kinesis: KinesisEvent = serde_json::from_value(event)
-                .map_err(|e| ProcessError::UnknownEvent(format!("bad Kinesis event: {e}")))?;
-            let (response, _) = self.handle_kinesis(kinesis).await;
+        if let Some(Value::Array(records)) = event.get("Records") {
+            let (response, _) = self.handle_kinesis_records(records).await;
             return serde_json::to_value(response)
                 .map_err(|e| ProcessError::Store(format!("cannot encode the response: {e}")));
         }
@@ -152,15 +173,33 @@ impl Processor {
         )))
     }
 
-    /// Processes one directly delivered payload (`awslogs.data`).
+    /// Processes one directly delivered payload (`awslogs.data`). A
+    /// payload that can never be processed is quarantined (the summary
+    /// counts it as rejected); only store failures are errors.
     pub async fn handle_direct(&self, data: &str) -> Result<Summary, ProcessError> {
-        let bytes = decode_data(data, self.config.max_decompressed)?;
-        let payload = parse_payload(&bytes)?;
         let mut summary = Summary::default();
-        if payload.kind()? == MessageType::Control {
-            summary.control_messages = 1;
-            tracing::info!("control message acknowledged");
-            return Ok(summary);
+        let quarantine = |id: DirectId, rejection: Rejection| {
+            reject::direct(&id, &rejection);
+            Ok(Summary::one_rejected())
+        };
+        let bytes = match decode_data(data, self.config.max_decompressed) {
+            Ok(bytes) => bytes,
+            Err(e) => return quarantine(DirectId::of_data(data), e.into()),
+        };
+        let payload = match parse_payload(&bytes) {
+            Ok(payload) => payload,
+            Err(e) => return quarantine(DirectId::of_data(data), e.into()),
+        };
+        match reject::accept(&self.config.sources, &payload) {
+            Ok(MessageType::Data) => {}
+            Ok(MessageType::Control) => {
+                summary.control_messages = 1;
+                tracing::info!("control message acknowledged");
+                return Ok(summary);
+            }
+            Err(rejection) => {
+                return quarantine(DirectId::of_data(data).with_payload(&payload), rejection)
+            }
         }
         let mut aggregate = BatchAggregate::new();
         aggregate.add_events(&payload.log_events, &self.counting);
@@ -179,24 +218,57 @@ impl Processor {
     }
 
     /// Processes a Kinesis event: every record is one CloudWatch Logs
-    /// payload. Returns the records to retry (those that failed to decode,
-    /// and those whose writes failed) and what was done.
+    /// payload. Returns the records to retry (those whose writes failed)
+    /// and what was done; records that can never be processed are
+    /// quarantined ([`crate::reject`]), not retried.
     pub async fn handle_kinesis(&self, event: KinesisEvent) -> (KinesisEventResponse, Summary) {
-        let mut summary = Summary::default();
+        self.process_kinesis(event, 0).await
+    }
+
+    /// [`Self::handle_kinesis`] on a Kinesis event's `Records` as JSON:
+    /// each record is read on its own, so that one that does not have a
+    /// record's shape (data that is not base64) is quarantined alone.
+    pub async fn handle_kinesis_records(
+        &self,
+        records: &[Value],
+    ) -> (KinesisEventResponse, Summary) {
+        let (kinesis, rejected) = kinesis_records(records);
+        self.process_kinesis(kinesis, rejected).await
+    }
+
+    /// [`Self::handle_kinesis`], with `rejected` records of the event
+    /// quarantined before (records that did not have a record's shape).
+    async fn process_kinesis(
+        &self,
+        event: KinesisEvent,
+        rejected: u64,
+    ) -> (KinesisEventResponse, Summary) {
+        let mut summary = Summary {
+            rejected,
+            ..Summary::default()
+        };
         let mut failures: Vec<String> = Vec::new();
         let mut plans: Vec<(String, WritePlan)> = Vec::new();
         for record in &event.records {
             let seq = record.kinesis.sequence_number.clone();
+            if self.config.kinesis_dedupe == KinesisDedupe::Watermark {
+                if let Err(e) = Position::of_sequence(&seq) {
+                    reject::kinesis(&seq, &Rejection::Sequence(e.to_string()));
+                    summary.rejected += 1;
+                    continue;
+                }
+            }
             let source = kinesis_source_id(
                 record.event_source_arn.as_deref().unwrap_or(""),
                 record.event_id.as_deref().unwrap_or(""),
                 &seq,
             );
             let decoded =
-                crate::decode::gunzip_capped(&record.kinesis.data.0, self.config.max_decompressed)
+                crate::payload::gunzip_capped(&record.kinesis.data.0, self.config.max_decompressed)
+                    .map_err(Rejection::from)
                     .and_then(|bytes| {
                         let payload = parse_payload(&bytes)?;
-                        if payload.kind()? == MessageType::Control {
+                        if reject::accept(&self.config.sources, &payload)? == MessageType::Control {
                             return Ok(None);
                         }
                         let mut aggregate = BatchAggregate::new();
@@ -216,11 +288,11 @@ impl Processor {
                     );
                     plans.push((seq, plan));
                 }
-                Err(e) => {
-                    // Retrying cannot fix it: the event source mapping's retry
-                    // limit and on-failure destination keep the record.
-                    tracing::error!(sequence_number = %seq, error = %e, "Kinesis record rejected; nothing of it was written");
-                    failures.push(seq);
+                Err(rejection) => {
+                    // Retrying cannot fix it, and a failed record would hold
+                    // the shard behind it: quarantined, nothing of it written.
+                    reject::kinesis(&seq, &rejection);
+                    summary.rejected += 1;
                 }
             }
         }

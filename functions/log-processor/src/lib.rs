@@ -1,8 +1,9 @@
 //! tollgate's log-processor: counts API usage exactly once from CloudWatch
 //! Logs, delivered by a subscription directly or through Kinesis.
 //!
-//! - [`decode`]: base64, gzip (capped at 16 MiB decompressed) and the
-//!   CloudWatch Logs payload.
+//! - [`payload`]: base64, gzip (capped at 16 MiB decompressed), the
+//!   CloudWatch Logs payload model and its one-pass scanner (also as
+//!   [`decode`], its former name).
 //! - [`line`]: the two line formats ([`line::ACCESS_LOG_FORMAT`] and the
 //!   `"tollgate": 1` application line) and which requests count.
 //! - [`batch`]: aggregation into one increment per meter, identity and
@@ -11,14 +12,17 @@
 //!   marker in one transaction through `tollgate_idempotency` (direct
 //!   deliveries), or raises each counter of a Kinesis batch past its
 //!   per-shard watermark (`tollgate_core::watermark`).
+//! - [`reject`]: poison input (a record or delivery that can never be
+//!   processed) quarantined: logged with its id and reason, counted as
+//!   rejected, acknowledged.
 //! - [`config`]: `TOLLGATE_*` settings.
 
-mod access;
 pub mod batch;
 pub mod config;
-pub mod decode;
 pub mod handler;
 pub mod line;
+pub mod payload;
+pub mod reject;
 
 /// The workload generator for the unit tests; it lives in the test kit
 /// (`tollgate_testkit::{cloudwatch, traffic}`), with the traffic logged in
@@ -50,6 +54,10 @@ mod sample {
         }
     }
 }
+
+/// The payload module under its former name (`decode`), for callers of
+/// `log_processor::decode::*`.
+pub use payload as decode;
 
 pub use config::Config;
 pub use handler::{ProcessError, Processor, Summary};

@@ -214,7 +214,8 @@ async fn a_store_failure_between_chunks_is_repaired_by_the_retry() {
 }
 
 /// A Kinesis batch with a record that is not gzip: that record is
-/// reported in `batchItemFailures`, the others are counted; a store failure
+/// quarantined (not reported in `batchItemFailures`: retrying cannot fix it
+/// and would hold the shard), the others are counted; a store failure
 /// reports the records it concerned (transaction dedupe).
 #[tokio::test]
 async fn kinesis_reports_failed_records() {
@@ -229,9 +230,7 @@ async fn kinesis_reports_failed_records() {
     let good = gzip(&payload_json("g", "s", &[line("1"), line("2")]));
     let event = kinesis_event(&[good.clone(), b"plain text".to_vec(), good.clone()], 500);
     let resp = processor.handle(event.clone()).await.unwrap();
-    let failures = resp["batchItemFailures"].as_array().unwrap();
-    assert_eq!(failures.len(), 1);
-    assert_eq!(failures[0]["itemIdentifier"], format!("{:056}", 501));
+    assert_eq!(resp["batchItemFailures"], json!([]));
     let got = usage_items(&h.client(), &h.tables.usage).await;
     // Two records of two requests each.
     assert_eq!(
@@ -241,7 +240,7 @@ async fn kinesis_reports_failed_records() {
         )),
         Some(&4)
     );
-    // The retry (Lambda resends from the failed record on) counts nothing twice.
+    // A redelivery counts nothing twice.
     processor.handle(event).await.unwrap();
     assert_eq!(usage_items(&h.client(), &h.tables.usage).await, got);
 
@@ -420,8 +419,10 @@ async fn anonymous_identities_share_bucket_items() {
     assert_eq!(counter.requests("UpdateItem"), items.len() as u64);
 }
 
-/// Bad payloads fail clearly and write nothing; control messages and
-/// batches of foreign lines succeed and write nothing.
+/// Bad payloads are quarantined (a summary with `rejected: 1`, no error:
+/// retrying cannot fix them) and write nothing; an event that is no
+/// delivery at all fails clearly; control messages and batches of foreign
+/// lines succeed and write nothing.
 #[tokio::test]
 async fn bad_input_writes_nothing() {
     let h = Harness::new("lp-bad").await;
@@ -435,27 +436,23 @@ async fn bad_input_writes_nothing() {
     }];
     let good = gzip(&payload_json("g", "s", &events));
     let b64 = |b: &[u8]| tollgate_tests::cloudwatch::base64(b);
-    for (event, want) in [
-        (json!({"awslogs": {"data": "%%% not base64 %%%"}}), "base64"),
-        (json!({"awslogs": {"data": b64(b"not gzip")}}), "not gzip"),
-        (
-            json!({"awslogs": {"data": b64(&good[..good.len() - 9])}}),
-            "truncated",
-        ),
-        (
-            json!({"awslogs": {"data": b64(&gzip(&bomb_input))}}),
-            "gzip bomb",
-        ),
-        (
-            json!({"awslogs": {"data": b64(&gzip(b"[1,2,3]"))}}),
-            "not a CloudWatch Logs",
-        ),
-        (json!({"awslogs": {"data": 42}}), "bad awslogs event"),
-        (json!({"hello": "world"}), "unrecognised event"),
+    for event in [
+        json!({"awslogs": {"data": "%%% not base64 %%%"}}),
+        json!({"awslogs": {"data": b64(b"not gzip")}}),
+        json!({"awslogs": {"data": b64(&good[..good.len() - 9])}}),
+        json!({"awslogs": {"data": b64(&gzip(&bomb_input))}}),
+        json!({"awslogs": {"data": b64(&gzip(b"[1,2,3]"))}}),
+        json!({"awslogs": {"data": 42}}),
     ] {
-        let err = processor.handle(event).await.unwrap_err();
-        assert!(err.to_string().contains(want), "{want}: {err}");
+        let summary = processor.handle(event.clone()).await.unwrap();
+        assert_eq!(summary["rejected"], 1, "{event}: {summary}");
+        assert_eq!(summary["payloads"], 0);
     }
+    let err = processor
+        .handle(json!({"hello": "world"}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("unrecognised event"), "{err}");
     assert_eq!(count_items(&h.client(), &h.tables.usage).await, 0);
     assert_eq!(count_items(&h.client(), &h.tables.idempotency).await, 0);
 

@@ -9,6 +9,7 @@ pub mod apikey;
 pub mod billing;
 pub mod clock;
 pub mod cloudevent;
+pub mod counting;
 pub mod decision;
 pub mod error;
 pub mod identity;
@@ -23,6 +24,10 @@ pub mod window;
 
 pub use aggregate::{Aggregator, CounterKey};
 pub use apikey::{ApiKey, KeyDigest};
+pub use counting::{
+    count_access, AccessCharge, AccessRequest, LogSources, NotCounted, SourceRejection,
+    StatusRanges,
+};
 pub use decision::{
     charge_source, decide, Block, Decision, DenyReason, KeyRecord, KeyStatus, Lookup,
 };

@@ -7,17 +7,34 @@
 //! compares the template's fixed text and takes the values between. The
 //! payload reader runs it on each message as it meets it, which both checks
 //! the message as a JSON string and reads its fields in one pass (see
-//! `Scan::message` in [`crate::decode`]). Any difference (another key
+//! `Scan::message` in [`crate::payload`]). Any difference (another key
 //! order, whitespace, an escape inside a value, a value of another type,
 //! trailing text) makes it decline, and the general readers read the
 //! message and its line instead. When it accepts a line, it reads exactly
 //! what the general reader reads: checked by the tests, the property tests
 //! and the fuzz target through [`crate::line::fast_line_agrees`].
 //!
-//! [`ACCESS_LOG_FORMAT`]: crate::line::ACCESS_LOG_FORMAT
 
-use crate::decode::{find_special, read_uint};
-use crate::line::MAX_LINE_BYTES;
+use super::swar::{find_special, read_uint};
+
+/// The API Gateway access log format that `template.yaml` sets for the REST
+/// API stage (`AccessLogSetting.Format`). One JSON object per request.
+///
+/// - `requestTimeEpoch` and `status` are numbers (API Gateway always sets them).
+/// - `identity` is the authorizer's context value `identity` (`key:<id>`,
+///   `ip:<addr>`, `referer:<host>`); `principalId` is the fallback.
+/// - `errorType` (`$context.error.responseType`) names the gateway response
+///   when API Gateway answered itself (`ACCESS_DENIED`, `UNAUTHORIZED`,
+///   `AUTHORIZER_FAILURE`, `THROTTLED`, ...), and `integrationStatus` is `-`
+///   when the request never reached the integration.
+/// - `referer` is the authorizer's context value `referer` (`referer:<host>`
+///   for an anonymous request when Referer limiting is on, else `-`).
+/// - Values that API Gateway has no value for come out as `"-"` or `""`.
+pub const ACCESS_LOG_FORMAT: &str = r#"{"requestId":"$context.requestId","requestTimeEpoch":$context.requestTimeEpoch,"ip":"$context.identity.sourceIp","method":"$context.httpMethod","resourcePath":"$context.resourcePath","status":$context.status,"integrationStatus":"$context.integrationStatus","errorType":"$context.error.responseType","principalId":"$context.authorizer.principalId","identity":"$context.authorizer.identity","authorizerError":"$context.authorizer.error","referer":"$context.authorizer.referer"}"#;
+
+/// Lines longer than this are skipped without parsing (tollgate's lines are
+/// a few hundred bytes; CloudWatch Logs allows 256 KB).
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
 
 /// The values of one access line that classifying it needs, borrowed from
 /// the escaped message (a value without escapes is the same text escaped
@@ -31,6 +48,8 @@ pub(crate) struct AccessFields<'a> {
     pub principal_id: &'a str,
     pub identity: &'a str,
     pub authorizer_error: &'a str,
+    pub ip: &'a str,
+    pub referer: &'a str,
 }
 
 /// Where the values of an access line are in its escaped message, as the
@@ -39,8 +58,8 @@ pub(crate) struct AccessFields<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct AccessLine {
     /// Start and end of `requestId`, `errorType`, `principalId`,
-    /// `identity` and `authorizerError`, in that order.
-    texts: [(u16, u16); 5],
+    /// `identity`, `authorizerError`, `ip` and `referer`, in that order.
+    texts: [(u16, u16); 7],
     request_time_epoch: i64,
     status: i64,
 }
@@ -60,6 +79,8 @@ impl AccessLine {
             principal_id: text(2)?,
             identity: text(3)?,
             authorizer_error: text(4)?,
+            ip: text(5)?,
+            referer: text(6)?,
         })
     }
 }
@@ -84,7 +105,7 @@ pub(crate) fn read(text: &str, start: usize) -> Option<(AccessLine, usize)> {
     r.fixed(br#",\"requestTimeEpoch\":"#)?;
     let request_time_epoch = r.uint()?;
     r.fixed(br#",\"ip\":\""#)?;
-    r.string()?;
+    let ip = r.string()?;
     r.fixed(br#",\"method\":\""#)?;
     r.string()?;
     r.fixed(br#",\"resourcePath\":\""#)?;
@@ -101,6 +122,8 @@ pub(crate) fn read(text: &str, start: usize) -> Option<(AccessLine, usize)> {
     let identity = r.string()?;
     r.fixed(br#",\"authorizerError\":\""#)?;
     let authorizer_error = r.string()?;
+    r.fixed(br#",\"referer\":\""#)?;
+    let referer = r.string()?;
     r.fixed(b"}")?;
     if r.at - start > MAX_LINE_BYTES {
         return None;
@@ -112,6 +135,8 @@ pub(crate) fn read(text: &str, start: usize) -> Option<(AccessLine, usize)> {
             principal_id,
             identity,
             authorizer_error,
+            ip,
+            referer,
         ],
         request_time_epoch,
         status,
@@ -119,7 +144,7 @@ pub(crate) fn read(text: &str, start: usize) -> Option<(AccessLine, usize)> {
     Some((line, r.at))
 }
 
-/// Reads a whole escaped message (as [`crate::decode::Message::escaped`]
+/// Reads a whole escaped message (as [`crate::payload::Message::escaped`]
 /// gives it) in exactly the template.
 pub(crate) fn read_escaped(escaped: &str) -> Option<AccessFields<'_>> {
     match read(escaped, 0)? {
@@ -179,7 +204,6 @@ impl Reader<'_> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::line::ACCESS_LOG_FORMAT;
 
     /// A line as JSON string content, as the payload holds it.
     fn escaped(line: &str) -> String {
@@ -201,6 +225,7 @@ mod tests {
             .replace("$context.authorizer.principalId", "cust_1")
             .replace("$context.authorizer.identity", "key:k1")
             .replace("$context.authorizer.error", "")
+            .replace("$context.authorizer.referer", "referer:a.example")
     }
 
     #[test]
@@ -214,6 +239,8 @@ mod tests {
             principal_id: "cust_1",
             identity: "key:k1",
             authorizer_error: "",
+            ip: "203.0.113.7",
+            referer: "referer:a.example",
         };
         assert_eq!(read_escaped(&text), Some(want));
         // Inside a payload: positions are relative to the message.
@@ -239,6 +266,7 @@ mod tests {
             "-",
             "cust_1",
             "key:k1",
+            "referer:a.example",
         ];
         let mut in_value = vec![false; text.len()];
         let mut from = 0;
@@ -271,7 +299,7 @@ mod tests {
         assert_eq!(read_escaped(&format!("{text}\\n")), None);
         assert_eq!(read_escaped(&format!(" {text}")), None);
         for (from, to) in [
-            (",\\\"authorizerError\\\":\\\"\\\"}", ""),
+            (",\\\"referer\\\":\\\"referer:a.example\\\"}", "}"),
             ("201,", "\\\"201\\\","),
             ("cust_1", "cu\\nst"),
             ("cust_1", "cu\\\\st"),
