@@ -14,7 +14,7 @@ mod sim;
 mod tables;
 mod usage;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tollgate_store::TableNames;
 
@@ -90,6 +90,7 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    tollgate_store::install_bucket_secret_from_env().context("reading the bucket secret")?;
     let client = tollgate_store::client_from_env(cli.region.as_deref()).await;
     let names = TableNames::from_env();
     match cli.command {

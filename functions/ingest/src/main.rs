@@ -16,6 +16,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         .with_current_span(false)
         .without_time()
         .init();
+    tollgate_store::install_bucket_secret_from_env().context("reading the bucket secret")?;
     let config = Config::from_env().context("reading the ingest configuration")?;
     let client = tollgate_store::client_from_env(None).await;
     // Usage queries read every region's own table (see `Ingest::reading_regions`).

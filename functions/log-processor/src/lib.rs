@@ -15,6 +15,7 @@
 
 mod access;
 pub mod batch;
+pub mod commit;
 pub mod config;
 pub mod decode;
 pub mod handler;

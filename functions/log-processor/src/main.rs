@@ -18,6 +18,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .with_current_span(false)
         .without_time()
         .init();
+    tollgate_store::install_bucket_secret_from_env().context("reading the bucket secret")?;
     let config = Config::from_env().context("reading the log-processor configuration")?;
     let client = tollgate_store::client_from_env(None).await;
     let processor = Processor::new(client, config);

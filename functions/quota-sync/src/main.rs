@@ -19,6 +19,7 @@ async fn main() -> Result<(), Error> {
         .with_target(false)
         .without_time()
         .init();
+    tollgate_store::install_bucket_secret_from_env().context("reading the bucket secret")?;
     let config = Config::from_env().context("reading quota-sync's configuration")?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let handler = quota_sync::from_sdk_config(&config, &sdk);

@@ -6,6 +6,7 @@
 
 pub mod aggregate;
 pub mod apikey;
+pub mod bucket;
 pub mod clock;
 pub mod decision;
 pub mod error;
