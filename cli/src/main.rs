@@ -17,7 +17,7 @@ mod stack;
 mod tables;
 mod usage;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 /// Operate tollgate's tables, plans, keys and usage.
@@ -87,6 +87,7 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    tollgate_store::install_bucket_secret_from_env().context("reading the bucket secret")?;
     let client = tollgate_store::client_from_env(cli.region.as_deref()).await;
     let target = stack::Target::from_args(cli.stage.clone(), cli.stack.clone())?;
     let (names, outputs) = stack::resolve(&target, cli.region.as_deref()).await?;

@@ -9,6 +9,7 @@ use tollgate_store::client::{self, Limits};
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     tollgate_lambda::init_tracing();
+    tollgate_store::install_bucket_secret_from_env().context("reading the bucket secret")?;
     let config = Config::from_env().context("reading the ingest configuration")?;
     let sdk = client::sdk_config().await;
     let client = client::client_for(&sdk, None, None, Limits::Standard);

@@ -347,11 +347,17 @@ async fn read_periods(
                 }
                 reading = Some(item_period);
             }
-            periods
+            let value = periods
                 .entry(period)
                 .or_insert_with(|| (item.aggregation, BTreeMap::new()))
                 .1
-                .insert(item.key.region.to_string(), item.value);
+                .entry(item.key.region.to_string())
+                .or_insert(0);
+            // A bucket's parts each hold a share of an identity's counter.
+            *value = match item.aggregation {
+                tollgate_core::Aggregation::Max => (*value).max(item.value),
+                _ => value.saturating_add(item.value),
+            };
         }
         match last {
             Some(key) => start = Some(key),

@@ -242,8 +242,12 @@ pub struct Chunk {
 /// What one source (a payload, a Kinesis record) writes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WritePlan {
-    /// Count and sum increments, in chunks.
+    /// Count and sum increments of API keys' counters, in chunks.
     pub chunks: Vec<Chunk>,
+    /// Count and sum increments of anonymous identities' counters, in
+    /// chunks of their own (ids `<source_id>#a<index>`), in bucket order:
+    /// their writes never share a transaction with an API key's.
+    pub anonymous: Vec<Chunk>,
     /// `max` counters: raised outside the transactions (idempotent by nature).
     pub maxes: Vec<(UsageKey, u64)>,
 }
@@ -251,19 +255,27 @@ pub struct WritePlan {
 impl WritePlan {
     /// The increments in all chunks.
     pub fn increments(&self) -> usize {
-        self.chunks.iter().map(|c| c.increments.len()).sum()
+        self.all_chunks().map(|c| c.increments.len()).sum()
+    }
+
+    /// Every chunk: API keys' first, then anonymous identities'.
+    pub fn all_chunks(&self) -> impl Iterator<Item = &Chunk> {
+        self.chunks.iter().chain(&self.anonymous)
     }
 }
 
 /// Cuts sorted increments into chunks for `region`, the chunk ids being
-/// `<source_id>#<index>`. Increments that add nothing are dropped.
+/// `<source_id>#<index>` (API keys) and `<source_id>#a<index>` (anonymous
+/// identities, sorted by bucket item so that a chunk touches few items).
+/// Increments that add nothing are dropped.
 pub fn plan(
     source_id: &str,
     increments: Vec<(CounterKey, Aggregation, u64)>,
     region: &Region,
 ) -> WritePlan {
     let mut plan = WritePlan::default();
-    let mut adds = Vec::with_capacity(increments.len());
+    let mut named = Vec::with_capacity(increments.len());
+    let mut anonymous = Vec::new();
     for (counter, aggregation, amount) in increments {
         if amount == 0 {
             continue;
@@ -271,22 +283,33 @@ pub fn plan(
         let key = counter.into_region(region);
         match aggregation {
             Aggregation::Max => plan.maxes.push((key, amount)),
-            Aggregation::Count | Aggregation::Sum => adds.push((key, aggregation, amount)),
+            Aggregation::Count | Aggregation::Sum if key.counter.identity.is_anonymous() => {
+                anonymous.push((key, aggregation, amount))
+            }
+            Aggregation::Count | Aggregation::Sum => named.push((key, aggregation, amount)),
         }
     }
+    // By item (pk, sk), then counter: computed once per increment.
+    anonymous.sort_by_cached_key(|(key, _, _)| (key.item(), key.counter.clone()));
+    plan.chunks = cut(source_id, "", named);
+    plan.anonymous = cut(source_id, "a", anonymous);
+    plan
+}
+
+fn cut(source_id: &str, tag: &str, adds: Vec<(UsageKey, Aggregation, u64)>) -> Vec<Chunk> {
+    let mut chunks = Vec::with_capacity(adds.len().div_ceil(CHUNK_INCREMENTS));
     let mut adds = adds.into_iter();
     loop {
         let increments: Vec<_> = adds.by_ref().take(CHUNK_INCREMENTS).collect();
         if increments.is_empty() {
-            break;
+            return chunks;
         }
-        let index = plan.chunks.len();
-        plan.chunks.push(Chunk {
-            id: format!("{source_id}#{index}"),
+        let index = chunks.len();
+        chunks.push(Chunk {
+            id: format!("{source_id}#{tag}{index}"),
             increments,
         });
     }
-    plan
 }
 
 /// The stable id of a directly delivered payload: SHA-256 over its log

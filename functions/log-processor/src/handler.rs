@@ -1,24 +1,24 @@
 //! The handler: one core for CloudWatch Logs subscription events delivered
 //! directly and for Kinesis events carrying the same payloads.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
-use aws_sdk_dynamodb::types::TransactWriteItem;
 use aws_sdk_dynamodb::Client;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tollgate_core::{Aggregation, Cell, Contributions, ItemKey, Position, UnixMillis, UsageKey};
 use tollgate_idempotency::{Idempotency, IdempotencyConfig, IdempotencyError};
-use tollgate_store::usage::{increment, Expect, Fence, Fenced, ItemAdds};
-use tollgate_store::{StoreError, UsageStore};
+use tollgate_store::usage::{Expect, Fence, Fenced, ItemAdds};
+use tollgate_store::{PartPlacer, StoreError, UsageStore};
 
 use crate::batch::{
     cloudwatch_source_id, kinesis_source_id, plan, BatchAggregate, Chunk, Counting, Tally,
     WritePlan,
 };
+use crate::commit::Writer;
 use crate::config::{Config, KinesisDedupe};
 use crate::line::Rules;
 use crate::payload::{decode_data, parse_payload, DecodeError, MessageType};
@@ -80,6 +80,8 @@ pub struct Summary {
     pub fenced_updates: u64,
     /// Counters whose shard watermark showed the batch counted before.
     pub fenced_duplicates: u64,
+    /// Transactions that found an anonymous bucket's part full, placed again.
+    pub placed_again: u64,
 }
 
 impl Summary {
@@ -110,6 +112,8 @@ struct DirectData {
 pub struct Processor {
     usage: UsageStore,
     idempotency: Idempotency,
+    /// The open part of each anonymous bucket item written (per container).
+    parts: PartPlacer,
     config: Config,
     counting: Counting,
 }
@@ -124,6 +128,7 @@ impl Processor {
             usage: UsageStore::new(client.clone(), config.usage_table.clone())
                 .with_top_index(config.top_index),
             idempotency: Idempotency::new(client, idem_config),
+            parts: PartPlacer::new(),
             counting: Counting {
                 rules: Rules {
                     count_status: config.count_status.clone(),
@@ -212,7 +217,14 @@ impl Processor {
         );
         summary.payloads = 1;
         summary.tally = aggregate.tally;
-        self.apply(&[&plan], &mut summary).await?;
+        let failed = self.apply(&[&plan], &mut summary).await;
+        if let Some((id, why)) = failed.first() {
+            return Err(ProcessError::Store(format!(
+                "{} of {} chunks failed (the others are committed; the retry finds them), first {id}: {why}",
+                failed.len(),
+                summary.chunks
+            )));
+        }
         tracing::info!(summary = ?summary, "batch processed");
         Ok(summary)
     }
@@ -300,15 +312,25 @@ impl Processor {
             KinesisDedupe::Watermark => {
                 let shard = shard_attribute(&event);
                 failures.extend(self.apply_fenced(&shard, &plans, &mut summary).await);
+                // Anonymous identities' bucket parts: with their markers.
+                let anonymous: Vec<(String, WritePlan)> = plans
+                    .iter()
+                    .map(|(seq, plan)| {
+                        let only = WritePlan {
+                            anonymous: plan.anonymous.clone(),
+                            ..WritePlan::default()
+                        };
+                        (seq.clone(), only)
+                    })
+                    .collect();
+                failures.extend(self.apply_records(&anonymous, &mut summary).await);
             }
             KinesisDedupe::Transaction => {
-                let refs: Vec<&WritePlan> = plans.iter().map(|(_, p)| p).collect();
-                if let Err(e) = self.apply(&refs, &mut summary).await {
-                    tracing::error!(error = %e, records = plans.len(), "writing usage failed; the records will be retried");
-                    failures.extend(plans.into_iter().map(|(seq, _)| seq));
-                }
+                failures.extend(self.apply_records(&plans, &mut summary).await);
             }
         }
+        failures.sort_unstable();
+        failures.dedup();
         tracing::info!(summary = ?summary, failed_records = failures.len(), "Kinesis batch processed");
         let mut response = KinesisEventResponse::default();
         response.batch_item_failures = failures
@@ -348,7 +370,12 @@ impl Processor {
                     continue;
                 }
             };
-            summary.increments += plan.increments() as u64;
+            summary.increments += plan
+                .chunks
+                .iter()
+                .map(|c| c.increments.len() as u64)
+                .sum::<u64>();
+            // API keys' items only: anonymous buckets are written with markers.
             for (key, aggregation, amount) in plan.chunks.iter().flat_map(|c| c.increments.iter()) {
                 items
                     .entry(key.item())
@@ -466,66 +493,81 @@ impl Processor {
         })
     }
 
-    /// Commits the plans' chunks (each with its dedupe marker, in as few
-    /// transactions as fit), then raises their `max` counters.
-    async fn apply(&self, plans: &[&WritePlan], summary: &mut Summary) -> Result<(), ProcessError> {
+    /// Applies the plans of Kinesis records with markers ([`Self::apply`]);
+    /// returns the sequence numbers of the records whose writes failed.
+    async fn apply_records(
+        &self,
+        plans: &[(String, WritePlan)],
+        summary: &mut Summary,
+    ) -> Vec<String> {
+        let refs: Vec<&WritePlan> = plans.iter().map(|(_, p)| p).collect();
+        let failed = self.apply(&refs, summary).await;
+        if failed.is_empty() {
+            return Vec::new();
+        }
+        let failed: HashSet<&str> = failed.iter().map(|(id, _)| id.as_str()).collect();
+        tracing::error!(
+            chunks = failed.len(),
+            "writing usage failed for some records; they will be retried"
+        );
+        plans
+            .iter()
+            .filter(|(_, plan)| {
+                plan.all_chunks().any(|c| failed.contains(c.id.as_str()))
+                    || plan
+                        .maxes
+                        .iter()
+                        .any(|(k, _)| failed.contains(max_id(k).as_str()))
+            })
+            .map(|(seq, _)| seq.clone())
+            .collect()
+    }
+
+    /// Commits the plans' chunks (each with its dedupe marker, API keys'
+    /// and anonymous identities' apart, see [`crate::commit`]), then raises
+    /// their `max` counters. Returns the chunks (and `max` counters, by
+    /// [`max_id`]) that failed: everything else is written.
+    async fn apply(&self, plans: &[&WritePlan], summary: &mut Summary) -> Vec<(String, String)> {
         let now = now_millis();
-        let chunks: HashMap<&str, &Chunk> = plans
+        let named: Vec<Chunk> = plans
             .iter()
-            .flat_map(|p| p.chunks.iter())
-            .map(|c| (c.id.as_str(), c))
+            .flat_map(|p| p.chunks.iter().cloned())
             .collect();
-        let ids: Vec<String> = plans
+        let anonymous: Vec<Chunk> = plans
             .iter()
-            .flat_map(|p| p.chunks.iter())
-            .map(|c| c.id.clone())
+            .flat_map(|p| p.anonymous.iter().cloned())
             .collect();
-        summary.chunks += ids.len() as u64;
+        summary.chunks += (named.len() + anonymous.len()) as u64;
         summary.increments += plans.iter().map(|p| p.increments() as u64).sum::<u64>();
-        if !ids.is_empty() {
-            let (table, top_index) = (self.usage.table(), self.usage.top_index());
-            let outcome = self
-                .idempotency
-                .commit_batch(&ids, |group| {
-                    writes_for(table, top_index, &chunks, group, now)
-                })
-                .await?;
-            summary.new_chunks += outcome.new.len() as u64;
-            summary.duplicate_chunks += outcome.duplicates.len() as u64;
-            summary.transactions += u64::from(outcome.transactions);
-        }
+        let writer = Writer {
+            usage: &self.usage,
+            idempotency: &self.idempotency,
+            parts: &self.parts,
+            now,
+        };
+        // Boxed: the commit's future is deep (placement, packing, the batch).
+        let done = Box::pin(writer.commit(named, anonymous)).await;
+        summary.new_chunks += done.new;
+        summary.duplicate_chunks += done.duplicates;
+        summary.transactions += done.transactions;
+        summary.placed_again += done.placed_again;
+        let mut failed = done.failed;
         for (key, value) in plans.iter().flat_map(|p| p.maxes.iter()) {
-            self.usage.raise_max(key, *value, now).await?;
-            summary.max_updates += 1;
+            match self.usage.raise_max(key, *value, now).await {
+                Ok(_) => summary.max_updates += 1,
+                Err(e) => failed.push((max_id(key), e.to_string())),
+            }
         }
-        Ok(())
+        for (id, why) in failed.iter().take(3) {
+            tracing::error!(chunk = %id, error = %why, failed = failed.len(), "a usage write failed; the others are written");
+        }
+        failed
     }
 }
 
-/// The writes for a group of chunks sharing one transaction: their
-/// increments, one write per item (a transaction may touch an item only
-/// once, and a day and its month share one).
-fn writes_for(
-    table: &str,
-    top_index: bool,
-    chunks: &HashMap<&str, &Chunk>,
-    group: &[String],
-    now: UnixMillis,
-) -> Result<Vec<TransactWriteItem>, StoreError> {
-    let mut increments = Vec::new();
-    for id in group {
-        let chunk = chunks
-            .get(id.as_str())
-            .ok_or_else(|| StoreError::Malformed {
-                table: "Idempotency",
-                message: format!("no chunk planned for id {id}"),
-            })?;
-        increments.extend(chunk.increments.iter().map(|(k, a, v)| (k, *a, *v)));
-    }
-    ItemAdds::group(increments)
-        .iter()
-        .map(|adds| increment(table, adds, now, top_index))
-        .collect()
+/// The name of a `max` counter's write among failed chunks.
+fn max_id(key: &UsageKey) -> String {
+    format!("max#{}#{}", key.counter.name(), key.label())
 }
 
 /// One Usage item's share of a Kinesis batch: per counter in it, what each

@@ -18,6 +18,7 @@
 //! - [`config`]: `TOLLGATE_*` settings.
 
 pub mod batch;
+pub mod commit;
 pub mod config;
 pub mod handler;
 pub mod line;

@@ -10,6 +10,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tollgate_lambda::init_tracing();
+    tollgate_store::install_bucket_secret_from_env().context("reading the bucket secret")?;
     let config = Config::from_env().context("reading the log-processor configuration")?;
     let client = tollgate_store::client_from_env(None).await;
     let processor = Processor::new(client, config);

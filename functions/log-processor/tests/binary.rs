@@ -83,7 +83,11 @@ async fn generated_samples_count_once_through_the_binary() {
     assert_eq!(first["denied"], 1);
     assert_eq!(results[1].as_ref().unwrap()["skipped"], 1);
     assert_eq!(results[2].as_ref().unwrap()["control_messages"], 1);
-    assert_eq!(results[3].as_ref().unwrap()["duplicate_chunks"], 1);
+    // Two chunks: the API keys' and the anonymous identities' (apart, so
+    // that anonymous traffic cannot fail a key's count).
+    assert_eq!(results[0].as_ref().unwrap()["new_chunks"], 2);
+    assert_eq!(results[3].as_ref().unwrap()["duplicate_chunks"], 2);
+    assert_eq!(results[3].as_ref().unwrap()["new_chunks"], 0);
     // Not gzip: quarantined (acknowledged, counted as rejected), not retried.
     assert_eq!(results[5].as_ref().unwrap()["rejected"], 1);
     // The Kinesis records carry the same lines from another source: counted once more.

@@ -666,11 +666,9 @@ impl QuotaSync {
             }
         };
         for (pending, plan, limit) in to_read {
-            let regions: BTreeMap<Region, u64> = values
-                .iter()
-                .filter(|v| v.key.counter == pending.counter)
-                .map(|v| (v.key.region.clone(), v.value))
-                .collect();
+            // Every region's cells of the counter, every part of a bucket summed.
+            let regions: BTreeMap<Region, u64> =
+                tollgate_store::usage::sum_by_region(&values, &pending.counter);
             let used = global_value(&regions, pending.aggregation);
             let result = match block_for(&plan, &pending.counter, used) {
                 None => Ok(Evaluation::Under),

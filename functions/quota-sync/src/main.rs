@@ -10,6 +10,7 @@ use quota_sync::{Config, QuotaSync};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tollgate_lambda::init_tracing();
+    tollgate_store::install_bucket_secret_from_env().context("reading the bucket secret")?;
     let config = Config::from_env().context("reading quota-sync's configuration")?;
     let sdk = tollgate_store::client::sdk_config().await;
     let handler = quota_sync::from_sdk_config(&config, &sdk);

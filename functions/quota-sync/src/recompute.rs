@@ -120,10 +120,8 @@ pub async fn recompute(
             .first()
             .map(|i| i.aggregation)
             .unwrap_or(Aggregation::Count);
-        let regions = items
-            .iter()
-            .map(|i| (i.key.region.clone(), i.value))
-            .collect();
+        // A bucket's parts each hold a share: summed per region.
+        let regions = tollgate_store::usage::sum_by_region(&items, &counter);
         let used = global_value(&regions, aggregation);
         let wanted = plan.and_then(|p| block_for(p, &counter, used));
         let change = |block: Block| BlockChange {

@@ -11,7 +11,8 @@
 //! batch. Their counters share items instead: `pk = <meter>#anon:<bucket>`
 //! ([`bucket_of`]), `sk = <window>#<period>#<region>` of the counter's own
 //! period, one attribute per identity, named by its text form (`ip:…`,
-//! `referer:…`). A batch's calls of a bucket's identities are one write.
+//! `referer:…`). A batch's calls of a bucket's identities are one write
+//! per part: a bucket is held by parts of bounded size ([`crate::bucket`]).
 //!
 //! A region only ever increments items whose `sk` ends with its own name.
 
@@ -91,33 +92,18 @@ pub fn item_period(period: Period) -> Period {
     }
 }
 
-/// How many items (per meter, period and region) share the anonymous
-/// identities' counters.
-///
-/// An item costs one write unit per KB written, and an anonymous identity
-/// takes about 20 bytes of it, so an item stays within one write unit while
-/// its bucket holds up to about 40 identities in one period: up to about
-/// 40,000 distinct anonymous identities a day. Past that, items grow and
-/// each write costs proportionally more; nothing is lost. Every function
-/// must agree on it: changing it moves identities to other items.
-pub const ANONYMOUS_BUCKETS: u32 = 1024;
+pub use crate::bucket::{bucket_of, ANONYMOUS_BUCKETS};
 
 /// The `pk` segment of an anonymous bucket item: `anon:<bucket>`.
 const BUCKET_PREFIX: &str = "anon:";
 
-/// The bucket whose items hold an anonymous identity's counters: FNV-1a
-/// (64 bit) over its text form, modulo [`ANONYMOUS_BUCKETS`]. `None` for an
-/// API key, whose counters have items of their own.
-pub fn bucket_of(identity: &Identity) -> Option<u32> {
-    if !identity.is_anonymous() {
-        return None;
+/// The `sk` suffix of a bucket's part `part` (none for part 0).
+fn part_suffix(part: u32) -> String {
+    if part == 0 {
+        String::new()
+    } else {
+        format!("#{part:06}")
     }
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in identity.to_string().bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    u32::try_from(hash % u64::from(ANONYMOUS_BUCKETS)).ok()
 }
 
 /// Where a counter lives in its Usage item.
@@ -194,6 +180,8 @@ pub struct BucketItem {
     pub bucket: u32,
     pub period: Period,
     pub region: Region,
+    /// Which of the bucket's parts (see [`crate::bucket`]).
+    pub part: u32,
 }
 
 impl BucketItem {
@@ -206,12 +194,14 @@ impl BucketItem {
                 "the identity belongs in another bucket",
             ));
         }
-        Ok(CounterKey {
+        let mut key = CounterKey {
             meter: self.meter.clone(),
             identity,
             period: self.period,
         }
-        .into_region(&self.region))
+        .into_region(&self.region);
+        key.part = self.part;
+        Ok(key)
     }
 }
 
@@ -236,14 +226,28 @@ impl ItemKeys {
             .ok()
             .filter(|b| *b < ANONYMOUS_BUCKETS)
             .ok_or_else(|| bad("no such anonymous bucket"))?;
-        let (period, region) = sk
-            .rsplit_once('#')
-            .ok_or_else(|| bad("sk must be <window>#<period>#<region>"))?;
+        let shape = "sk must be <window>#<period>#<region>[#<part>]";
+        let mut fields = sk.splitn(4, '#');
+        let (Some(window), Some(label), Some(region)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            return Err(bad(shape));
+        };
+        let part = match fields.next() {
+            None => 0,
+            Some(p) if p.len() == 6 && p.bytes().all(|b| b.is_ascii_digit()) => p
+                .parse::<u32>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad("part 0 has no suffix"))?,
+            Some(_) => return Err(bad(shape)),
+        };
         Ok(ItemKeys::Bucket(BucketItem {
             meter: MeterName::new(meter)?,
             bucket,
-            period: period.parse::<Period>()?,
+            period: format!("{window}#{label}").parse::<Period>()?,
             region: Region::new(region)?,
+            part,
         }))
     }
 }
@@ -254,6 +258,9 @@ impl ItemKeys {
 pub struct UsageKey {
     pub counter: CounterKey,
     pub region: Region,
+    /// The part of an anonymous identity's bucket that holds this cell of
+    /// the counter (see [`crate::bucket`]); always 0 for an API key.
+    pub part: u32,
 }
 
 impl UsageKey {
@@ -265,7 +272,27 @@ impl UsageKey {
     /// The sort key of the item holding the counter: `<window>#<period>#<region>`
     /// of its [item period](CounterKey::item_period).
     pub fn sk(&self) -> String {
-        format!("{}#{}", self.counter.item_period(), self.region)
+        format!(
+            "{}#{}{}",
+            self.counter.item_period(),
+            self.region,
+            part_suffix(self.part)
+        )
+    }
+
+    /// The same counter's cell in part `part` of its bucket.
+    pub fn in_part(&self, part: u32) -> Self {
+        let mut key = self.clone();
+        key.part = part;
+        key
+    }
+
+    /// The `sk` range of every part of this key's item in its region (for a
+    /// Query of a bucket's last part): part 0's `sk` and that `sk` + `#~`.
+    pub fn part_range(&self) -> (String, String) {
+        let base = format!("{}#{}", self.counter.item_period(), self.region);
+        let end = format!("{base}#~");
+        (base, end)
     }
 
     /// Where in the item the counter lives.
@@ -336,6 +363,7 @@ impl UsageKey {
                 period: period.parse::<Period>()?,
             },
             region: Region::new(region)?,
+            part: 0,
         })
     }
 }
@@ -393,6 +421,7 @@ impl CounterKey {
         UsageKey {
             counter: self,
             region: region.clone(),
+            part: 0,
         }
     }
 }
@@ -435,8 +464,9 @@ mod tests {
         let bucket = bucket_of(&ip.counter.identity).unwrap();
         // Pinned: every function, and every version, must put an identity
         // in the same bucket.
-        assert_eq!(bucket, 138);
-        assert_eq!(ip.pk(), "requests#anon:138");
+        // (Under the default secret: a deployment's own moves it.)
+        assert_eq!(bucket, PINNED_BUCKET);
+        assert_eq!(ip.pk(), format!("requests#anon:{PINNED_BUCKET}"));
         // A day is an item of its own, not a cell of its month.
         assert_eq!(ip.sk(), "day#2026-11-21#eu-central-1");
         assert_eq!(ip.counter.sk_prefix(), "day#2026-11-21#");
@@ -481,6 +511,47 @@ mod tests {
                 "{pk}"
             );
         }
+    }
+
+    /// The bucket of `ip:2001:db8::1` under the default secret.
+    const PINNED_BUCKET: u32 = 547;
+
+    #[test]
+    fn a_buckets_parts_have_their_own_keys() {
+        let region = Region::new("eu-central-1").unwrap();
+        let ip = CounterKey {
+            meter: MeterName::requests(),
+            identity: "ip:2001:db8::1".parse().unwrap(),
+            period: "day#2026-11-21".parse().unwrap(),
+        }
+        .in_region(&region);
+        assert_eq!(ip.part, 0);
+        let third = ip.in_part(3);
+        assert_eq!(third.sk(), "day#2026-11-21#eu-central-1#000003");
+        assert_eq!(third.pk(), ip.pk());
+        assert_ne!(third.item(), ip.item());
+        let (from, to) = ip.part_range();
+        assert_eq!(from, ip.sk());
+        assert!(from < third.sk() && third.sk() < to);
+        // Another region's parts are outside the range, and inside the prefix.
+        let west = ip.counter.in_region(&Region::new("eu-central-10").unwrap());
+        assert!(west.in_part(1).sk() > to);
+        assert!(third.sk().starts_with(&ip.counter.sk_prefix()));
+        let ItemKeys::Bucket(item) = ItemKeys::parse(&third.pk(), &third.sk()).unwrap() else {
+            panic!("not a bucket item");
+        };
+        assert_eq!(item.part, 3);
+        assert_eq!(item.member(ip.counter.identity.clone()).unwrap(), third);
+        for sk in [
+            "day#2026-11-21#eu-central-1#000000",
+            "day#2026-11-21#eu-central-1#3",
+            "day#2026-11-21#eu-central-1#00000x",
+            "day#2026-11-21#eu-central-1#000001#1",
+        ] {
+            assert!(ItemKeys::parse(&ip.pk(), sk).is_err(), "{sk}");
+        }
+        // An API key's item has no parts.
+        assert!(ItemKeys::parse("requests#key:k", "month#2026-11#eu-central-1#000001").is_err());
     }
 
     #[test]

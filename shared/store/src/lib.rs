@@ -8,6 +8,7 @@ pub mod attr;
 pub mod client;
 pub mod keys;
 pub mod metrics;
+pub mod parts;
 pub mod pending;
 pub mod tables;
 pub mod usage;
@@ -15,6 +16,7 @@ pub mod usage;
 pub use client::{client_from_env, local_client};
 pub use keys::KeysStore;
 pub use metrics::RequestCounter;
+pub use parts::{install_bucket_secret_from_env, PartPlacer};
 pub use pending::PendingCopies;
 pub use tables::{
     IndexSpec, TableNames, TableSpec, IDEMPOTENCY, KEYS, TABLES, USAGE, USAGE_TOP_INDEX,

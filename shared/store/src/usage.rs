@@ -7,7 +7,7 @@
 //! minute and hour windows, `ttl` (epoch seconds). Everything else is in
 //! the keys.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
@@ -17,6 +17,9 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
+use tollgate_core::bucket::{
+    member_bytes, OpenPart, MAX_ADDS_PER_WRITE, PART_MEMBER_BYTES, RESERVED_ATTRIBUTE,
+};
 use tollgate_core::usage_key::item_period;
 use tollgate_core::{
     Aggregation, Cell, CounterKey, Identity, ItemKey, ItemKeys, MeterName, Period, Position,
@@ -154,6 +157,21 @@ impl UsageItem {
     }
 }
 
+/// A counter's value per region from the cells of `items` (as
+/// [`UsageStore::items_holding`] reads them): the sum of its cells in every
+/// part of a bucket, saturating at `u64::MAX` (`max` counters: the largest).
+pub fn sum_by_region(items: &[UsageItem], counter: &CounterKey) -> BTreeMap<Region, u64> {
+    let mut regions: BTreeMap<Region, u64> = BTreeMap::new();
+    for item in items.iter().filter(|c| c.key.counter == *counter) {
+        let value = regions.entry(item.key.region.clone()).or_insert(0);
+        *value = match item.aggregation {
+            Aggregation::Max => (*value).max(item.value),
+            Aggregation::Count | Aggregation::Sum => value.saturating_add(item.value),
+        };
+    }
+    regions
+}
+
 /// Amounts to add to counters that share one Usage item: one write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemAdds {
@@ -172,20 +190,80 @@ impl ItemAdds {
     pub fn group<'a>(
         increments: impl IntoIterator<Item = (&'a UsageKey, Aggregation, u64)>,
     ) -> Vec<ItemAdds> {
-        let mut items: BTreeMap<ItemKey, ItemAdds> = BTreeMap::new();
+        let mut grouping = Grouping::default();
         for (key, aggregation, amount) in increments {
-            let entry = items.entry(key.item()).or_insert_with(|| ItemAdds {
+            grouping.add(key, aggregation, amount);
+        }
+        grouping.into_items()
+    }
+
+    /// Whether the item is a part of an anonymous bucket.
+    pub fn is_bucket(&self) -> bool {
+        self.item.counter.identity.is_anonymous()
+    }
+
+    /// What a write of these adds reserves in its part (0 for an API key's
+    /// item): see [`tollgate_core::bucket`].
+    pub fn reserved(&self) -> u64 {
+        self.adds
+            .iter()
+            .map(|(cell, _)| match cell {
+                Cell::Member(identity) => member_bytes(identity),
+                _ => 0,
+            })
+            .fold(0, u64::saturating_add)
+    }
+}
+
+/// Increments grouped by the item that holds their counter, built one
+/// increment at a time (each in constant time: no linear search of an
+/// item's cells), for writers that extend a group chunk by chunk.
+#[derive(Debug, Clone, Default)]
+pub struct Grouping {
+    items: BTreeMap<ItemKey, (ItemAdds, HashMap<Cell, usize>)>,
+}
+
+impl Grouping {
+    /// Adds an increment; returns the item it lands in.
+    pub fn add(&mut self, key: &UsageKey, aggregation: Aggregation, amount: u64) -> ItemKey {
+        let item = key.item();
+        let (entry, cells) = self.items.entry(item.clone()).or_insert_with(|| {
+            let adds = ItemAdds {
                 item: key.clone(),
                 aggregation,
                 adds: Vec::new(),
-            });
-            let cell = key.cell();
-            match entry.adds.iter_mut().find(|(c, _)| *c == cell) {
-                Some((_, sum)) => *sum = sum.saturating_add(amount),
-                None => entry.adds.push((cell, amount)),
+            };
+            (adds, HashMap::new())
+        });
+        let cell = key.cell();
+        match cells.get(&cell) {
+            Some(&i) => entry.adds[i].1 = entry.adds[i].1.saturating_add(amount),
+            None => {
+                cells.insert(cell.clone(), entry.adds.len());
+                entry.adds.push((cell, amount));
             }
         }
-        items.into_values().collect()
+        item
+    }
+
+    /// The adds of one item, if any landed in it.
+    pub fn get(&self, item: &ItemKey) -> Option<&ItemAdds> {
+        self.items.get(item).map(|(adds, _)| adds)
+    }
+
+    /// The number of items.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether no increment was added.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The items' adds, in key order.
+    pub fn into_items(self) -> Vec<ItemAdds> {
+        self.items.into_values().map(|(adds, _)| adds).collect()
     }
 }
 
@@ -196,14 +274,18 @@ struct Addition {
     expression: String,
     names: Vec<(String, std::borrow::Cow<'static, str>)>,
     values: Vec<(String, AttributeValue)>,
+    /// For a bucket's part: the condition that its reservations stay within
+    /// [`PART_MEMBER_BYTES`] after this write.
+    condition: Option<&'static str>,
 }
 
 impl Addition {
     fn new(adds: &ItemAdds, now: UnixMillis, top_index: bool) -> Self {
         let mut add = Addition {
             expression: String::from("ADD "),
-            names: Vec::with_capacity(adds.adds.len() + 2),
-            values: Vec::with_capacity(adds.adds.len() + 4),
+            names: Vec::with_capacity(adds.adds.len() + 3),
+            values: Vec::with_capacity(adds.adds.len() + 6),
+            condition: None,
         };
         for (i, (cell, amount)) in adds.adds.iter().enumerate() {
             if i > 0 {
@@ -212,6 +294,19 @@ impl Addition {
             add.expression.push_str(&format!("#c{i} :a{i}"));
             add.names.push((format!("#c{i}"), cell.attribute()));
             add.values.push((format!(":a{i}"), n(*amount)));
+        }
+        if adds.is_bucket() {
+            // Reserve room for every counter added (see tollgate_core::bucket),
+            // only while the part's reservations stay within the bound.
+            let reserved = adds.reserved();
+            add.expression.push_str(", #m :m");
+            add.names.push(("#m".into(), RESERVED_ATTRIBUTE.into()));
+            add.values.push((":m".into(), n(reserved)));
+            add.values.push((
+                ":room".into(),
+                n(PART_MEMBER_BYTES.saturating_sub(reserved)),
+            ));
+            add.condition = Some("(attribute_not_exists(#m) OR #m <= :room)");
         }
         add.expression
             .push_str(" SET agg = :agg, updated_at = :now");
@@ -242,11 +337,13 @@ pub fn increment(
     now: UnixMillis,
     top_index: bool,
 ) -> Result<TransactWriteItem, StoreError> {
+    check_write_size(adds)?;
     let add = Addition::new(adds, now, top_index);
     let mut update = Update::builder()
         .table_name(table)
         .key("pk", s(adds.item.pk()))
         .key("sk", s(adds.item.sk()))
+        .set_condition_expression(add.condition.map(str::to_owned))
         .update_expression(add.expression);
     for (name, attribute) in add.names {
         update = update.expression_attribute_names(name, attribute);
@@ -258,6 +355,23 @@ pub fn increment(
         .build()
         .map_err(|e| StoreError::dynamo("TransactWriteItems", e))?;
     Ok(TransactWriteItem::builder().update(update).build())
+}
+
+/// Refuses a write that adds to more counters than one update expression
+/// may name ([`MAX_ADDS_PER_WRITE`]), or that reserves more than a part holds.
+fn check_write_size(adds: &ItemAdds) -> Result<(), StoreError> {
+    if adds.adds.len() > MAX_ADDS_PER_WRITE || adds.reserved() > PART_MEMBER_BYTES {
+        return Err(StoreError::Malformed {
+            table: "Usage",
+            message: format!(
+                "a write of {} adds {} counters ({} bytes); at most {MAX_ADDS_PER_WRITE} ({PART_MEMBER_BYTES} bytes) per write",
+                adds.item.sk(),
+                adds.adds.len(),
+                adds.reserved()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Which watermark an increment is fenced by, and where it must stand.
@@ -419,7 +533,12 @@ impl UsageStore {
         now: UnixMillis,
     ) -> Result<Fenced, StoreError> {
         let key = &adds.item;
+        check_write_size(adds)?;
         let add = Addition::new(adds, now, self.top_index);
+        let room = add
+            .condition
+            .map(|c| format!(" AND {c}"))
+            .unwrap_or_default();
         let mut req = self
             .client
             .update_item()
@@ -432,12 +551,14 @@ impl UsageStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         req = match fence.expect {
             Expect::Below(first) => req
-                .condition_expression("attribute_not_exists(#w) OR #w < :first")
+                .condition_expression(format!("(attribute_not_exists(#w) OR #w < :first){room}"))
                 .expression_attribute_values(":first", s(first.as_str())),
             Expect::Exactly(Some(at)) => req
-                .condition_expression("#w = :at")
+                .condition_expression(format!("#w = :at{room}"))
                 .expression_attribute_values(":at", s(at.as_str())),
-            Expect::Exactly(None) => req.condition_expression("attribute_not_exists(#w)"),
+            Expect::Exactly(None) => {
+                req.condition_expression(format!("attribute_not_exists(#w){room}"))
+            }
         };
         for (name, attribute) in add.names {
             req = req.expression_attribute_names(name, attribute);
@@ -523,44 +644,89 @@ impl UsageStore {
             .await
     }
 
-    /// A counter's value in every region this table holds items of: one Query.
+    /// A counter's value in every region this table holds items of: the
+    /// sum of its cells in every part of its items (see [`Self::items_holding`]).
     pub async fn regions_of(
         &self,
         counter: &CounterKey,
     ) -> Result<BTreeMap<Region, u64>, StoreError> {
-        Ok(self
-            .items_holding(counter)
-            .await?
-            .into_iter()
-            .filter(|c| c.key.counter == *counter)
-            .map(|c| (c.key.region, c.value))
-            .collect())
+        Ok(sum_by_region(&self.items_holding(counter).await?, counter))
     }
 
     /// Every counter of the items that hold `counter`, in every region this
-    /// table holds items of (one Query): also the other counters those items
-    /// hold, such as the month of a day or the other identities of a bucket.
+    /// table holds items of, in every part of a bucket: also the other
+    /// counters those items hold, such as the month of a day or the other
+    /// identities of a bucket. One Query, strongly consistent (blocks are
+    /// decided on it), read page by page to the end.
     pub async fn items_holding(&self, counter: &CounterKey) -> Result<Vec<UsageItem>, StoreError> {
+        let mut counters = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                .expression_attribute_values(":pk", s(counter.pk()))
+                .expression_attribute_values(":p", s(counter.sk_prefix()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::dynamo("Query", e))?;
+            for item in out.items() {
+                // `begins_with` on `hour#2026-11-2` must not match `hour#2026-11-21`:
+                // the prefix ends with '#', and callers compare periods exactly.
+                counters.extend(UsageItem::parse_all(item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(counters);
+            }
+        }
+    }
+
+    /// The last part of the bucket item holding `key` in its region and the
+    /// bytes reserved in it (part 0, nothing reserved, if none exists yet):
+    /// one Query of one item.
+    pub async fn open_part(
+        &self,
+        key: &UsageKey,
+        consistent: bool,
+    ) -> Result<OpenPart, StoreError> {
+        let (from, to) = key.part_range();
         let out = self
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-            .expression_attribute_values(":pk", s(counter.pk()))
-            .expression_attribute_values(":p", s(counter.sk_prefix()))
+            .key_condition_expression("pk = :pk AND sk BETWEEN :a AND :b")
+            .expression_attribute_values(":pk", s(key.pk()))
+            .expression_attribute_values(":a", s(from))
+            .expression_attribute_values(":b", s(to))
+            .scan_index_forward(false)
+            .limit(1)
+            .consistent_read(consistent)
+            .projection_expression("sk, #m")
+            .expression_attribute_names("#m", RESERVED_ATTRIBUTE)
             .send()
             .await
             .map_err(|e| StoreError::dynamo("Query", e))?;
-        let mut counters = Vec::new();
-        for item in out.items() {
-            // `begins_with` on `hour#2026-11-2` must not match `hour#2026-11-21`:
-            // the prefix ends with '#', and callers compare periods exactly.
-            counters.extend(UsageItem::parse_all(item)?);
-        }
-        Ok(counters)
+        let Some(item) = out.items().first() else {
+            return Ok(OpenPart::default());
+        };
+        let sk = get_s(item, "sk").unwrap_or_default();
+        let part = match ItemKeys::parse(&key.pk(), sk)? {
+            ItemKeys::Bucket(bucket) => bucket.part,
+            ItemKeys::Counter(_) => 0,
+        };
+        Ok(OpenPart {
+            part,
+            reserved: get_u64(item, RESERVED_ATTRIBUTE).unwrap_or(PART_MEMBER_BYTES),
+        })
     }
 
-    /// A counter's global value: the sum (or the max, for `max` meters) of its region items.
+    /// A counter's global value: the sum (or the max, for `max` meters) of
+    /// its region items, saturating at `u64::MAX` (never wrapping).
     pub async fn global(
         &self,
         counter: &CounterKey,
@@ -569,7 +735,7 @@ impl UsageStore {
         let regions = self.regions_of(counter).await?;
         Ok(match aggregation {
             Aggregation::Max => regions.values().copied().max().unwrap_or(0),
-            _ => regions.values().sum(),
+            _ => regions.values().copied().fold(0, u64::saturating_add),
         })
     }
 
@@ -800,7 +966,35 @@ mod tests {
         assert_eq!(day.adds, vec![(cell(&a), 1 + 3), (cell(&b), 2)]);
         let add = Addition::new(day, 0, true);
         let names: Vec<&str> = add.names.iter().map(|(_, n)| n.as_ref()).collect();
-        assert_eq!(names, [a.as_str(), b.as_str()], "no top key on a bucket");
+        // No top key on a bucket; its reservations `m`, conditioned on room.
+        assert_eq!(names, [a.as_str(), b.as_str(), "m"]);
+        let reserved = day.reserved();
+        assert_eq!(reserved, (a.len() + 21 + b.len() + 21) as u64);
+        let value = |name: &str| {
+            add.values
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(value(":m"), Some(n(reserved)));
+        assert_eq!(value(":room"), Some(n(PART_MEMBER_BYTES - reserved)));
+        assert_eq!(
+            add.condition,
+            Some("(attribute_not_exists(#m) OR #m <= :room)")
+        );
+        assert!(check_write_size(day).is_ok());
+        let too_many = ItemAdds {
+            adds: (0..=MAX_ADDS_PER_WRITE)
+                .map(|i| {
+                    (
+                        Cell::Member(format!("ip:10.1.{}.{}", i / 256, i % 256).parse().unwrap()),
+                        1,
+                    )
+                })
+                .collect(),
+            ..day.clone()
+        };
+        assert!(check_write_size(&too_many).is_err());
 
         let mut item: Item = [
             ("pk", s(day.item.pk())),

@@ -41,11 +41,12 @@ pub async fn usage_items(client: &Client, table: &str) -> BTreeMap<(String, Stri
             .await
             .unwrap();
         for item in out.items() {
+            // A bucket's parts each hold a share of an identity's counter.
             for counter in UsageItem::parse_all(item).unwrap() {
-                items.insert(
-                    (counter.key.counter.name(), counter.key.label()),
-                    counter.value,
-                );
+                let value = items
+                    .entry((counter.key.counter.name(), counter.key.label()))
+                    .or_insert(0u64);
+                *value = value.checked_add(counter.value).unwrap();
             }
         }
         match out.last_evaluated_key {
