@@ -358,6 +358,20 @@ fn every_queue_has_a_depth_alarm() {
 
 // ---------------------------------------------------------------- security
 
+/// quota-sync's pending copies converge without traffic: a schedule sends
+/// the retry event the handler knows.
+#[test]
+fn pending_copies_are_retried_on_a_schedule() {
+    let t = template();
+    let events = &resource(&t, "QuotaSyncFunction")["Properties"]["Events"];
+    let schedule = &events["RetryPendingCopies"];
+    assert_eq!(schedule["Type"].as_str(), Some("Schedule"));
+    let input: serde_json::Value =
+        serde_json::from_str(schedule["Properties"]["Input"].as_str().expect("an input"))
+            .expect("the input is JSON");
+    assert_eq!(input["tollgate"], quota_sync::RETRY_PENDING);
+}
+
 /// Issue 17 item 7: quota-sync writes only block items of Keys, and only
 /// this stage's access log group's subscription can put to the stream.
 #[test]
@@ -376,25 +390,39 @@ fn quota_sync_may_write_only_block_items_of_keys() {
         })
         .collect();
     assert!(on_keys.len() >= 2, "read and write statements on Keys");
-    let mut writing = 0;
+    // Each write statement is held to one key prefix: blocks are updated,
+    // pending copies to peers put and deleted; nothing else is written.
+    let mut writing = std::collections::BTreeMap::new();
     for s in &on_keys {
         if actions(s).iter().any(|a| writes.contains(a)) {
-            writing += 1;
-            assert_eq!(actions(s), ["dynamodb:UpdateItem"]);
             let keys = &s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
-            assert_eq!(
-                keys.as_sequence()
-                    .map(|k| k.iter().filter_map(Value::as_str).collect::<Vec<_>>()),
-                Some(vec!["block#*"]),
-                "{s:?}"
-            );
+            let prefixes = keys
+                .as_sequence()
+                .map(|k| k.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+                .unwrap_or_default();
+            assert_eq!(prefixes.len(), 1, "{s:?}");
+            writing.insert(prefixes[0].to_owned(), actions(s));
         }
     }
-    assert_eq!(writing, 1, "one write statement on Keys");
+    assert_eq!(
+        writing.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["block#*", "pending#*"]
+    );
+    assert_eq!(writing["block#*"], ["dynamodb:UpdateItem"]);
+    assert_eq!(
+        writing["pending#*"],
+        ["dynamodb:PutItem", "dynamodb:DeleteItem"]
+    );
+    let peer = tollgate_core::Region::new("eu-west-1").expect("a region");
+    assert!(tollgate_store::PendingCopies::partition(&peer).starts_with("pending#"));
     // The condition's prefix is the one the store writes blocks under.
     for identity in [
         tollgate_core::Identity::key("k_test").expect("a key identity"),
-        tollgate_core::Identity::parse_anonymous_ip("203.0.113.7", tollgate_core::Ipv6Prefix::DEFAULT).expect("an ip identity"),
+        tollgate_core::Identity::parse_anonymous_ip(
+            "203.0.113.7",
+            tollgate_core::Ipv6Prefix::DEFAULT,
+        )
+        .expect("an ip identity"),
     ] {
         assert!(tollgate_store::keys::block_pk(&identity).starts_with("block#"));
     }

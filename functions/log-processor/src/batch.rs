@@ -343,6 +343,7 @@ mod tests {
         Counting {
             rules: Rules {
                 count_status: StatusRanges::default_counted(),
+                ipv6_prefix: tollgate_core::Ipv6Prefix::DEFAULT,
             },
             windows: vec![Window::Day, Window::Month],
             anonymous_windows: vec![Window::Day],

@@ -50,6 +50,10 @@ pub enum KinesisDedupe {
 /// Everything the handler needs to know besides its clients.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The prefix an IPv6 source address of an `UNAUTHORIZED` line is
+    /// charged by (`TOLLGATE_ANONYMOUS_IPV6_PREFIX`, default 64), as the
+    /// authorizer meters it.
+    pub ipv6_prefix: tollgate_core::Ipv6Prefix,
     /// The Usage table (`TOLLGATE_USAGE_TABLE`).
     pub usage_table: String,
     /// The Idempotency table (`TOLLGATE_IDEMPOTENCY_TABLE`).
@@ -233,6 +237,16 @@ impl Config {
             kinesis_dedupe,
             top_index,
             sources: LogSources::new(log_groups, account),
+            ipv6_prefix: tollgate_core::Ipv6Prefix::from_setting(
+                get(tollgate_core::Ipv6Prefix::ENV).as_deref(),
+            )
+            .map_err(|e| {
+                invalid(
+                    tollgate_core::Ipv6Prefix::ENV,
+                    &get(tollgate_core::Ipv6Prefix::ENV).unwrap_or_default(),
+                    e.to_string(),
+                )
+            })?,
         })
     }
 }

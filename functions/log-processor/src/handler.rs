@@ -132,6 +132,7 @@ impl Processor {
             counting: Counting {
                 rules: Rules {
                     count_status: config.count_status.clone(),
+                    ipv6_prefix: config.ipv6_prefix,
                 },
                 windows: config.windows.clone(),
                 anonymous_windows: config.anonymous_windows.clone(),

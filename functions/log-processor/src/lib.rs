@@ -79,6 +79,7 @@ pub fn decode_and_count(data: &[u8], limit: usize) -> Result<batch::Tally, decod
     let counting = Counting {
         rules: line::Rules {
             count_status: config::StatusRanges::default_counted(),
+            ipv6_prefix: tollgate_core::Ipv6Prefix::DEFAULT,
         },
         windows: Window::ALL.to_vec(),
         anonymous_windows: Window::ALL.to_vec(),

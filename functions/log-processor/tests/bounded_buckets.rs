@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use log_processor::sample::{direct_event, gzip, kinesis_event, payload_json, Event};
 use log_processor::Processor;
 use serde_json::json;
 use tollgate_core::bucket::{bucket_of, ANONYMOUS_BUCKETS, PART_ITEM_BYTES};
 use tollgate_core::{Identity, Window};
+use tollgate_tests::cloudwatch::{direct_event, gzip, kinesis_event, payload_json, Event};
 use tollgate_tests::{Harness, TEST_REGION};
 
 use common::{config, usage_items};
@@ -32,7 +32,12 @@ fn ips_in(buckets: std::ops::Range<u32>, count: usize) -> Vec<String> {
     while out.len() < count {
         let ip = std::net::Ipv4Addr::from(n);
         n += 1;
-        if bucket_of(&Identity::Ip(ip.into())).is_some_and(|b| buckets.contains(&b)) {
+        if bucket_of(&Identity::anonymous_ip(
+            ip.into(),
+            tollgate_core::Ipv6Prefix::DEFAULT,
+        ))
+        .is_some_and(|b| buckets.contains(&b))
+        {
             out.push(format!("ip:{ip}"));
         }
     }

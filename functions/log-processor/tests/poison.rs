@@ -11,11 +11,11 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use log_processor::Processor;
+use serde_json::{json, Value};
 use tollgate_tests::cloudwatch::{
     base64, control_json, direct_event, gzip, kinesis_event, payload_json, Event,
 };
-use log_processor::Processor;
-use serde_json::{json, Value};
 use tollgate_tests::{Harness, TEST_REGION};
 
 use common::{config, count_items, usage_items};

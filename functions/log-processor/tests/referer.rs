@@ -5,9 +5,9 @@
 
 mod common;
 
-use tollgate_tests::cloudwatch::{direct_event, gzip, kinesis_event, payload_json, Event};
 use log_processor::{Processor, ACCESS_LOG_FORMAT};
 use serde_json::json;
+use tollgate_tests::cloudwatch::{direct_event, gzip, kinesis_event, payload_json, Event};
 use tollgate_tests::{Harness, TEST_REGION};
 
 use common::{config, usage_items};

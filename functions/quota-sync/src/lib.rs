@@ -28,7 +28,6 @@ pub mod plans;
 pub mod recompute;
 pub mod record;
 
-
 use aws_sdk_dynamodb::Client;
 use tollgate_store::client::{client_for, Limits};
 use tollgate_store::{KeysStore, UsageStore};

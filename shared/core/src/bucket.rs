@@ -197,7 +197,11 @@ mod tests {
         let mut counts = vec![0u32; ANONYMOUS_BUCKETS as usize];
         for i in 0..100_000u32 {
             let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
-            counts[bucket_of(&Identity::Ip(ip.into())).unwrap() as usize] += 1;
+            counts[bucket_of(&Identity::anonymous_ip(
+                ip.into(),
+                crate::Ipv6Prefix::DEFAULT,
+            ))
+            .unwrap() as usize] += 1;
         }
         assert!(counts.iter().all(|c| (40..=170).contains(c)), "{counts:?}");
         // Too short a secret is refused; the one in use is accepted again.

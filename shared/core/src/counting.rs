@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use crate::Identity;
+use crate::{Identity, Ipv6Prefix};
 
 /// Where payloads may come from: a set of log groups (empty: any) and an
 /// account (`None`: any).
@@ -203,7 +203,7 @@ pub enum AccessCharge {
         referer: bool,
     },
     /// An [`UNAUTHORIZED`] request: the anonymous identity of its source
-    /// IP (through [`Identity::ip`], the one anonymous-IP rule).
+    /// IP (through [`Identity::anonymous_ip`], the one anonymous-IP rule).
     SourceIp(Identity),
     /// Nothing is charged.
     NotCounted(NotCounted),
@@ -221,10 +221,14 @@ pub enum AccessCharge {
 ///    `principalId` when that is an identity's text form; an anonymous
 ///    (`ip:`) caller's `referer:` identity is charged as well;
 /// 5. a line with no identity is not counted.
-pub fn count_access(request: &AccessRequest<'_>, statuses: &StatusRanges) -> AccessCharge {
+pub fn count_access(
+    request: &AccessRequest<'_>,
+    statuses: &StatusRanges,
+    ipv6_prefix: Ipv6Prefix,
+) -> AccessCharge {
     if request.error_type == Some(UNAUTHORIZED) && request.authorizer_error.is_none() {
         return match request.ip.and_then(|ip| ip.trim().parse::<IpAddr>().ok()) {
-            Some(addr) => AccessCharge::SourceIp(Identity::ip(addr)),
+            Some(addr) => AccessCharge::SourceIp(Identity::anonymous_ip(addr, ipv6_prefix)),
             None => AccessCharge::NotCounted(NotCounted::Denied),
         };
     }
@@ -315,12 +319,20 @@ mod tests {
         let d = StatusRanges::default_counted();
         let caller = |principal, referer| AccessCharge::Caller { principal, referer };
         assert_eq!(
-            count_access(&allowed("key:k", "referer:a.example"), &d),
+            count_access(
+                &allowed("key:k", "referer:a.example"),
+                &d,
+                Ipv6Prefix::DEFAULT
+            ),
             caller(false, false),
             "a key's Referer is not charged"
         );
         assert_eq!(
-            count_access(&allowed("ip:203.0.113.7", "referer:a.example"), &d),
+            count_access(
+                &allowed("ip:203.0.113.7", "referer:a.example"),
+                &d,
+                Ipv6Prefix::DEFAULT
+            ),
             caller(false, true)
         );
         for bad in [
@@ -331,26 +343,32 @@ mod tests {
             "ip:1.2.3.4",
         ] {
             assert_eq!(
-                count_access(&allowed("ip:203.0.113.7", bad), &d),
+                count_access(&allowed("ip:203.0.113.7", bad), &d, Ipv6Prefix::DEFAULT),
                 caller(false, false),
                 "{bad}"
             );
         }
         let mut r = allowed("ip:203.0.113.7", "referer:a.example");
         r.referer = None;
-        assert_eq!(count_access(&r, &d), caller(false, false));
+        assert_eq!(
+            count_access(&r, &d, Ipv6Prefix::DEFAULT),
+            caller(false, false)
+        );
         r.identity = None;
         r.principal_id = Some("key:p");
-        assert_eq!(count_access(&r, &d), caller(true, false));
+        assert_eq!(
+            count_access(&r, &d, Ipv6Prefix::DEFAULT),
+            caller(true, false)
+        );
         r.principal_id = Some("cust_1");
         assert_eq!(
-            count_access(&r, &d),
+            count_access(&r, &d, Ipv6Prefix::DEFAULT),
             AccessCharge::NotCounted(NotCounted::NoIdentity)
         );
         let mut r = allowed("key:k", "-");
         r.status = 503;
         assert_eq!(
-            count_access(&r, &d),
+            count_access(&r, &d, Ipv6Prefix::DEFAULT),
             AccessCharge::NotCounted(NotCounted::Status)
         );
         for denial in GATEWAY_DENIALS.iter().filter(|d| **d != UNAUTHORIZED) {
@@ -358,7 +376,7 @@ mod tests {
             r.error_type = Some(denial);
             r.status = 403;
             assert_eq!(
-                count_access(&r, &d),
+                count_access(&r, &d, Ipv6Prefix::DEFAULT),
                 AccessCharge::NotCounted(NotCounted::Denied),
                 "{denial}"
             );
@@ -366,7 +384,7 @@ mod tests {
         let mut r = allowed("key:k", "-");
         r.authorizer_error = Some("boom");
         assert_eq!(
-            count_access(&r, &d),
+            count_access(&r, &d, Ipv6Prefix::DEFAULT),
             AccessCharge::NotCounted(NotCounted::Denied)
         );
     }
@@ -381,25 +399,33 @@ mod tests {
             ..AccessRequest::default()
         };
         assert_eq!(
-            count_access(&unauthorized(Some("203.0.113.7")), &d),
-            AccessCharge::SourceIp(Identity::ip("203.0.113.7".parse().unwrap()))
+            count_access(&unauthorized(Some("203.0.113.7")), &d, Ipv6Prefix::DEFAULT),
+            AccessCharge::SourceIp(Identity::anonymous_ip(
+                "203.0.113.7".parse().unwrap(),
+                Ipv6Prefix::DEFAULT
+            ))
         );
         // Through the one anonymous-IP rule: an IPv4-mapped address is its IPv4 identity.
         assert_eq!(
-            count_access(&unauthorized(Some("::ffff:203.0.113.7")), &d),
-            count_access(&unauthorized(Some("203.0.113.7")), &d)
+            count_access(
+                &unauthorized(Some("::ffff:203.0.113.7")),
+                &d,
+                Ipv6Prefix::DEFAULT
+            ),
+            count_access(&unauthorized(Some("203.0.113.7")), &d, Ipv6Prefix::DEFAULT)
         );
         // Whatever the counted statuses.
         assert!(matches!(
             count_access(
                 &unauthorized(Some("2001:db8::1")),
-                &StatusRanges::parse("2xx").unwrap()
+                &StatusRanges::parse("2xx").unwrap(),
+                Ipv6Prefix::DEFAULT
             ),
             AccessCharge::SourceIp(_)
         ));
         for ip in [None, Some("not an ip"), Some("")] {
             assert_eq!(
-                count_access(&unauthorized(ip), &d),
+                count_access(&unauthorized(ip), &d, Ipv6Prefix::DEFAULT),
                 AccessCharge::NotCounted(NotCounted::Denied)
             );
         }
@@ -407,7 +433,7 @@ mod tests {
         let mut r = unauthorized(Some("203.0.113.7"));
         r.authorizer_error = Some("boom");
         assert_eq!(
-            count_access(&r, &d),
+            count_access(&r, &d, Ipv6Prefix::DEFAULT),
             AccessCharge::NotCounted(NotCounted::Denied)
         );
     }

@@ -1,6 +1,7 @@
 //! Shared set-up for the authorizer's DynamoDB Local and runtime-API tests.
 #![allow(dead_code)]
 
+#[allow(unused_imports)] // not every test binary drives the real binary
 pub use tollgate_tests::runtime_api;
 
 use std::sync::Arc;

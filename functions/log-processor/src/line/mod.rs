@@ -13,7 +13,7 @@ use std::fmt;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
-use tollgate_core::{count_access, AccessCharge, AccessRequest, MeterName, UnixMillis};
+use tollgate_core::{count_access, AccessCharge, AccessRequest, Ipv6Prefix, MeterName, UnixMillis};
 
 use crate::payload::{self, truncate, AccessFields, Message, Scalar, Scan};
 use tollgate_core::StatusRanges;
@@ -38,6 +38,8 @@ const MIN_EPOCH_MS: i64 = 100_000_000_000;
 pub struct Rules {
     /// Statuses of access-log requests that count.
     pub count_status: StatusRanges,
+    /// The prefix an IPv6 source address is charged by (`TOLLGATE_ANONYMOUS_IPV6_PREFIX`).
+    pub ipv6_prefix: Ipv6Prefix,
 }
 
 /// Where a counted line came from.
@@ -366,6 +368,7 @@ fn escaped_line_agrees(message: &str) -> bool {
     };
     let rules = Rules {
         count_status: StatusRanges::default_counted(),
+        ipv6_prefix: tollgate_core::Ipv6Prefix::DEFAULT,
     };
     [escaped.to_owned(), escaped.replace('/', "\\/")]
         .iter()
@@ -498,7 +501,7 @@ fn access_line<'a>(raw: RawLine<'a>, event_time: UnixMillis, rules: &Rules) -> L
         ip: text(&raw.ip),
         referer: text(&raw.referer),
     };
-    let (identity, referer) = match count_access(&request, &rules.count_status) {
+    let (identity, referer) = match count_access(&request, &rules.count_status, rules.ipv6_prefix) {
         AccessCharge::NotCounted(why) => return Line::NotCounted(why),
         AccessCharge::SourceIp(identity) => (Cow::Owned(identity.to_string()), None),
         AccessCharge::Caller { principal, referer } => {

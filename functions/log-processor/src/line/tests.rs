@@ -4,6 +4,7 @@ use super::*;
 fn rules() -> Rules {
     Rules {
         count_status: StatusRanges::default_counted(),
+        ipv6_prefix: tollgate_core::Ipv6Prefix::DEFAULT,
     }
 }
 
@@ -160,6 +161,7 @@ fn an_anonymous_line_charges_its_referer_too() {
 fn configurable_statuses() {
     let only_2xx = Rules {
         count_status: StatusRanges::parse("2xx").unwrap(),
+        ipv6_prefix: tollgate_core::Ipv6Prefix::DEFAULT,
     };
     assert_eq!(
         parse_line(&access("404", "key:k1", "-", "-"), 0, &only_2xx),
