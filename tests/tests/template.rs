@@ -358,6 +358,23 @@ fn every_queue_has_a_depth_alarm() {
 
 // ---------------------------------------------------------------- security
 
+/// The authorizer and the log-processor meter IPv6 by the same prefix:
+/// one setting for every function.
+#[test]
+fn every_function_meters_ipv6_by_one_prefix() {
+    let t = template();
+    let env = &t["Globals"]["Function"]["Environment"]["Variables"];
+    let value = &env[tollgate_core::Ipv6Prefix::ENV];
+    assert!(
+        matches!(value, Value::Tagged(tag) if tag.tag == "Ref" && tag.value.as_str() == Some("AnonymousIpv6Prefix")),
+        "{value:?}"
+    );
+    let param = &t["Parameters"]["AnonymousIpv6Prefix"];
+    assert_eq!(param["Default"].as_u64(), Some(64));
+    assert_eq!(param["MinValue"].as_u64(), Some(u64::from(tollgate_core::Ipv6Prefix::MIN)));
+    assert_eq!(param["MaxValue"].as_u64(), Some(u64::from(tollgate_core::Ipv6Prefix::MAX)));
+}
+
 /// quota-sync's pending copies converge without traffic: a schedule sends
 /// the retry event the handler knows.
 #[test]
