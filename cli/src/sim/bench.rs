@@ -406,7 +406,8 @@ fn caller<'a>(
         }
         Caller::Anonymous(i) => {
             let ip = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
-            let id = Identity::parse_anonymous_ip(&ip, tollgate_core::Ipv6Prefix::DEFAULT).unwrap_or(Identity::Referer("invalid".into()));
+            let id = Identity::parse_anonymous_ip(&ip, tollgate_core::Ipv6Prefix::DEFAULT)
+                .unwrap_or(Identity::Referer("invalid".into()));
             (id, None, ip)
         }
     }
