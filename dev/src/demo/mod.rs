@@ -410,7 +410,7 @@ async fn post_meter_events(
         play.meters.2 += statuses.2;
         play.previous_meter_batch = Some((r, body));
     }
-    if round % 5 == 0 {
+    if round.is_multiple_of(5) {
         if let Some((r, body)) = &play.previous_meter_batch {
             let statuses =
                 post_events(&regions[*r].invokers.ingest, regions[*r].name, body.clone()).await?;
