@@ -235,4 +235,76 @@ mod tests {
             ("g", "s", "e1")
         );
     }
+
+    fn record(seq: &serde_json::Value, data: &serde_json::Value) -> Value {
+        serde_json::json!({
+            "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "p",
+                        "sequenceNumber": seq, "data": data,
+                        "approximateArrivalTimestamp": 1.5},
+            "eventSource": "aws:kinesis", "eventVersion": "1.0",
+            "eventID": "shardId-000000000000:1", "eventName": "aws:kinesis:record",
+            "eventSourceARN": "arn:aws:kinesis:r:1:stream/s", "awsRegion": "r"
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any mix of records (data of any text or JSON type, any
+        /// sequence number) is read record by record: each is either read
+        /// or quarantined, never a panic, and the read ones keep their order.
+        #[test]
+        fn kinesis_records_are_read_one_by_one(
+            items in proptest::collection::vec(
+                (proptest::prelude::any::<String>(), proptest::prelude::any::<Vec<u8>>(), 0u8..4),
+                0..24,
+            )
+        ) {
+            use base64::Engine;
+            let mut records = Vec::new();
+            let mut readable = Vec::new();
+            for (i, (text, bytes, kind)) in items.iter().enumerate() {
+                let seq = serde_json::json!(format!("{i:056}"));
+                let (data, ok) = match kind {
+                    0 => (serde_json::json!(base64::engine::general_purpose::STANDARD.encode(bytes)), true),
+                    // Any text: read if it is base64, quarantined if not.
+                    1 => (serde_json::json!(text), false),
+                    2 => (serde_json::json!(bytes.len()), false),
+                    _ => (serde_json::json!(null), false),
+                };
+                let mut r = record(&seq, &data);
+                if ok && text.len() % 5 == 0 {
+                    r["kinesis"]["sequenceNumber"] = serde_json::json!(text.len());
+                    records.push(r);
+                    continue;
+                }
+                if ok {
+                    readable.push(format!("{i:056}"));
+                }
+                records.push(r);
+            }
+            let (event, rejected) = kinesis_records(&records);
+            proptest::prop_assert_eq!(event.records.len() as u64 + rejected, records.len() as u64);
+            let read: Vec<String> = event.records.iter().map(|r| r.kinesis.sequence_number.clone()).collect();
+            for seq in &readable {
+                proptest::prop_assert!(read.contains(seq), "{} not read", seq);
+            }
+        }
+
+        /// Sequence positions order as the numbers do, whatever the
+        /// leading zeros; anything but 1-128 digits is refused, never a panic.
+        #[test]
+        fn sequence_positions_order_as_numbers(a in "[0-9]{1,60}", b in "[0-9]{1,60}", junk in proptest::prelude::any::<String>()) {
+            use tollgate_core::Position;
+            let number = |s: &str| {
+                let t = s.trim_start_matches('0');
+                (t.len(), t.to_owned())
+            };
+            let (pa, pb) = (Position::of_sequence(&a).unwrap(), Position::of_sequence(&b).unwrap());
+            proptest::prop_assert_eq!(pa.cmp(&pb), number(&a).cmp(&number(&b)));
+            let valid = !junk.is_empty() && junk.bytes().all(|c| c.is_ascii_digit())
+                && junk.trim_start_matches('0').len() <= 128;
+            proptest::prop_assert_eq!(Position::of_sequence(&junk).is_ok(), valid);
+        }
+    }
 }
