@@ -1,7 +1,7 @@
 //! The handler: one core for CloudWatch Logs subscription events delivered
 //! directly and for Kinesis events carrying the same payloads.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
@@ -384,6 +384,7 @@ impl Processor {
                         key,
                         aggregation: *aggregation,
                         cells: Vec::new(),
+                        index: HashMap::new(),
                         first_seq: seq.as_str(),
                     })
                     .add(key.cell(), position.clone(), *amount);
@@ -577,17 +578,20 @@ struct FencedItem<'a> {
     key: &'a UsageKey,
     aggregation: Aggregation,
     cells: Vec<(Cell, Contributions)>,
+    /// Where each cell is in `cells` (no linear search).
+    index: HashMap<Cell, usize>,
     /// The earliest record that adds to the item (reported if it fails).
     first_seq: &'a str,
 }
 
 impl FencedItem<'_> {
     fn add(&mut self, cell: Cell, at: Position, amount: u64) {
-        match self.cells.iter_mut().find(|(c, _)| *c == cell) {
-            Some((_, contributions)) => contributions.add(at, amount),
+        match self.index.get(&cell) {
+            Some(&i) => self.cells[i].1.add(at, amount),
             None => {
                 let mut contributions = Contributions::new();
                 contributions.add(at, amount);
+                self.index.insert(cell.clone(), self.cells.len());
                 self.cells.push((cell, contributions));
             }
         }

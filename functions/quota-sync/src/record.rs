@@ -87,6 +87,8 @@ pub enum Skip {
     NoSequenceNumber,
     /// The new image is not a Usage item.
     NotUsage(String),
+    /// An item with Usage keys whose counters cannot be read.
+    Unreadable(String),
     /// No counter of the item changed (its old image shows the same values).
     Unchanged,
 }
@@ -101,6 +103,7 @@ impl fmt::Display for Skip {
             Skip::NoNewImage => f.write_str("no NewImage"),
             Skip::NoSequenceNumber => f.write_str("no SequenceNumber"),
             Skip::NotUsage(why) => write!(f, "not a Usage item: {why}"),
+            Skip::Unreadable(why) => write!(f, "an unreadable Usage item: {why}"),
             Skip::Unchanged => f.write_str("no counter changed"),
         }
     }
@@ -161,7 +164,20 @@ pub fn decode(
             _ => {}
         }
     }
-    let counters = UsageItem::parse_all(&item).map_err(|e| Skip::NotUsage(e.to_string()))?;
+    let counters = UsageItem::parse_all(&item).map_err(|e| {
+        // An item with Usage keys whose counters do not read is an error
+        // (logged as such), not another table's item.
+        let keys = |name| match item.get(name) {
+            Some(AttributeValue::S(v)) => Some(v.as_str()),
+            _ => None,
+        };
+        match (keys("pk"), keys("sk")) {
+            (Some(pk), Some(sk)) if tollgate_core::ItemKeys::parse(pk, sk).is_ok() => {
+                Skip::Unreadable(e.to_string())
+            }
+            _ => Skip::NotUsage(e.to_string()),
+        }
+    })?;
     let is_shared = |image: &serde_dynamo::Item| {
         matches!(
             image.get(tollgate_store::usage::SHARED),
@@ -402,13 +418,14 @@ mod tests {
             decode(&month_record(Some(same), false), 0, "usage"),
             Err(Skip::Unchanged)
         );
-        // A day cell that is no day of the month, or not a number: not a Usage item.
+        // A day cell that is no day of the month, or not a number: an
+        // unreadable Usage item (logged as an error), not another item.
         let mut bad = month_record(None, false);
         bad["dynamodb"]["NewImage"]["d31"] = json!({"N": "1"});
-        assert!(matches!(decode(&bad, 0, "usage"), Err(Skip::NotUsage(_))));
+        assert!(matches!(decode(&bad, 0, "usage"), Err(Skip::Unreadable(_))));
         let mut bad = month_record(None, false);
         bad["dynamodb"]["NewImage"]["d21"] = json!({"N": "-1"});
-        assert!(matches!(decode(&bad, 0, "usage"), Err(Skip::NotUsage(_))));
+        assert!(matches!(decode(&bad, 0, "usage"), Err(Skip::Unreadable(_))));
     }
 
     #[test]

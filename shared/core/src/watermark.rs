@@ -84,8 +84,20 @@ impl Contributions {
         Self::default()
     }
 
-    /// Adds a record's amount (amounts of one record add up).
+    /// Adds a record's amount (amounts of one record add up). A batch's
+    /// records come in shard order, so a record is the last one added or a
+    /// new one: constant time then (a linear search only out of order).
     pub fn add(&mut self, at: Position, amount: u64) {
+        if let Some((last, a)) = self.parts.last_mut() {
+            if *last == at {
+                *a = a.saturating_add(amount);
+                return;
+            }
+            if *last < at {
+                self.parts.push((at, amount));
+                return;
+            }
+        }
         match self.parts.iter_mut().find(|(p, _)| *p == at) {
             Some((_, a)) => *a = a.saturating_add(amount),
             None => self.parts.push((at, amount)),

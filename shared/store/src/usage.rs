@@ -112,7 +112,7 @@ impl UsageItem {
             value
                 .as_n()
                 .ok()
-                .and_then(|v| v.parse::<u64>().ok())
+                .and_then(|v| counter_value(v))
                 .ok_or_else(|| malformed(&format!("{name} is not a counter")))
         };
         let mut counters = Vec::new();
@@ -155,6 +155,18 @@ impl UsageItem {
         }
         Ok(counters)
     }
+}
+
+/// A stored counter's value: a whole, non-negative number; one past
+/// `u64::MAX` (DynamoDB holds up to 38 digits) reads as `u64::MAX`, so an
+/// overflowing counter still reads, at its ceiling, instead of becoming
+/// unreadable.
+fn counter_value(text: &str) -> Option<u64> {
+    if let Ok(v) = text.parse::<u64>() {
+        return Some(v);
+    }
+    let digits = text.trim_start_matches('+');
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(u64::MAX)
 }
 
 /// A counter's value per region from the cells of `items` (as
@@ -1074,8 +1086,18 @@ mod tests {
         let mut bad = item.clone();
         bad.insert("d31".into(), n(1u64));
         assert!(UsageItem::parse_all(&bad).is_err());
-        let mut bad = item;
+        let mut bad = item.clone();
         bad.insert("d03".into(), s("three"));
         assert!(UsageItem::parse_all(&bad).is_err());
+        for (stored, read) in [
+            ("-1", None),
+            ("1.5", None),
+            ("18446744073709551616", Some(u64::MAX)),
+        ] {
+            let mut big = item.clone();
+            big.insert("n".into(), AttributeValue::N(stored.into()));
+            let got = UsageItem::parse_all(&big).ok().map(|c| c[0].value);
+            assert_eq!(got, read, "{stored}");
+        }
     }
 }
