@@ -120,7 +120,7 @@ def floor(endpoint, table, n):
     return [first, duplicates]
 
 
-def one_run(client, endpoint, env, n, process_factory):
+def one_run(client, endpoint, env, n, process_factory, binary):
     """One comparison on a fresh table: Powertools, tollgate, the floor.
     Returns {"py": [...], "rs": [...], "bare": [...]} with wall seconds per
     phase and {"py_cpu": [...], "rs_cpu": [...]} with CPU seconds per phase
@@ -154,9 +154,6 @@ def one_run(client, endpoint, env, n, process_factory):
             py_cpu.append(cpu_after[0] - cpu_before[0])
             py_split.append((cpu_after[1] - cpu_before[1], cpu_after[2] - cpu_before[2]))
 
-        # The bench profile builds into target/release.
-        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-        binary = os.path.join(target, "release", "examples", "calls")
         rust_out = subprocess.check_output([binary, table, str(n)], cwd=ROOT, env=env, text=True)
         rust = json.loads(rust_out.strip().splitlines()[-1])
         return {
@@ -215,6 +212,7 @@ def main():
     parser.add_argument("n", nargs="?", type=int, default=500, help="calls per phase")
     parser.add_argument("--no-build", action="store_true", help="reuse the built example")
     parser.add_argument("--runs", type=int, default=1, help="comparisons on one DynamoDB Local")
+    parser.add_argument("--binary", help="the built calls example to run (default: the bench profile's)")
     opts = parser.parse_args()
 
     # Outside Lambda there is no context to register; Powertools warns per call.
@@ -242,7 +240,10 @@ def main():
     os.environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", "bench")
 
     # Build the Rust side first, so that compiling is not timed.
-    if not opts.no_build:
+    # The bench profile builds into target/release.
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    binary = opts.binary or os.path.join(target, "release", "examples", "calls")
+    if not opts.no_build and not opts.binary:
         cargo = ["cargo", "build", "-q", "--profile", "bench", "-p", "tollgate-idempotency", "--example", "calls"]
         subprocess.check_call(cargo, cwd=ROOT, env=env)
 
@@ -262,11 +263,12 @@ def main():
     import importlib.metadata as metadata
     for package in ("aws-lambda-powertools", "boto3", "botocore"):
         versions[package] = metadata.version(package)
+    print(f"tollgate: {binary}")
     print(f"N = {n} sequential calls each, DynamoDB Local at {endpoint}; Python {sys.version.split()[0]}, "
           + ", ".join(f"{k} {v}" for k, v in versions.items()))
     results = []
     for k in range(opts.runs):
-        r = one_run(client, endpoint, env, n, process_factory)
+        r = one_run(client, endpoint, env, n, process_factory, binary)
         results.append(r)
         if opts.runs > 1:
             print(f"run {k + 1} of {opts.runs}")

@@ -34,8 +34,6 @@
 //!     .await?;
 //! # let _ = receipt; Ok(()) }
 //! ```
-
-#![warn(missing_docs)]
 //!
 //! # Modules
 //!
