@@ -7,8 +7,11 @@ use std::time::Duration;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
+use crate::backoff::jitter;
+use crate::error::IdempotencyError;
+use crate::layer::Idempotency;
 use crate::record::{self, Record, Status};
-use crate::{jitter, n, token, Idempotency, IdempotencyError, COND_MARKER};
+use crate::request::{n, token, COND_MARKER};
 
 /// The most actions in one `TransactWriteItems`.
 pub const MAX_TRANSACTION_ACTIONS: usize = 100;

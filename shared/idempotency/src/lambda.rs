@@ -1,66 +1,16 @@
-//! The Lambda side: deadlines and a wrapper for `lambda_runtime` handlers.
+//! The Lambda side: a wrapper for `lambda_runtime` handlers.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use lambda_runtime::{Context, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{Idempotency, IdempotencyError};
-
-/// When the invocation will be killed: epoch milliseconds, or unknown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Deadline(Option<u64>);
-
-impl Deadline {
-    /// No known deadline: the lease lasts
-    /// [`in_progress_without_deadline`](crate::IdempotencyConfig::in_progress_without_deadline).
-    pub fn none() -> Self {
-        Deadline(None)
-    }
-
-    /// A deadline in epoch milliseconds (0 means none).
-    pub fn at_ms(epoch_ms: u64) -> Self {
-        Deadline((epoch_ms > 0).then_some(epoch_ms))
-    }
-
-    /// The deadline in epoch milliseconds, if known.
-    pub fn epoch_ms(self) -> Option<u64> {
-        self.0
-    }
-}
-
-impl From<u64> for Deadline {
-    /// `Context::deadline` as the field holds it: epoch milliseconds.
-    fn from(ms: u64) -> Self {
-        Deadline::at_ms(ms)
-    }
-}
-
-impl From<Option<u64>> for Deadline {
-    fn from(ms: Option<u64>) -> Self {
-        ms.map_or(Deadline::none(), Deadline::at_ms)
-    }
-}
-
-impl From<SystemTime> for Deadline {
-    /// `Context::deadline()` as the method returns it.
-    fn from(t: SystemTime) -> Self {
-        let ms = t
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        Deadline::at_ms(ms)
-    }
-}
-
-impl From<&Context> for Deadline {
-    fn from(ctx: &Context) -> Self {
-        Deadline::at_ms(ctx.deadline)
-    }
-}
+use crate::deadline::Deadline;
+use crate::error::{IdempotencyError, Never};
+use crate::layer::Idempotency;
 
 /// The future that [`Idempotency::handler`] returns.
 pub type HandlerFuture<R> = Pin<Box<dyn Future<Output = Result<R, lambda_runtime::Error>> + Send>>;
@@ -112,12 +62,12 @@ impl Idempotency {
                 let result = match key {
                     Some(key) => idem.run_with_key(&key, deadline, move || f(event)).await,
                     None => {
-                        idem.missing_key::<crate::Never>()
+                        idem.missing_key::<Never>()
                             .map_err(|e| Box::new(e) as lambda_runtime::Error)?;
                         f(event).await.map_err(IdempotencyError::Handler)
                     }
                 };
-                result.map_err(|e| match e.cast::<crate::Never>() {
+                result.map_err(|e| match e.cast::<Never>() {
                     Ok(own) => Box::new(own) as lambda_runtime::Error,
                     Err(handler) => handler.into(),
                 })
