@@ -371,8 +371,14 @@ fn every_function_meters_ipv6_by_one_prefix() {
     );
     let param = &t["Parameters"]["AnonymousIpv6Prefix"];
     assert_eq!(param["Default"].as_u64(), Some(64));
-    assert_eq!(param["MinValue"].as_u64(), Some(u64::from(tollgate_core::Ipv6Prefix::MIN)));
-    assert_eq!(param["MaxValue"].as_u64(), Some(u64::from(tollgate_core::Ipv6Prefix::MAX)));
+    assert_eq!(
+        param["MinValue"].as_u64(),
+        Some(u64::from(tollgate_core::Ipv6Prefix::MIN))
+    );
+    assert_eq!(
+        param["MaxValue"].as_u64(),
+        Some(u64::from(tollgate_core::Ipv6Prefix::MAX))
+    );
 }
 
 /// quota-sync's pending copies converge without traffic: a schedule sends

@@ -25,37 +25,6 @@ pub mod line;
 pub mod payload;
 pub mod reject;
 
-/// The workload generator for the unit tests; it lives in the test kit
-/// (`tollgate_testkit::{cloudwatch, traffic}`), with the traffic logged in
-/// [`ACCESS_LOG_FORMAT`].
-#[cfg(test)]
-mod sample {
-    pub use tollgate_tests::cloudwatch::*;
-
-    /// [`tollgate_tests::traffic::Traffic`] in [`crate::ACCESS_LOG_FORMAT`].
-    pub struct Traffic;
-
-    impl Traffic {
-        /// `keys` keys with Zipf exponent `s`, `ips` anonymous IPs taking `share` of requests.
-        pub fn new(
-            keys: usize,
-            s: f64,
-            ips: usize,
-            share: f64,
-            seed: u64,
-        ) -> tollgate_tests::traffic::Traffic {
-            tollgate_tests::traffic::Traffic::new(
-                crate::ACCESS_LOG_FORMAT,
-                keys,
-                s,
-                ips,
-                share,
-                seed,
-            )
-        }
-    }
-}
-
 /// The payload module under its former name (`decode`), for callers of
 /// `log_processor::decode::*`.
 pub use payload as decode;
@@ -110,4 +79,36 @@ pub fn decode_and_count(data: &[u8], limit: usize) -> Result<batch::Tally, decod
         .iter()
         .all(|c| c.increments.len() <= batch::CHUNK_INCREMENTS));
     Ok(aggregate.tally)
+}
+
+/// The workload generator for the unit tests; it lives in the test kit
+/// (`tollgate_testkit::{cloudwatch, traffic}`), with the traffic logged in
+/// [`ACCESS_LOG_FORMAT`].
+#[cfg(test)]
+mod sample {
+    pub use tollgate_tests::cloudwatch::*;
+
+    /// [`tollgate_tests::traffic::Traffic`] in [`crate::ACCESS_LOG_FORMAT`].
+    pub struct Traffic;
+
+    impl Traffic {
+        /// `keys` keys with Zipf exponent `s`, `ips` anonymous IPs taking `share` of requests.
+        #[allow(clippy::new_ret_no_self)] // a stand-in for the test kit's type
+        pub fn new(
+            keys: usize,
+            s: f64,
+            ips: usize,
+            share: f64,
+            seed: u64,
+        ) -> tollgate_tests::traffic::Traffic {
+            tollgate_tests::traffic::Traffic::new(
+                crate::ACCESS_LOG_FORMAT,
+                keys,
+                s,
+                ips,
+                share,
+                seed,
+            )
+        }
+    }
 }
