@@ -477,16 +477,8 @@ impl KeysStore {
             .expression_attribute_names("#b", format!("{BLOCK_PREFIX}{meter}#{period}"))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
-        }
+        // No block item: nothing to remove.
+        crate::conditional(result, "UpdateItem").map(|_| ())
     }
 
     /// Removes every block of `identity` (for example after a plan upgrade).

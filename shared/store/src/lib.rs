@@ -61,3 +61,28 @@ impl StoreError {
         StoreError::Dynamo { operation, message }
     }
 }
+
+/// The result of a conditional write: `Ok(true)` if it was written,
+/// `Ok(false)` if its condition did not hold, an error otherwise.
+pub(crate) fn conditional<T, E>(
+    result: Result<
+        T,
+        aws_sdk_dynamodb::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+    >,
+    operation: &'static str,
+) -> Result<bool, StoreError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error().and_then(ProvideErrorMetadata::code)
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(StoreError::dynamo(operation, e)),
+    }
+}

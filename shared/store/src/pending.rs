@@ -20,7 +20,7 @@ use tollgate_core::{Aggregation, CounterKey, Identity, MeterName, Period, Region
 
 use crate::attr::{get_i64, get_s, get_u64, n, s, Item};
 use crate::usage::UsageItem;
-use crate::StoreError;
+use crate::{conditional, StoreError};
 
 /// How long after its period's end a pending copy is kept (35 days).
 const KEEP_AFTER_PERIOD_MS: i64 = 35 * 86_400_000;
@@ -69,16 +69,8 @@ impl PendingCopies {
             .expression_attribute_values(":v", n(item.value))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(StoreError::dynamo("PutItem", e)),
-        }
+        // A copy of at least this value is kept already.
+        conditional(result, "PutItem").map(|_| ())
     }
 
     /// Up to `limit` of `peer`'s pending copies (one consistent Query page).
@@ -110,16 +102,8 @@ impl PendingCopies {
             .expression_attribute_values(":v", n(item.value))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(StoreError::dynamo("DeleteItem", e)),
-        }
+        // A higher value was kept meanwhile: it stays.
+        conditional(result, "DeleteItem").map(|_| ())
     }
 }
 

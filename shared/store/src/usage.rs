@@ -9,14 +9,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
-use aws_smithy_runtime_api::http::Response as HttpResponse;
+
+use crate::conditional;
 use tollgate_core::bucket::{
     member_bytes, OpenPart, MAX_ADDS_PER_WRITE, PART_MEMBER_BYTES, RESERVED_ATTRIBUTE,
 };
@@ -416,26 +416,6 @@ pub enum Fenced {
     Refused { watermark: Option<Position> },
 }
 
-/// A conditional write's outcome: `true` if written, `false` if its
-/// condition refused it; any other failure is an error.
-fn conditional<T, E>(
-    result: Result<T, SdkError<E, HttpResponse>>,
-    operation: &'static str,
-) -> Result<bool, StoreError>
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    match result {
-        Ok(_) => Ok(true),
-        Err(e)
-            if e.as_service_error().and_then(ProvideErrorMetadata::code)
-                == Some("ConditionalCheckFailedException") =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(StoreError::dynamo(operation, e)),
-    }
-}
 
 /// Adapter for the Usage table of one region.
 #[derive(Debug, Clone)]
