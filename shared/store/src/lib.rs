@@ -65,10 +65,7 @@ impl StoreError {
 /// The result of a conditional write: `Ok(true)` if it was written,
 /// `Ok(false)` if its condition did not hold, an error otherwise.
 pub(crate) fn conditional<T, E>(
-    result: Result<
-        T,
-        aws_sdk_dynamodb::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
-    >,
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E, aws_smithy_runtime_api::http::Response>>,
     operation: &'static str,
 ) -> Result<bool, StoreError>
 where

@@ -416,7 +416,6 @@ pub enum Fenced {
     Refused { watermark: Option<Position> },
 }
 
-
 /// Adapter for the Usage table of one region.
 #[derive(Debug, Clone)]
 pub struct UsageStore {

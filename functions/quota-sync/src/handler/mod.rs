@@ -9,13 +9,11 @@ use std::time::Duration;
 
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::stream::{self, StreamExt};
-use serde::Serialize;
 use tollgate_core::clock::{Clock, SystemClock};
 use tollgate_core::{
     Aggregation, Block, CounterKey, Identity, MeterName, Period, Plan, Region, Replication,
     UnixMillis,
 };
-use tollgate_store::usage::UsageItem;
 use tollgate_store::{KeysStore, PendingCopies, StoreError, UsageStore};
 use tracing::{debug, info, warn};
 
@@ -24,16 +22,15 @@ use crate::evaluate::{block_for, global_value, hard_limit};
 use crate::plans::PlanCache;
 use crate::record::{collapse, decode, Collapsed, SequenceNumber, Skip};
 
+mod pending;
+mod stats;
+use pending::Retry;
+pub use stats::Stats;
+
 /// How many writes (or evaluations) run at once per peer (or for evaluation).
 const CONCURRENCY: usize = 16;
 /// At most this many written blocks are remembered; beyond it the memo starts afresh.
 const MAX_REMEMBERED: usize = 10_000;
-/// A peer's pending copies are retried at most this many at a time.
-const PENDING_PAGE: i32 = 100;
-/// After a failed retry, a peer's pending copies wait this long (doubling
-/// up to [`MAX_PENDING_BACKOFF_MS`]) before an invocation tries them again.
-const PENDING_BACKOFF_MS: i64 = 15_000;
-const MAX_PENDING_BACKOFF_MS: i64 = 300_000;
 /// The event that retries every peer's pending copies now (the template's
 /// schedule sends it): `{"tollgate": "retry-pending"}`.
 pub const RETRY_PENDING: &str = "retry-pending";
@@ -53,54 +50,6 @@ pub struct Peer {
 pub enum HandlerError {
     #[error("not a DynamoDB stream event: {0}")]
     NotAStreamEvent(&'static str),
-}
-
-/// What one invocation did, for logs and tests.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Stats {
-    /// Records in the event.
-    pub records: usize,
-    /// Records skipped (other tables or shapes, REMOVEs).
-    pub skipped: usize,
-    /// Distinct region counters after collapsing repeated updates (a month
-    /// item's update of its month and one day is two).
-    pub items: usize,
-    /// Of those, this region's own counters (the ones copied to peers).
-    pub own_items: usize,
-    /// Replica writes sent (own items × peers, minus those not tried).
-    pub replica_writes: usize,
-    /// Replica writes that raised (or created) a peer's copy.
-    pub replicas_raised: usize,
-    /// Replica writes that changed nothing (the peer had the value already).
-    pub replicas_unchanged: usize,
-    /// Replica writes that failed, or were not tried after their peer failed.
-    pub replica_failures: usize,
-    /// Own items not copied: no region needs them yet (replication `hot`:
-    /// under a limit's threshold and not shared).
-    pub own_cold: usize,
-    /// Own items marked shared because a peer's first copy arrived.
-    pub marked_shared: usize,
-    /// Distinct counters (meter, identity, period) changed by the batch.
-    pub counters: usize,
-    /// Counters under a hard limit of their identity's plan.
-    pub limited_counters: usize,
-    /// Queries that read an item's region items (one per item changed,
-    /// for all its counters under a limit).
-    pub queries: usize,
-    /// Block items written.
-    pub blocks_written: usize,
-    /// Counters known blocked already (written by this container): no Query, no write.
-    pub blocks_remembered: usize,
-    /// Counters whose evaluation failed.
-    pub evaluation_failures: usize,
-    /// Sequence numbers reported in `batchItemFailures`.
-    pub failed_records: usize,
-    /// Failed copies kept as pending copies for their peer (they no longer
-    /// fail their records: a peer that is down never holds the stream).
-    pub pending_kept: usize,
-    /// Pending copies of earlier batches retried, and of those delivered.
-    pub pending_retried: usize,
-    pub pending_delivered: usize,
 }
 
 /// The result of one invocation.
@@ -137,22 +86,6 @@ enum Evaluation {
 }
 
 type BlockKey = (Identity, MeterName, Period);
-
-/// When a peer's pending copies are next tried, and the last back-off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Retry {
-    next: UnixMillis,
-    backoff: i64,
-}
-
-impl Retry {
-    /// The last retry left nothing pending: only a new failure (or the
-    /// scheduled retry event) makes the peer due again.
-    const NOTHING_PENDING: Retry = Retry {
-        next: i64::MAX,
-        backoff: 0,
-    };
-}
 
 /// quota-sync for one region: holds the clients and caches of a container.
 #[derive(Debug)]
@@ -385,106 +318,6 @@ impl QuotaSync {
             stats,
             blocks,
         })
-    }
-
-    /// Keeps the copies `missed` (indexes into `own`) for `peer`, and has
-    /// its pending copies tried again after the back-off.
-    async fn keep_pending(
-        &self,
-        peer: &Region,
-        own: &[&Collapsed],
-        missed: &[usize],
-    ) -> Vec<(usize, Result<(), StoreError>)> {
-        if missed.is_empty() {
-            return Vec::new();
-        }
-        self.schedule_retry(peer);
-        let keeps: Vec<_> = missed
-            .iter()
-            .map(|&i| async move { (i, self.pending.keep(peer, &own[i].item).await) })
-            .collect();
-        stream::iter(keeps).buffered(CONCURRENCY).collect().await
-    }
-
-    /// Retries the pending copies of every peer that is due (all of them
-    /// when `now`), a page per peer.
-    async fn retry_pending(&self, now: bool, stats: &mut Stats) {
-        let at = self.clock.now_millis();
-        let due: Vec<&Peer> = {
-            let retry_at = self.retry_at();
-            self.peers
-                .iter()
-                .filter(|p| now || retry_at.get(&p.region).is_none_or(|r| r.next <= at))
-                .collect()
-        };
-        if due.is_empty() {
-            return;
-        }
-        let results = futures::future::join_all(due.iter().map(|peer| self.retry_peer(peer))).await;
-        let mut retry_at = self.retry_at();
-        for (peer, (retried, delivered, outcome)) in due.into_iter().zip(results) {
-            stats.pending_retried += retried;
-            stats.pending_delivered += delivered;
-            let last = retry_at.get(&peer.region).map_or(0, |r| r.backoff);
-            let next = match outcome {
-                Ok(true) => Retry {
-                    next: at,
-                    backoff: 0,
-                },
-                Ok(false) => Retry::NOTHING_PENDING,
-                Err(e) => {
-                    debug!(peer = %peer.region, error = %e, "pending copies still fail");
-                    let backoff = (last * 2).clamp(PENDING_BACKOFF_MS, MAX_PENDING_BACKOFF_MS);
-                    Retry {
-                        next: at + backoff,
-                        backoff,
-                    }
-                }
-            };
-            retry_at.insert(peer.region.clone(), next);
-        }
-    }
-
-    /// One page of `peer`'s pending copies: how many were tried and
-    /// delivered, and whether more remain (or the error that stopped it).
-    async fn retry_peer(&self, peer: &Peer) -> (usize, usize, Result<bool, StoreError>) {
-        let page = match self.pending.list(&peer.region, PENDING_PAGE).await {
-            Ok(page) => page,
-            Err(e) => return (0, 0, Err(e)),
-        };
-        let full = page.len() == usize::try_from(PENDING_PAGE).unwrap_or(usize::MAX);
-        let mut delivered = 0;
-        for item in &page {
-            if let Err(e) = self.deliver(peer, item).await {
-                return (delivered + 1, delivered, Err(e));
-            }
-            delivered += 1;
-        }
-        (page.len(), delivered, Ok(full))
-    }
-
-    /// Copies a pending copy to its peer, then forgets it.
-    async fn deliver(&self, peer: &Peer, item: &UsageItem) -> Result<(), StoreError> {
-        peer.usage.put_replica(item).await?;
-        self.pending.done(&peer.region, item).await
-    }
-
-    /// After a copy to `peer` was kept as pending: have it retried after
-    /// the base back-off, unless a retry is scheduled already.
-    fn schedule_retry(&self, peer: &Region) {
-        let next = Retry {
-            next: self.clock.now_millis() + PENDING_BACKOFF_MS,
-            backoff: PENDING_BACKOFF_MS,
-        };
-        let mut retry_at = self.retry_at();
-        let entry = retry_at.entry(peer.clone()).or_insert(next);
-        if *entry == Retry::NOTHING_PENDING {
-            *entry = next;
-        }
-    }
-
-    fn retry_at(&self) -> MutexGuard<'_, HashMap<Region, Retry>> {
-        self.retry_at.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Splits this region's changed items into those to copy now and the
