@@ -127,12 +127,12 @@ async fn the_binary_handles_sample_events_and_skips_foreign_records() {
             "{peer}"
         );
     }
-    // The sample's anonymous IP counts in its bucket's day item (`requests#anon:9`).
+    // The sample's anonymous IP counts in its bucket's day item (`requests#anon:467`, under the default bucket secret).
     let ip_day = tollgate_core::CounterKey {
         identity: "ip:203.0.113.7".parse().unwrap(),
         ..day.clone()
     };
-    assert_eq!(ip_day.pk(), "requests#anon:9");
+    assert_eq!(ip_day.pk(), "requests#anon:467");
     for peer in ["local-b", "local-c"] {
         assert_eq!(
             values_in(&h, peer, &ip_day).await.get("local-a"),
