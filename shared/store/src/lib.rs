@@ -3,13 +3,21 @@
 //! that honours `AWS_ENDPOINT_URL_DYNAMODB` ([`client`]), the items of the
 //! Keys and Usage tables ([`keys`], [`usage`]), and a request counter for
 //! tests and benchmarks ([`metrics`]).
+//!
+//! Handlers see the store through [`ports`], narrow traits per role in
+//! domain types; [`KeysStore`] is their DynamoDB adapter, and with the
+//! feature `memory` [`memory::MemoryKeys`] is an in-memory one for handler
+//! tests (enable it in `[dev-dependencies]` only).
 
 pub mod attr;
 pub mod client;
 pub mod keys;
+#[cfg(feature = "memory")]
+pub mod memory;
 pub mod metrics;
 pub mod parts;
 pub mod pending;
+pub mod ports;
 pub mod tables;
 pub mod usage;
 
@@ -18,6 +26,7 @@ pub use keys::KeysStore;
 pub use metrics::RequestCounter;
 pub use parts::{install_bucket_secret_from_env, PartPlacer};
 pub use pending::PendingCopies;
+pub use ports::{KeyLookup, PlanSource};
 pub use tables::{
     IndexSpec, TableNames, TableSpec, IDEMPOTENCY, KEYS, TABLES, USAGE, USAGE_TOP_INDEX,
 };
