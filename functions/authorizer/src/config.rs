@@ -1,10 +1,13 @@
 //! The authorizer's settings, read once at start-up from `TOLLGATE_*`
-//! environment variables. A value that does not parse stops the function
-//! at init (a deployment error should not silently change behaviour).
+//! environment variables through the one reader, [`tollgate_lambda::Env`].
+//! A value that does not parse stops the function at init with an error
+//! naming the variable (a deployment error should not silently change
+//! behaviour).
 
 use std::time::Duration;
 
 use tollgate_core::{FailurePolicy, Ipv6Prefix};
+use tollgate_lambda::Env;
 
 /// Everything the authorizer can be told.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,114 +74,95 @@ impl Default for Config {
     }
 }
 
-/// A setting that could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {name}={value:?}: {expected}")]
-pub struct ConfigError {
-    pub name: &'static str,
-    pub value: String,
-    pub expected: &'static str,
-}
+/// A setting that could not be read: the variable is named.
+pub type ConfigError = tollgate_lambda::EnvError;
 
 impl Config {
     /// Reads the settings from the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| std::env::var(name).ok())
+        Config::read(&Env::process())
     }
 
-    /// Reads the settings through `get` (the environment, or a map in tests).
-    /// Unset and empty variables take their defaults.
+    /// Reads the settings through `get` (a map in tests and the local harness).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let d = Config::default();
-        let err = |name: &'static str, value: &str, expected: &'static str| ConfigError {
-            name,
-            value: value.to_owned(),
-            expected,
-        };
-        let seconds = |name: &'static str, default: Duration| -> Result<Duration, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse::<u64>()
-                    .map(Duration::from_secs)
-                    .map_err(|_| err(name, &v, "a whole number of seconds")),
-            }
-        };
-        let boolean = |name: &'static str| -> Result<bool, ConfigError> {
-            match get(name).map(|v| v.to_ascii_lowercase()) {
-                None => Ok(false),
-                Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => Ok(true),
-                Some(v) if matches!(v.as_str(), "false" | "0" | "no") => Ok(false),
-                Some(v) => Err(err(name, &v, "true or false")),
-            }
-        };
-        let count = |name: &'static str, default: usize| -> Result<usize, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse::<usize>()
-                    .map_err(|_| err(name, &v, "a whole number")),
-            }
-        };
+        Config::read(&Env::from_lookup(get))
+    }
 
-        let api_key_header = match get("TOLLGATE_API_KEY_HEADER") {
+    /// Reads the settings from `env`, in its one grammar: unset and empty
+    /// variables take their defaults.
+    pub fn read(env: &Env<'_>) -> Result<Config, ConfigError> {
+        let d = Config::default();
+        let api_key_header = match env.text("TOLLGATE_API_KEY_HEADER") {
             None => d.api_key_header,
             Some(h) if is_token(&h) => h.to_ascii_lowercase(),
-            Some(h) => return Err(err("TOLLGATE_API_KEY_HEADER", &h, "an HTTP header name")),
+            Some(h) => {
+                return Err(ConfigError::invalid(
+                    "TOLLGATE_API_KEY_HEADER",
+                    &h,
+                    "an HTTP header name",
+                ))
+            }
         };
-        let api_key_query = get("TOLLGATE_API_KEY_QUERY");
-        let cache_ttl = seconds("TOLLGATE_CACHE_SECONDS", d.cache_ttl)?;
-        let negative_cache_ttl =
-            seconds("TOLLGATE_NEGATIVE_CACHE_SECONDS", d.negative_cache_ttl)?.min(cache_ttl);
-        let cache_max_entries = count("TOLLGATE_CACHE_MAX_ENTRIES", d.cache_max_entries)?.max(1);
-        let plan_cache_ttl = seconds("TOLLGATE_PLAN_CACHE_SECONDS", d.plan_cache_ttl)?;
-        let anonymous_plan = get("TOLLGATE_ANONYMOUS_PLAN").unwrap_or(d.anonymous_plan);
-        let failure_policy = match get("TOLLGATE_FAILURE_POLICY").map(|v| v.to_ascii_lowercase()) {
+        let cache_ttl = env.seconds("TOLLGATE_CACHE_SECONDS", d.cache_ttl, 0..=u64::MAX)?;
+        let negative_cache_ttl = env
+            .seconds(
+                "TOLLGATE_NEGATIVE_CACHE_SECONDS",
+                d.negative_cache_ttl,
+                0..=u64::MAX,
+            )?
+            .min(cache_ttl);
+        let failure_policy = match env.text("TOLLGATE_FAILURE_POLICY") {
             None => d.failure_policy,
-            Some(v) if v == "closed" => FailurePolicy::Closed,
-            Some(v) if v == "open" => FailurePolicy::Open,
-            Some(v) => return Err(err("TOLLGATE_FAILURE_POLICY", &v, "closed or open")),
+            Some(v) if v.eq_ignore_ascii_case("closed") => FailurePolicy::Closed,
+            Some(v) if v.eq_ignore_ascii_case("open") => FailurePolicy::Open,
+            Some(v) => {
+                return Err(ConfigError::invalid(
+                    "TOLLGATE_FAILURE_POLICY",
+                    &v,
+                    "closed or open",
+                ))
+            }
         };
-        let store_timeout = match get("TOLLGATE_STORE_TIMEOUT_MS") {
-            None => d.store_timeout,
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|ms| *ms > 0)
-                .map(Duration::from_millis)
-                .ok_or_else(|| {
-                    err(
-                        "TOLLGATE_STORE_TIMEOUT_MS",
-                        &v,
-                        "a positive number of milliseconds",
-                    )
-                })?,
-        };
-        let anonymous_ipv6_prefix = match get(Ipv6Prefix::ENV) {
+        let anonymous_ipv6_prefix = match env.text(Ipv6Prefix::ENV) {
             None => d.anonymous_ipv6_prefix,
-            Some(v) => Ipv6Prefix::from_setting(Some(&v))
-                .map_err(|_| err(Ipv6Prefix::ENV, &v, "a prefix length from 32 to 128"))?,
+            Some(v) => Ipv6Prefix::from_setting(Some(&v)).map_err(|_| {
+                ConfigError::invalid(Ipv6Prefix::ENV, &v, "a prefix length from 32 to 128")
+            })?,
         };
         Ok(Config {
-            keys_table: get(tollgate_store::KEYS.env_var).unwrap_or(d.keys_table),
+            keys_table: env.table(&tollgate_store::KEYS),
             api_key_header,
-            api_key_query,
+            api_key_query: env.text("TOLLGATE_API_KEY_QUERY"),
             cache_ttl,
             negative_cache_ttl,
-            cache_max_entries,
-            plan_cache_ttl,
-            anonymous_plan,
-            anonymous_referer: boolean("TOLLGATE_ANONYMOUS_REFERER")?,
+            cache_max_entries: env
+                .number(
+                    "TOLLGATE_CACHE_MAX_ENTRIES",
+                    d.cache_max_entries,
+                    0..=usize::MAX,
+                )?
+                .max(1),
+            plan_cache_ttl: env.seconds(
+                "TOLLGATE_PLAN_CACHE_SECONDS",
+                d.plan_cache_ttl,
+                0..=u64::MAX,
+            )?,
+            anonymous_plan: env.text_or("TOLLGATE_ANONYMOUS_PLAN", &d.anonymous_plan),
+            anonymous_referer: env.flag("TOLLGATE_ANONYMOUS_REFERER", d.anonymous_referer)?,
             anonymous_ipv6_prefix,
-            trusted_proxy_hops: count("TOLLGATE_TRUSTED_PROXY_HOPS", d.trusted_proxy_hops)?,
+            trusted_proxy_hops: env.number(
+                "TOLLGATE_TRUSTED_PROXY_HOPS",
+                d.trusted_proxy_hops,
+                0..=usize::MAX,
+            )?,
             failure_policy,
-            usage_identifier_key: boolean("TOLLGATE_USAGE_IDENTIFIER_KEY")?,
-            store_timeout,
+            usage_identifier_key: env
+                .flag("TOLLGATE_USAGE_IDENTIFIER_KEY", d.usage_identifier_key)?,
+            store_timeout: env.millis(
+                "TOLLGATE_STORE_TIMEOUT_MS",
+                d.store_timeout,
+                1..=u64::MAX,
+            )?,
         })
     }
 }
@@ -267,7 +251,7 @@ mod tests {
             ("TOLLGATE_STORE_TIMEOUT_MS", "0"),
         ] {
             let e = from(&[(name, value)]).unwrap_err();
-            assert_eq!(e.name, name);
+            assert_eq!(e.var(), name);
             assert!(e.to_string().contains(name), "{e}");
         }
     }
