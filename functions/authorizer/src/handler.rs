@@ -1,6 +1,10 @@
 //! The authorizer: event bytes in, response JSON (or `Unauthorized`) out.
+//! It runs the request's steps in order (the event and its caller, the
+//! decision, the response) and makes the decision itself: caches, store
+//! ports, `tollgate_core`'s rules.
 //!
-//! Cost: a decision reads DynamoDB at most once (one `GetItem`, or one
+//! Cost: a decision makes at most one store read, and with DynamoDB
+//! (`tollgate_store::KeysStore`) that is one request (one `GetItem`, or one
 //! `BatchGetItem` for a key item, its block item and the source IP's block
 //! item, or an anonymous caller's IP and Referer block items), and not at
 //! all when the per-container cache holds a fresh entry. Plans are cached for
@@ -10,79 +14,21 @@
 //! filled). Nothing here writes.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use tollgate_core::decision::{anonymous_needs_blocks, failure_policy};
 use tollgate_core::{
     charge_source, decide, ApiKey, Decision, FailurePolicy, Identity, KeyDigest, Lookup, Plan,
     UnixMillis,
 };
-use tollgate_store::KeysStore;
+use tollgate_store::{KeyLookup, PlanSource, StoreError};
 
 use crate::cache::{Cached, Clock, Found, LookupCache};
 use crate::config::Config;
-use crate::event::{Caller, Event, EventError, EventKind};
-use crate::response::{render, Outcome, UNIDENTIFIED};
-
-/// The error API Gateway turns into 401: its message is exactly `Unauthorized`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unauthorized;
-
-impl fmt::Display for Unauthorized {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Unauthorized")
-    }
-}
-
-impl std::error::Error for Unauthorized {}
-
-impl From<Unauthorized> for lambda_runtime::Diagnostic {
-    fn from(_: Unauthorized) -> Self {
-        lambda_runtime::Diagnostic {
-            error_type: "Unauthorized".to_owned(),
-            error_message: "Unauthorized".to_owned(),
-        }
-    }
-}
-
-/// The event as the Lambda runtime hands it over: its raw JSON, or nothing
-/// if it was not JSON. Deserialising never fails, so a malformed event
-/// reaches the handler and is answered with `Unauthorized` (rather than the
-/// runtime's own deserialisation error, which API Gateway would turn into a
-/// 500), and its content is never echoed into an error message.
-pub struct Incoming(Option<Box<RawValue>>);
-
-impl fmt::Debug for Incoming {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never print the event: it may hold a key.
-        f.write_str(match self.0 {
-            Some(_) => "Incoming(<json>)",
-            None => "Incoming(<malformed>)",
-        })
-    }
-}
-
-impl<'de> Deserialize<'de> for Incoming {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Incoming(Box::<RawValue>::deserialize(d).ok()))
-    }
-}
-
-impl Authorizer {
-    /// Handles an event from the Lambda runtime (the entry point): the
-    /// response as raw JSON, rendered once.
-    pub async fn handle_incoming(&self, event: Incoming) -> Result<Box<RawValue>, Unauthorized> {
-        let Some(raw) = event.0 else {
-            tracing::info!("unauthorized: the event is not JSON");
-            return Err(Unauthorized);
-        };
-        self.handle_bytes(raw.get().as_bytes()).await
-    }
-}
+use crate::event::{Caller, Event, EventError, EventKind, Incoming};
+use crate::response::{respond, Outcome, Unauthorized, UNIDENTIFIED};
 
 /// The plans as last loaded.
 #[derive(Debug, Default)]
@@ -98,10 +44,18 @@ struct PlanCache {
 const PLAN_RETRY: Duration = Duration::from_secs(5);
 
 /// The authorizer with its per-container state. Build it once per container.
+///
+/// It takes its store as its ports, [`KeyLookup`] and [`PlanSource`]:
+/// `tollgate_store::KeysStore` (DynamoDB) in the function, the in-memory
+/// adapter in tests. Generic rather than `Arc<dyn ...>`: the ports return
+/// `impl Future`, which a trait object could only offer as a boxed future,
+/// an allocation and an indirect call on every read; monomorphised, a
+/// lookup costs what calling the DynamoDB adapter directly costs, and a
+/// cache hit never touches the store at all.
 #[derive(Debug)]
-pub struct Authorizer {
+pub struct Authorizer<S> {
     config: Config,
-    store: KeysStore,
+    store: S,
     clock: Arc<dyn Clock>,
     cache: Mutex<LookupCache>,
     plans: Mutex<PlanCache>,
@@ -111,9 +65,9 @@ fn millis(d: Duration) -> i64 {
     d.as_millis().min(i64::MAX as u128) as i64
 }
 
-impl Authorizer {
+impl<S: KeyLookup + PlanSource> Authorizer<S> {
     /// An authorizer over `store`, with empty caches.
-    pub fn new(config: Config, store: KeysStore, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(config: Config, store: S, clock: Arc<dyn Clock>) -> Self {
         Authorizer {
             cache: Mutex::new(LookupCache::new(config.cache_max_entries)),
             plans: Mutex::new(PlanCache::default()),
@@ -128,8 +82,13 @@ impl Authorizer {
         &self.config
     }
 
+    /// The store it reads.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
     /// Loads the plans now (at start-up, so the first request does not pay for it).
-    pub async fn load_plans(&self) -> Result<usize, tollgate_store::StoreError> {
+    pub async fn load_plans(&self) -> Result<usize, StoreError> {
         let now = self.clock.now_millis();
         let plans = self.store.list_plans().await?;
         let n = plans.len();
@@ -165,6 +124,15 @@ impl Authorizer {
         }
     }
 
+    /// Handles an event from the Lambda runtime (the entry point).
+    pub async fn handle_incoming(&self, event: Incoming) -> Result<Box<RawValue>, Unauthorized> {
+        let Some(json) = event.json() else {
+            tracing::info!("unauthorized: the event is not JSON");
+            return Err(Unauthorized);
+        };
+        self.handle_bytes(json.as_bytes()).await
+    }
+
     /// Handles one event given as JSON bytes: the response JSON, or
     /// `Unauthorized` for an event that is not a readable authorizer event
     /// and for a key that cannot be used (unknown, malformed, revoked,
@@ -174,8 +142,8 @@ impl Authorizer {
         self.handle_event(&event).await
     }
 
-    /// Handles one parsed event: who calls, the decision, the response,
-    /// rendered once.
+    /// Handles one parsed event, one way: who calls (`event`), the
+    /// decision (here), the response (`response`, rendered once).
     pub async fn handle_event(&self, event: &Event<'_>) -> Result<Box<RawValue>, Unauthorized> {
         if event.kind != EventKind::HttpV2 && event.resource.is_none() {
             return Err(unreadable(&EventError::MissingArn));
@@ -183,16 +151,12 @@ impl Authorizer {
         let caller = event.caller(&self.config);
         let outcome = self.authorize(caller).await;
         log_outcome(&outcome);
-        if matches!(&outcome.decision, Decision::Deny { reason, .. } if reason.is_unauthorized()) {
-            return Err(Unauthorized);
-        }
-        Ok(render(
-            event.kind,
-            event.resource.as_deref(),
+        respond(
+            event,
             &outcome,
             self.config.usage_identifier_key,
             self.clock.now_millis(),
-        ))
+        )
     }
 
     /// Decides about one caller.
@@ -321,10 +285,7 @@ impl Authorizer {
     }
 
     /// The block items of anonymous `identities`, from the cache or one read.
-    async fn anonymous_blocks(
-        &self,
-        identities: &[Identity],
-    ) -> Result<Arc<Found>, tollgate_store::StoreError> {
+    async fn anonymous_blocks(&self, identities: &[Identity]) -> Result<Arc<Found>, StoreError> {
         let cache_key = anonymous_cache_key(identities);
         if let Cached::Fresh(found) = self.cached(&cache_key) {
             return Ok(found);
@@ -522,268 +483,4 @@ fn log_outcome(o: &Outcome) {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-    use crate::cache::ManualClock;
-    use tollgate_core::decision::Subject;
-    use tollgate_core::{Block, KeyRecord, KeyStatus, Limit, MeterName, OveragePolicy, Window};
-
-    const NOW: UnixMillis = 1_795_000_000_000;
-    const ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/pets";
-
-    /// A store that cannot be reached: any read fails fast.
-    fn dead_store() -> KeysStore {
-        let conf = tollgate_store::client::local_config("http://127.0.0.1:9", "local-a")
-            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
-            .timeout_config(
-                aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
-                    .operation_timeout(Duration::from_millis(500))
-                    .build(),
-            )
-            .build();
-        KeysStore::new(aws_sdk_dynamodb::Client::from_conf(conf), "t")
-    }
-
-    fn plan(name: &str, overage: OveragePolicy) -> Plan {
-        Plan {
-            name: name.into(),
-            limits: vec![Limit {
-                meter: MeterName::requests(),
-                window: Window::Day,
-                limit: 100,
-            }],
-            overage,
-            failure: FailurePolicy::Closed,
-        }
-    }
-
-    fn key() -> ApiKey {
-        ApiKey::generate([3u8; 32])
-    }
-
-    fn record(k: &ApiKey) -> KeyRecord {
-        KeyRecord {
-            key_id: k.key_id(),
-            customer: "acme".into(),
-            plan: "pro".into(),
-            status: KeyStatus::Active,
-            expires_at: None,
-        }
-    }
-
-    fn authorizer(config: Config) -> (Authorizer, ManualClock) {
-        let clock = ManualClock::at(NOW);
-        let a = Authorizer::new(config, dead_store(), Arc::new(clock.clone()));
-        a.prime_plans(vec![
-            plan("pro", OveragePolicy::Hard),
-            plan("anonymous", OveragePolicy::Hard),
-        ]);
-        (a, clock)
-    }
-
-    fn rest_event(headers: &str) -> String {
-        format!(
-            r#"{{"type":"REQUEST","methodArn":"{ARN}","headers":{headers},"requestContext":{{"identity":{{"sourceIp":"192.0.2.1"}}}}}}"#
-        )
-    }
-
-    async fn respond(a: &Authorizer, event: &str) -> serde_json::Value {
-        serde_json::from_str(a.handle_bytes(event.as_bytes()).await.unwrap().get()).unwrap()
-    }
-
-    #[tokio::test]
-    async fn a_cached_key_is_allowed_without_the_store() {
-        let (a, _) = authorizer(Config::default());
-        let k = key();
-        a.prime_key(
-            &k,
-            Found {
-                record: Some(record(&k)),
-                blocks: vec![],
-            },
-        );
-        let v = respond(
-            &a,
-            &rest_event(&format!(r#"{{"x-api-key":"{}"}}"#, k.expose_secret())),
-        )
-        .await;
-        assert_eq!(v["policyDocument"]["Statement"][0]["Effect"], "Allow");
-        assert_eq!(v["principalId"], format!("key:{}", k.key_id()));
-        assert_eq!(v["context"]["customer"], "acme");
-        assert_eq!(v["context"]["plan"], "pro");
-    }
-
-    #[tokio::test]
-    async fn cached_blocks_deny_with_a_reset_time() {
-        let (a, _) = authorizer(Config::default());
-        let k = key();
-        let block = Block {
-            meter: MeterName::requests(),
-            period: Window::Day.period_of(NOW).unwrap(),
-            limit: 100,
-            used: 100,
-        };
-        a.prime_key(
-            &k,
-            Found {
-                record: Some(record(&k)),
-                blocks: vec![block.clone()],
-            },
-        );
-        let v = respond(
-            &a,
-            &rest_event(&format!(r#"{{"x-api-key":"{}"}}"#, k.expose_secret())),
-        )
-        .await;
-        assert_eq!(v["policyDocument"]["Statement"][0]["Effect"], "Deny");
-        assert_eq!(v["context"]["reason"], "quota_exceeded");
-        assert_eq!(v["context"]["reset_at"], block.period.end());
-    }
-
-    #[tokio::test]
-    async fn unreadable_events_are_unauthorized() {
-        let (a, _) = authorizer(Config::default());
-        for bad in [
-            "",
-            "{",
-            "{}",
-            r#"{"type":"TOKEN","authorizationToken":"x"}"#,
-            r#"{"type":"COGNITO_USER_POOLS"}"#,
-        ] {
-            let err = a.handle_bytes(bad.as_bytes()).await.unwrap_err();
-            assert_eq!(err.to_string(), "Unauthorized");
-            let d: lambda_runtime::Diagnostic = err.into();
-            assert_eq!(d.error_message, "Unauthorized");
-        }
-    }
-
-    #[tokio::test]
-    async fn malformed_keys_are_unauthorized_without_a_read() {
-        // The store is dead: a read would fail as store_unavailable.
-        let (a, _) = authorizer(Config::default());
-        let mut bad_sum = ApiKey::generate([5u8; 32]).expose_secret().to_owned();
-        bad_sum.pop();
-        bad_sum.push('x');
-        for bad in ["tg_live_nope".to_owned(), bad_sum] {
-            let ev = rest_event(&format!(r#"{{"x-api-key":"{bad}"}}"#));
-            assert_eq!(
-                a.handle_bytes(ev.as_bytes()).await.unwrap_err(),
-                Unauthorized
-            );
-            let out = a.authorize(Caller::MalformedKey).await;
-            assert_eq!(out.principal, UNIDENTIFIED);
-        }
-        assert_eq!(a.cached_entries(), 0);
-    }
-
-    #[tokio::test]
-    async fn store_failure_follows_the_policies() {
-        // Closed by default: deny, 503.
-        let (a, _) = authorizer(Config::default());
-        let k = key();
-        let ev = rest_event(&format!(r#"{{"x-api-key":"{}"}}"#, k.expose_secret()));
-        let v = respond(&a, &ev).await;
-        assert_eq!(v["context"]["reason"], "store_unavailable");
-        assert_eq!(v["context"]["status"], 503);
-        // Open: allow, marked degraded.
-        let (a, _) = authorizer(Config {
-            failure_policy: FailurePolicy::Open,
-            ..Config::default()
-        });
-        let v = respond(&a, &ev).await;
-        assert_eq!(v["policyDocument"]["Statement"][0]["Effect"], "Allow");
-        assert_eq!(v["context"]["degraded"], true);
-    }
-
-    #[tokio::test]
-    async fn a_stale_entry_picks_the_known_plans_failure_policy() {
-        let (a, clock) = authorizer(Config::default());
-        let mut open = plan("pro", OveragePolicy::Hard);
-        open.failure = FailurePolicy::Open;
-        a.prime_plans(vec![open]);
-        let k = key();
-        a.prime_key(
-            &k,
-            Found {
-                record: Some(record(&k)),
-                blocks: vec![],
-            },
-        );
-        clock.advance(Duration::from_secs(6));
-        let out = a
-            .authorize(Caller::Key {
-                key: k,
-                source: None,
-            })
-            .await;
-        assert_eq!(
-            out.decision,
-            Decision::Allow {
-                subject: Subject {
-                    identity: Some(Identity::Key(out.key_id.clone().unwrap())),
-                    ..Subject::default()
-                },
-                degraded: true
-            }
-        );
-    }
-
-    #[tokio::test]
-    async fn the_anonymous_plan_must_exist() {
-        let (a, _) = authorizer(Config {
-            anonymous_plan: "free".into(),
-            ..Config::default()
-        });
-        let v = respond(&a, &rest_event("{}")).await;
-        assert_eq!(v["context"]["reason"], "unknown_plan");
-        assert_eq!(v["context"]["plan"], "free");
-        assert_eq!(v["principalId"], "ip:192.0.2.1");
-    }
-
-    #[tokio::test]
-    async fn anonymous_store_failure_uses_the_anonymous_plans_policy() {
-        let (a, _) = authorizer(Config::default());
-        let mut anon = plan("anonymous", OveragePolicy::Hard);
-        anon.failure = FailurePolicy::Open;
-        a.prime_plans(vec![anon]);
-        let v = respond(&a, &rest_event("{}")).await;
-        assert_eq!(v["policyDocument"]["Statement"][0]["Effect"], "Allow");
-        assert_eq!(v["context"]["degraded"], true);
-    }
-
-    #[tokio::test]
-    async fn missing_plans_fall_back_to_the_configured_policy() {
-        let clock = ManualClock::at(NOW);
-        let a = Authorizer::new(
-            Config {
-                failure_policy: FailurePolicy::Open,
-                ..Config::default()
-            },
-            dead_store(),
-            Arc::new(clock.clone()),
-        );
-        let out = a
-            .authorize(Caller::Key {
-                key: key(),
-                source: None,
-            })
-            .await;
-        assert!(matches!(
-            out.decision,
-            Decision::Allow { degraded: true, .. }
-        ));
-        // Within the retry pause the store is not asked again (fast answer).
-        let t = std::time::Instant::now();
-        let out = a
-            .authorize(Caller::Anonymous {
-                ip: Identity::parse_anonymous_ip("192.0.2.1", tollgate_core::Ipv6Prefix::DEFAULT)
-                    .unwrap(),
-                referer: None,
-            })
-            .await;
-        assert!(out.decision.is_allowed());
-        assert!(t.elapsed() < Duration::from_millis(50));
-    }
-}
+mod tests;

@@ -1,13 +1,38 @@
-//! Responses: an IAM policy for REST TOKEN and REQUEST authorizers, the
-//! simple response for HTTP API payload 2.0. Both carry a context with the
-//! identity, customer and plan and, on denial, why and until when.
+//! Responses, the last step of a request: an [`Outcome`] becomes the error
+//! `Unauthorized` (an unusable key: API Gateway's 401), an IAM policy for
+//! REST TOKEN and REQUEST authorizers, or the simple response for HTTP API
+//! payload 2.0, rendered once. Both carry a context with the identity,
+//! customer and plan and, on denial, why and until when.
+
+use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tollgate_core::{Decision, DenyReason, RateLimitFields, UnixMillis};
 
-use crate::event::EventKind;
+use crate::event::{Event, EventKind};
+
+/// The error API Gateway turns into 401: its message is exactly `Unauthorized`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unauthorized;
+
+impl fmt::Display for Unauthorized {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Unauthorized")
+    }
+}
+
+impl std::error::Error for Unauthorized {}
+
+impl From<Unauthorized> for lambda_runtime::Diagnostic {
+    fn from(_: Unauthorized) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: "Unauthorized".to_owned(),
+            error_message: "Unauthorized".to_owned(),
+        }
+    }
+}
 
 /// What the handler decided about one request, with what the response needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +162,27 @@ fn context<'a>(outcome: &'a Outcome, now: UnixMillis) -> Context<'a> {
         }
     }
     ctx
+}
+
+/// The answer to `event`: `Unauthorized` when the outcome is an unusable
+/// key (unknown, malformed, revoked, expired), else the response JSON
+/// ([`render`]).
+pub fn respond(
+    event: &Event<'_>,
+    outcome: &Outcome,
+    usage_key: bool,
+    now: UnixMillis,
+) -> Result<Box<RawValue>, Unauthorized> {
+    if matches!(&outcome.decision, Decision::Deny { reason, .. } if reason.is_unauthorized()) {
+        return Err(Unauthorized);
+    }
+    Ok(render(
+        event.kind,
+        event.resource.as_deref(),
+        outcome,
+        usage_key,
+        now,
+    ))
 }
 
 /// The response JSON for `outcome`, serialised once into the raw value the

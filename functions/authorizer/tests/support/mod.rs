@@ -91,7 +91,7 @@ pub async fn create_key(
 }
 
 /// An authorizer over `store` on a manual clock at [`NOW`], plans loaded.
-pub async fn authorizer(store: KeysStore, config: Config) -> (Authorizer, ManualClock) {
+pub async fn authorizer(store: KeysStore, config: Config) -> (Authorizer<KeysStore>, ManualClock) {
     let clock = ManualClock::at(NOW);
     let a = Authorizer::new(config, store, Arc::new(clock.clone()));
     a.load_plans().await.expect("load plans");
@@ -137,13 +137,13 @@ pub fn key_event(key: &ApiKey) -> Vec<u8> {
 }
 
 /// Runs the handler and parses its response.
-pub async fn respond(a: &Authorizer, event: &[u8]) -> serde_json::Value {
+pub async fn respond(a: &Authorizer<KeysStore>, event: &[u8]) -> serde_json::Value {
     let out = a.handle_bytes(event).await.expect("a response");
     serde_json::from_str(out.get()).expect("response JSON")
 }
 
 /// Runs the handler and expects `Unauthorized` (API Gateway's 401).
-pub async fn assert_unauthorized(a: &Authorizer, event: &[u8]) {
+pub async fn assert_unauthorized(a: &Authorizer<KeysStore>, event: &[u8]) {
     match a.handle_bytes(event).await {
         Err(e) => assert_eq!(e.to_string(), "Unauthorized"),
         Ok(v) => panic!("expected Unauthorized, got {}", v.get()),
