@@ -321,6 +321,8 @@ fn stage_parts(method_arn: &str) -> Option<(&str, &str)> {
     Some((prefix, stage))
 }
 
+// The identity step: who is calling, from the parsed event.
+
 /// Who a request comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
