@@ -3,34 +3,19 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use tollgate_core::{LogSources, MeterName, Region, Window};
+use tollgate_core::{Ipv6Prefix, LogSources, MeterName, Region, Window};
+use tollgate_lambda::{Env, EnvError};
 
 /// The statuses that count (the rule lives in `tollgate_core::counting`).
 pub use tollgate_core::StatusRanges;
-use tollgate_store::{IDEMPOTENCY, USAGE};
 
 /// The largest decompressed CloudWatch Logs payload accepted (16 MiB).
 /// CloudWatch Logs sends at most about 1 MB of log events per batch, so a
 /// larger payload is a gzip bomb or not a CloudWatch payload at all.
 pub const DEFAULT_MAX_DECOMPRESSED: usize = 16 * 1024 * 1024;
 
-/// A rejected configuration value.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ConfigError {
-    /// A variable is required but unset.
-    #[error("{0} is not set")]
-    Missing(&'static str),
-    /// A variable's value is invalid.
-    #[error("{var}={value:?} is invalid: {why}")]
-    Invalid {
-        /// The variable.
-        var: &'static str,
-        /// Its value.
-        value: String,
-        /// What is expected.
-        why: String,
-    },
-}
+/// A configuration that cannot be used; the message names the variable.
+pub type ConfigError = EnvError;
 
 /// How Kinesis batches are made exactly-once (`TOLLGATE_KINESIS_DEDUPE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +80,23 @@ pub struct Config {
     pub sources: LogSources,
 }
 
+impl KinesisDedupe {
+    /// Reads `TOLLGATE_KINESIS_DEDUPE`: `watermark` (the default when unset)
+    /// or `transaction`.
+    fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        const VAR: &str = "TOLLGATE_KINESIS_DEDUPE";
+        match env.text(VAR).as_deref() {
+            None | Some("watermark") => Ok(KinesisDedupe::Watermark),
+            Some("transaction") => Ok(KinesisDedupe::Transaction),
+            Some(other) => Err(EnvError::invalid(
+                VAR,
+                other,
+                "expected watermark or transaction",
+            )),
+        }
+    }
+}
+
 impl Config {
     /// Reads the configuration from the process environment.
     ///
@@ -102,7 +104,7 @@ impl Config {
     /// group of the account that can reach the function can then charge
     /// usage.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let config = Self::from_lookup(|name| std::env::var(name).ok())?;
+        let config = Self::read(&Env::process())?;
         if config.sources.any_log_group() {
             tracing::warn!(
                 variable = "TOLLGATE_LOG_GROUPS",
@@ -114,117 +116,30 @@ impl Config {
 
     /// Reads the configuration through `lookup` (a variable's value, if set).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let invalid = |var: &'static str, value: &str, why: String| ConfigError::Invalid {
-            var,
-            value: value.to_owned(),
-            why,
-        };
+        Self::read(&Env::from_lookup(lookup))
+    }
 
-        let region_text = get("TOLLGATE_REGION")
-            .or_else(|| get("AWS_REGION"))
-            .ok_or(ConfigError::Missing("TOLLGATE_REGION"))?;
-        let region = Region::new(region_text.trim())
-            .map_err(|e| invalid("TOLLGATE_REGION", &region_text, e.to_string()))?;
-
-        let windows = match get("TOLLGATE_WINDOWS") {
-            None => vec![Window::Day, Window::Month],
-            Some(text) => parse_windows("TOLLGATE_WINDOWS", &text)?,
-        };
-        let anonymous_windows = match get("TOLLGATE_ANONYMOUS_WINDOWS") {
-            None => windows.clone(),
-            Some(text) => parse_windows("TOLLGATE_ANONYMOUS_WINDOWS", &text)?,
-        };
-
-        let count_status = match get("TOLLGATE_COUNT_STATUS") {
-            None => StatusRanges::default_counted(),
-            Some(text) => StatusRanges::parse(&text)
-                .map_err(|why| invalid("TOLLGATE_COUNT_STATUS", &text, why))?,
-        };
-
-        let mut max_meters = BTreeSet::new();
-        if let Some(text) = get("TOLLGATE_MAX_METERS") {
-            for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                let meter = MeterName::new(part)
-                    .map_err(|e| invalid("TOLLGATE_MAX_METERS", &text, e.to_string()))?;
-                if meter.as_str() == MeterName::REQUESTS {
-                    return Err(invalid(
-                        "TOLLGATE_MAX_METERS",
-                        &text,
-                        "requests is always a count".into(),
-                    ));
-                }
-                max_meters.insert(meter);
-            }
-        }
-
-        let number = |var: &'static str, default: u64, min: u64, max: u64| match get(var) {
-            None => Ok(default),
-            Some(text) => text
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| invalid(var, &text, format!("expected a whole number {min}-{max}"))),
-        };
-        let max_decompressed = number(
+    /// Reads the configuration from `env`, checking the variables in a
+    /// fixed order (the first invalid one is reported).
+    pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let region = env.region()?;
+        let windows = env.windows("TOLLGATE_WINDOWS", &[Window::Day, Window::Month])?;
+        let anonymous_windows = env.windows("TOLLGATE_ANONYMOUS_WINDOWS", &windows)?;
+        let count_status = count_status(env)?;
+        let max_meters = max_meters(env)?;
+        let max_decompressed = env.number(
             "TOLLGATE_MAX_DECOMPRESSED_BYTES",
-            DEFAULT_MAX_DECOMPRESSED as u64,
-            1024,
-            256 * 1024 * 1024,
-        )? as usize;
-        let dedupe_hours = number("TOLLGATE_DEDUPE_HOURS", 48, 1, 24 * 366)?;
-        let kinesis_dedupe = match get("TOLLGATE_KINESIS_DEDUPE").as_deref().map(str::trim) {
-            None | Some("watermark") => KinesisDedupe::Watermark,
-            Some("transaction") => KinesisDedupe::Transaction,
-            Some(other) => {
-                return Err(invalid(
-                    "TOLLGATE_KINESIS_DEDUPE",
-                    other,
-                    "expected watermark or transaction".into(),
-                ))
-            }
-        };
-
-        let top_index = tollgate_store::usage::parse_top_index(
-            get(tollgate_store::usage::TOP_INDEX_VAR).as_deref(),
-        )
-        .map_err(|why| {
-            invalid(
-                "TOLLGATE_TOP_INDEX",
-                &get("TOLLGATE_TOP_INDEX").unwrap_or_default(),
-                why,
-            )
-        })?;
-
-        let log_groups: Vec<String> = get("TOLLGATE_LOG_GROUPS")
-            .map(|text| {
-                text.split(',')
-                    .map(str::trim)
-                    .filter(|g| !g.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let account = match get("TOLLGATE_ACCOUNT_ID") {
-            None => None,
-            Some(text) => {
-                let id = text.trim();
-                if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(invalid(
-                        "TOLLGATE_ACCOUNT_ID",
-                        &text,
-                        "expected a 12-digit AWS account id".into(),
-                    ));
-                }
-                Some(id.to_owned())
-            }
-        };
-
+            DEFAULT_MAX_DECOMPRESSED,
+            1024..=256 * 1024 * 1024,
+        )?;
+        let dedupe_hours = env.number("TOLLGATE_DEDUPE_HOURS", 48u64, 1..=24 * 366)?;
+        let kinesis_dedupe = KinesisDedupe::read(env)?;
+        let top_index = env.flag(tollgate_store::usage::TOP_INDEX_VAR, false)?;
+        let sources = LogSources::new(env.list::<String>("TOLLGATE_LOG_GROUPS")?, account(env)?);
+        let tables = env.tables();
         Ok(Config {
-            usage_table: get(USAGE.env_var).unwrap_or_else(|| USAGE.default_name.to_owned()),
-            idempotency_table: get(IDEMPOTENCY.env_var)
-                .unwrap_or_else(|| IDEMPOTENCY.default_name.to_owned()),
+            usage_table: tables.usage,
+            idempotency_table: tables.idempotency,
             region,
             windows,
             anonymous_windows,
@@ -232,47 +147,57 @@ impl Config {
             max_meters,
             max_decompressed,
             dedupe_ttl: Duration::from_secs(dedupe_hours * 3600),
-            dedupe_namespace: get("TOLLGATE_DEDUPE_NAMESPACE")
-                .unwrap_or_else(|| "log-processor".to_owned()),
+            dedupe_namespace: env.text_or("TOLLGATE_DEDUPE_NAMESPACE", "log-processor"),
             kinesis_dedupe,
             top_index,
-            sources: LogSources::new(log_groups, account),
-            ipv6_prefix: tollgate_core::Ipv6Prefix::from_setting(
-                get(tollgate_core::Ipv6Prefix::ENV).as_deref(),
-            )
-            .map_err(|e| {
-                invalid(
-                    tollgate_core::Ipv6Prefix::ENV,
-                    &get(tollgate_core::Ipv6Prefix::ENV).unwrap_or_default(),
-                    e.to_string(),
-                )
-            })?,
+            sources,
+            ipv6_prefix: ipv6_prefix(env)?,
         })
     }
 }
 
-/// A comma-separated list of windows, at least one, in window order.
-fn parse_windows(var: &'static str, text: &str) -> Result<Vec<Window>, ConfigError> {
-    let invalid = |var: &'static str, value: &str, why: String| ConfigError::Invalid {
-        var,
-        value: value.to_owned(),
-        why,
-    };
-    let mut set = BTreeSet::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let w = part
-            .parse::<Window>()
-            .map_err(|e| invalid(var, text, e.to_string()))?;
-        set.insert(w);
+/// `TOLLGATE_ANONYMOUS_IPV6_PREFIX`, read by the rule in `tollgate_core`.
+fn ipv6_prefix(env: &Env<'_>) -> Result<Ipv6Prefix, ConfigError> {
+    let text = env.text(Ipv6Prefix::ENV);
+    Ipv6Prefix::from_setting(text.as_deref())
+        .map_err(|e| EnvError::invalid(Ipv6Prefix::ENV, &text.unwrap_or_default(), e.to_string()))
+}
+
+/// `TOLLGATE_COUNT_STATUS`, default `200-499`.
+fn count_status(env: &Env<'_>) -> Result<StatusRanges, ConfigError> {
+    const VAR: &str = "TOLLGATE_COUNT_STATUS";
+    match env.text(VAR) {
+        None => Ok(StatusRanges::default_counted()),
+        Some(text) => StatusRanges::parse(&text).map_err(|why| EnvError::invalid(VAR, &text, why)),
     }
-    if set.is_empty() {
-        return Err(invalid(
-            var,
-            text,
-            "name at least one of minute, hour, day, month".into(),
+}
+
+/// `TOLLGATE_MAX_METERS`: meter names, never `requests` (always a count).
+fn max_meters(env: &Env<'_>) -> Result<BTreeSet<MeterName>, ConfigError> {
+    const VAR: &str = "TOLLGATE_MAX_METERS";
+    let meters: Vec<MeterName> = env.list(VAR)?;
+    if meters.iter().any(|m| m.as_str() == MeterName::REQUESTS) {
+        return Err(EnvError::invalid(
+            VAR,
+            &env.text(VAR).unwrap_or_default(),
+            "requests is always a count",
         ));
     }
-    Ok(set.into_iter().collect())
+    Ok(meters.into_iter().collect())
+}
+
+/// `TOLLGATE_ACCOUNT_ID`: a 12-digit AWS account id, or unset (any account).
+fn account(env: &Env<'_>) -> Result<Option<String>, ConfigError> {
+    const VAR: &str = "TOLLGATE_ACCOUNT_ID";
+    match env.text(VAR) {
+        None => Ok(None),
+        Some(id) if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(id)),
+        Some(other) => Err(EnvError::invalid(
+            VAR,
+            &other,
+            "expected a 12-digit AWS account id",
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -357,11 +282,22 @@ mod tests {
     }
 
     #[test]
+    fn top_index_takes_the_one_boolean_grammar() {
+        for (value, want) in [("1", true), ("yes", true), ("off", false), ("FALSE", false)] {
+            let c = config(&[("AWS_REGION", "r"), ("TOLLGATE_TOP_INDEX", value)]).unwrap();
+            assert_eq!(c.top_index, want, "{value}");
+        }
+    }
+
+    #[test]
     fn rejections_name_the_variable() {
-        assert_eq!(
+        assert!(matches!(
             config(&[]).unwrap_err(),
-            ConfigError::Missing("TOLLGATE_REGION")
-        );
+            ConfigError::Missing {
+                var: "TOLLGATE_REGION",
+                ..
+            }
+        ));
         for (var, value) in [
             ("TOLLGATE_WINDOWS", "week"),
             ("TOLLGATE_WINDOWS", ","),
@@ -374,13 +310,16 @@ mod tests {
             ("TOLLGATE_MAX_DECOMPRESSED_BYTES", "12"),
             ("TOLLGATE_DEDUPE_HOURS", "0"),
             ("TOLLGATE_KINESIS_DEDUPE", "exactly-twice"),
-            ("TOLLGATE_TOP_INDEX", "yes"),
+            // `yes` is true in the one boolean grammar (`tollgate_lambda::env`).
+            ("TOLLGATE_TOP_INDEX", "maybe"),
             ("TOLLGATE_ACCOUNT_ID", "12345"),
             ("TOLLGATE_ACCOUNT_ID", "12345678901x"),
         ] {
             let err = config(&[("AWS_REGION", "r"), (var, value)]).unwrap_err();
             assert!(
-                matches!(&err, ConfigError::Invalid { var: v, .. } if *v == var),
+                matches!(&err, ConfigError::Invalid { var: v, .. } if *v == var)
+                    && err.var() == var
+                    && err.to_string().contains(var),
                 "{var}={value}: {err}"
             );
         }

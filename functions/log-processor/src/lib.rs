@@ -8,10 +8,13 @@
 //!   `"tollgate": 1` application line) and which requests count.
 //! - [`batch`]: aggregation into one increment per meter, identity and
 //!   period, deterministic chunks, and the dedupe ids.
-//! - [`handler`]: the [`Processor`] that commits each chunk with its dedupe
-//!   marker in one transaction through `tollgate_idempotency` (direct
-//!   deliveries), or raises each counter of a Kinesis batch past its
+//! - [`handler`]: the [`Processor`]: direct deliveries and Kinesis events
+//!   (read record by record), each chunk committed with its dedupe marker
+//!   through [`commit`], or each counter of a Kinesis batch raised past its
 //!   per-shard watermark (`tollgate_core::watermark`).
+//! - [`commit`]: the chunks' transactions with their markers through
+//!   `tollgate_idempotency`, API keys' and anonymous identities' apart,
+//!   anonymous counters placed in their bucket's parts.
 //! - [`reject`]: poison input (a record or delivery that can never be
 //!   processed) quarantined: logged with its id and reason, counted as
 //!   rejected, acknowledged.

@@ -1,0 +1,298 @@
+//! The handler: one core for CloudWatch Logs subscription events delivered
+//! directly and for Kinesis events carrying the same payloads.
+//!
+//! This module holds the [`Processor`], its [`Summary`] and errors, the
+//! entry point and direct deliveries, and the commit of chunks with their
+//! dedupe markers; `kinesis` reads Kinesis events record by record, and
+//! `fenced` raises a Kinesis batch's counters past their per-shard
+//! watermarks (`TOLLGATE_KINESIS_DEDUPE=watermark`).
+
+mod fenced;
+mod kinesis;
+
+pub use fenced::shard_attribute;
+
+use aws_sdk_dynamodb::Client;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tollgate_core::{UnixMillis, UsageKey};
+use tollgate_idempotency::{Idempotency, IdempotencyConfig, IdempotencyError};
+use tollgate_store::{PartPlacer, StoreError, UsageStore};
+
+use crate::batch::{cloudwatch_source_id, plan, BatchAggregate, Chunk, Counting, Tally, WritePlan};
+use crate::commit::Writer;
+use crate::config::Config;
+use crate::line::Rules;
+use crate::payload::{decode_data, parse_payload, DecodeError, MessageType};
+use crate::reject::{self, DirectId, Rejection};
+
+/// Why an invocation (direct delivery) or a record (Kinesis) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The event is neither a CloudWatch Logs nor a Kinesis event.
+    #[error("unrecognised event: {0}")]
+    UnknownEvent(String),
+    /// A payload could not be decoded: nothing of it was written.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A DynamoDB write failed. Chunks committed before it stay committed;
+    /// a retry finds their markers and writes only the rest.
+    #[error("writing usage failed: {0}")]
+    Store(String),
+}
+
+impl From<IdempotencyError<StoreError>> for ProcessError {
+    fn from(e: IdempotencyError<StoreError>) -> Self {
+        ProcessError::Store(e.to_string())
+    }
+}
+
+impl From<StoreError> for ProcessError {
+    fn from(e: StoreError) -> Self {
+        ProcessError::Store(e.to_string())
+    }
+}
+
+/// What an invocation did (the response of a direct invocation, and logged).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Data payloads processed.
+    pub payloads: u64,
+    /// Control messages acknowledged.
+    pub control_messages: u64,
+    /// Records or deliveries rejected as poison (quarantined: logged and
+    /// acknowledged, never retried; see [`crate::reject`]).
+    pub rejected: u64,
+    /// What the lines were.
+    #[serde(flatten)]
+    pub tally: Tally,
+    /// Count and sum increments planned.
+    pub increments: u64,
+    /// Chunks planned.
+    pub chunks: u64,
+    /// Chunks committed now.
+    pub new_chunks: u64,
+    /// Chunks found committed before (redeliveries).
+    pub duplicate_chunks: u64,
+    /// Transactions committed.
+    pub transactions: u64,
+    /// `max` counters raised (or found at least as high).
+    pub max_updates: u64,
+    /// Counters raised past their shard watermark (Kinesis, `watermark` dedupe).
+    pub fenced_updates: u64,
+    /// Counters whose shard watermark showed the batch counted before.
+    pub fenced_duplicates: u64,
+    /// Transactions that found an anonymous bucket's part full, placed again.
+    pub placed_again: u64,
+}
+
+impl Summary {
+    /// The summary of a delivery quarantined as a whole.
+    fn one_rejected() -> Self {
+        let summary = Summary {
+            rejected: 1,
+            ..Summary::default()
+        };
+        tracing::info!(summary = ?summary, "batch processed");
+        summary
+    }
+}
+
+/// The direct delivery shape: `{"awslogs": {"data": "<base64 gzip>"}}`.
+#[derive(Debug, Deserialize)]
+struct DirectEvent {
+    awslogs: DirectData,
+}
+
+#[derive(Debug, Deserialize)]
+struct DirectData {
+    data: String,
+}
+
+/// The log-processor, with its clients and configuration.
+#[derive(Debug, Clone)]
+pub struct Processor {
+    usage: UsageStore,
+    idempotency: Idempotency,
+    /// The open part of each anonymous bucket item written (per container).
+    parts: PartPlacer,
+    config: Config,
+    counting: Counting,
+}
+
+impl Processor {
+    /// A processor writing with `client` to the tables of `config`.
+    pub fn new(client: Client, config: Config) -> Self {
+        let idem_config = IdempotencyConfig::new(config.idempotency_table.clone())
+            .namespace(config.dedupe_namespace.clone())
+            .expiry(config.dedupe_ttl);
+        Processor {
+            usage: UsageStore::new(client.clone(), config.usage_table.clone())
+                .with_top_index(config.top_index),
+            idempotency: Idempotency::new(client, idem_config),
+            parts: PartPlacer::new(),
+            counting: Counting {
+                rules: Rules {
+                    count_status: config.count_status.clone(),
+                    ipv6_prefix: config.ipv6_prefix,
+                },
+                windows: config.windows.clone(),
+                anonymous_windows: config.anonymous_windows.clone(),
+                max_meters: config.max_meters.clone(),
+            },
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Handles any event: a direct CloudWatch Logs delivery (returns a
+    /// [`Summary`]; an error makes Lambda retry the invocation) or a Kinesis
+    /// event (returns a `KinesisEventResponse` naming the failed records).
+    /// Poison input (a delivery or record that can never be processed) is
+    /// quarantined ([`crate::reject`]): never an error, never a failed record.
+    pub async fn handle(&self, event: Value) -> Result<Value, ProcessError> {
+        if event.get("awslogs").is_some() {
+            let summary = match serde_json::from_value::<DirectEvent>(event) {
+                Ok(direct) => self.handle_direct(&direct.awslogs.data).await?,
+                Err(e) => {
+                    let rejection = Rejection::Event(format!("bad awslogs event: {e}"));
+                    reject::direct(&DirectId::default(), &rejection);
+                    Summary::one_rejected()
+                }
+            };
+            return serde_json::to_value(summary)
+                .map_err(|e| ProcessError::Store(format!("cannot encode the summary: {e}")));
+        }
+        if let Some(Value::Array(records)) = event.get("Records") {
+            let (response, _) = self.handle_kinesis_records(records).await;
+            return serde_json::to_value(response)
+                .map_err(|e| ProcessError::Store(format!("cannot encode the response: {e}")));
+        }
+        let keys: Vec<&str> = event
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).take(5).collect())
+            .unwrap_or_default();
+        Err(ProcessError::UnknownEvent(format!(
+            "expected a CloudWatch Logs event (awslogs) or a Kinesis event (Records); top-level keys: {keys:?}"
+        )))
+    }
+
+    /// Processes one directly delivered payload (`awslogs.data`). A
+    /// payload that can never be processed is quarantined (the summary
+    /// counts it as rejected); only store failures are errors.
+    pub async fn handle_direct(&self, data: &str) -> Result<Summary, ProcessError> {
+        let mut summary = Summary::default();
+        let quarantine = |id: DirectId, rejection: Rejection| {
+            reject::direct(&id, &rejection);
+            Ok(Summary::one_rejected())
+        };
+        let bytes = match decode_data(data, self.config.max_decompressed) {
+            Ok(bytes) => bytes,
+            Err(e) => return quarantine(DirectId::of_data(data), e.into()),
+        };
+        let payload = match parse_payload(&bytes) {
+            Ok(payload) => payload,
+            Err(e) => return quarantine(DirectId::of_data(data), e.into()),
+        };
+        match reject::accept(&self.config.sources, &payload) {
+            Ok(MessageType::Data) => {}
+            Ok(MessageType::Control) => {
+                summary.control_messages = 1;
+                tracing::info!("control message acknowledged");
+                return Ok(summary);
+            }
+            Err(rejection) => {
+                return quarantine(DirectId::of_data(data).with_payload(&payload), rejection)
+            }
+        }
+        let mut aggregate = BatchAggregate::new();
+        aggregate.add_events(&payload.log_events, &self.counting);
+        log_samples(&aggregate);
+        let source = cloudwatch_source_id(&payload);
+        let plan = plan(
+            &source,
+            aggregate.aggregator.into_increments(),
+            &self.config.region,
+        );
+        summary.payloads = 1;
+        summary.tally = aggregate.tally;
+        let failed = self.apply(&[&plan], &mut summary).await;
+        if let Some((id, why)) = failed.first() {
+            return Err(ProcessError::Store(format!(
+                "{} of {} chunks failed (the others are committed; the retry finds them), first {id}: {why}",
+                failed.len(),
+                summary.chunks
+            )));
+        }
+        tracing::info!(summary = ?summary, "batch processed");
+        Ok(summary)
+    }
+
+    /// Commits the plans' chunks (each with its dedupe marker, API keys'
+    /// and anonymous identities' apart, see [`crate::commit`]), then raises
+    /// their `max` counters. Returns the chunks (and `max` counters, by
+    /// [`max_id`]) that failed: everything else is written.
+    async fn apply(&self, plans: &[&WritePlan], summary: &mut Summary) -> Vec<(String, String)> {
+        let now = now_millis();
+        let named: Vec<Chunk> = plans
+            .iter()
+            .flat_map(|p| p.chunks.iter().cloned())
+            .collect();
+        let anonymous: Vec<Chunk> = plans
+            .iter()
+            .flat_map(|p| p.anonymous.iter().cloned())
+            .collect();
+        summary.chunks += (named.len() + anonymous.len()) as u64;
+        summary.increments += plans.iter().map(|p| p.increments() as u64).sum::<u64>();
+        let writer = Writer {
+            usage: &self.usage,
+            idempotency: &self.idempotency,
+            parts: &self.parts,
+            now,
+        };
+        // Boxed: the commit's future is deep (placement, packing, the batch).
+        let done = Box::pin(writer.commit(named, anonymous)).await;
+        summary.new_chunks += done.new;
+        summary.duplicate_chunks += done.duplicates;
+        summary.transactions += done.transactions;
+        summary.placed_again += done.placed_again;
+        let mut failed = done.failed;
+        for (key, value) in plans.iter().flat_map(|p| p.maxes.iter()) {
+            match self.usage.raise_max(key, *value, now).await {
+                Ok(_) => summary.max_updates += 1,
+                Err(e) => failed.push((max_id(key), e.to_string())),
+            }
+        }
+        for (id, why) in failed.iter().take(3) {
+            tracing::error!(chunk = %id, error = %why, failed = failed.len(), "a usage write failed; the others are written");
+        }
+        failed
+    }
+}
+
+/// The name of a `max` counter's write among failed chunks.
+fn max_id(key: &UsageKey) -> String {
+    format!("max#{}#{}", key.counter.name(), key.label())
+}
+
+fn now_millis() -> UnixMillis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn log_samples(aggregate: &BatchAggregate) {
+    for s in &aggregate.samples {
+        tracing::warn!(
+            reason = s.reason,
+            detail = %s.detail,
+            event_id = %s.event_id,
+            len = s.len,
+            prefix = %s.prefix,
+            skipped_in_batch = aggregate.tally.skipped,
+            "skipped a log line"
+        );
+    }
+}
