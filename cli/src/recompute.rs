@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use quota_sync::recompute::{recompute, BlockChange, Scope};
+use tollgate_app::recompute::{recompute, BlockChange, Scope};
 use tollgate_core::Identity;
 use tollgate_store::{KeysStore, TableNames, UsageStore};
 

@@ -1,11 +1,11 @@
 //! `tollgate usage show|top`: the same queries as `GET /v1/usage` and
-//! `GET /v1/usage/top`, through the ingest crate's library functions.
+//! `GET /v1/usage/top`, through the same use cases (`tollgate_app`).
 
 use anyhow::{bail, Context, Result};
 use aws_sdk_dynamodb::Client;
 use clap::Subcommand;
-use ingest::top::{parse_top_query, top, TopReport};
-use ingest::usage_api::{parse_usage_query, query_usage, Source, UsageReport};
+use tollgate_app::top::{parse_top_query, top, TopReport};
+use tollgate_app::usage::{parse_usage_query, query_usage, Source, UsageReport};
 use tollgate_core::{Aggregation, MeterName, Region};
 use tollgate_store::{KeysStore, TableNames, UsageStore};
 
@@ -106,7 +106,7 @@ pub async fn run(
                 ("regions", Some(regions.to_string())),
                 (
                     "limit",
-                    Some(ingest::usage_api::MAX_PAGE_PERIODS.to_string()),
+                    Some(tollgate_app::usage::MAX_PAGE_PERIODS.to_string()),
                 ),
             ];
             let get = |name: &str| {

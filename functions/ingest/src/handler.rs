@@ -10,6 +10,8 @@ use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tollgate_app::top::{parse_top_query, top, TopQuery};
+use tollgate_app::usage::{parse_usage_query, query_usage, QueryError, Source};
 use tollgate_core::{Aggregation, MeterName, Region, UnixMillis};
 use tollgate_idempotency::{
     Clock, Deadline, Idempotency, IdempotencyConfig, IdempotencyError, SystemClock,
@@ -22,8 +24,6 @@ use crate::commit::{commit, CommitError, CommitOutcome};
 use crate::config::Config;
 use crate::meters::{MeterCache, Meters};
 use crate::request::EventsRequest;
-use crate::top::{parse_top_query, top, TopQuery};
-use crate::usage_api::{parse_usage_query, query_usage, QueryError, Source};
 use crate::validate::{validate_all, Checked, Rules};
 
 /// The longest `Idempotency-Key` header value.
@@ -114,24 +114,20 @@ struct Inner {
 }
 
 impl Ingest {
-    /// The function on `client`, with the system clock.
+    /// The function on `client`, with the system clock. The client builds
+    /// the idempotency records (event markers, `Idempotency-Key` requests)
+    /// and this region's stores.
     pub fn new(client: Client, config: Config) -> Self {
         Self::with_clock(client, config, SystemClock)
     }
 
     /// The same function, reading usage from every region's own Usage table
-    /// (`clients`: one per region of the deployment, this one included).
+    /// (`stores`: one per region of the deployment, this one included).
     /// Needed when quota-sync copies only hot counters
     /// (`TOLLGATE_REPLICATION=hot`): the local table then lacks the other
     /// regions' cold counters.
-    pub fn reading_regions(mut self, clients: Vec<(Region, Client)>) -> Self {
-        let table = self.inner.config.tables.usage.clone();
-        self.regions = Arc::new(
-            clients
-                .into_iter()
-                .map(|(region, client)| (region, UsageStore::new(client, table.clone())))
-                .collect(),
-        );
+    pub fn reading_regions(mut self, stores: Vec<(Region, UsageStore)>) -> Self {
+        self.regions = Arc::new(stores);
         self
     }
 

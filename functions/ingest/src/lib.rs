@@ -7,8 +7,9 @@
 //! - [`cloudevents`]: CloudEvents onto tollgate's meter events.
 //! - [`validate`]: each event checked, with index, field and reason.
 //! - [`commit`]: markers and aggregated increments committed together.
-//! - [`usage_api`], [`top`]: the queries, shared with the `tollgate` CLI.
-//! - [`handler`]: the HTTP routes; [`config`]: `TOLLGATE_*` settings.
+//! - [`handler`]: the HTTP routes (the usage queries themselves are
+//!   `tollgate_app::usage` and `tollgate_app::top`, shared with the CLI);
+//!   [`config`]: `TOLLGATE_*` settings.
 
 pub mod body;
 pub mod cloudevents;
@@ -17,8 +18,6 @@ pub mod config;
 pub mod handler;
 pub mod meters;
 pub mod request;
-pub mod top;
-pub mod usage_api;
 pub mod validate;
 
 pub use config::Config;

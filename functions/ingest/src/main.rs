@@ -5,6 +5,7 @@ use anyhow::Context;
 use ingest::{Config, Ingest};
 use lambda_http::{service_fn, Request};
 use tollgate_store::client::{self, Limits};
+use tollgate_store::UsageStore;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -19,7 +20,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         .iter()
         .map(|r| {
             let regional = client::client_for(&sdk, Some(r.as_str()), None, Limits::Standard);
-            (r.clone(), regional)
+            (r.clone(), UsageStore::new(regional, &config.tables.usage))
         })
         .collect();
     let ingest = Ingest::new(client, config).reading_regions(regions);

@@ -27,8 +27,8 @@ use tollgate_store::UsageStore;
 use tollgate_tests::Harness;
 
 use common::*;
-use ingest::top::{parse_top_query, TopReport};
-use ingest::usage_api::{parse_usage_query, query_usage, Source, UsageReport};
+use tollgate_app::top::{parse_top_query, TopReport};
+use tollgate_app::usage::{parse_usage_query, query_usage, Source, UsageReport};
 
 const DAY: &str = "day#2026-11-18#local-a";
 const HOUR: &str = "hour#2026-11-18T11#local-a";
@@ -673,8 +673,14 @@ async fn usage_queries_read_every_regions_own_table() {
     put_counter(&b, t, "tokens", "key:a", "day#2026-11-18", "local-a", 3).await;
     let (ingest, _) = ingest_at(a.clone(), config(&h.tables, "local-a"));
     let ingest = ingest.reading_regions(vec![
-        (Region::new("local-a").unwrap(), a.clone()),
-        (Region::new("local-b").unwrap(), b.clone()),
+        (
+            Region::new("local-a").unwrap(),
+            UsageStore::new(a.clone(), t),
+        ),
+        (
+            Region::new("local-b").unwrap(),
+            UsageStore::new(b.clone(), t),
+        ),
     ]);
     let mut pages = Vec::new();
     let mut next: Option<String> = None;

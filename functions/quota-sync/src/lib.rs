@@ -17,19 +17,18 @@
 //! 3. **Fail narrowly**: failed records come back as `batchItemFailures`;
 //!    a peer that is down delays only its own copies.
 //!
-//! [`handler::QuotaSync`] is the handler, [`recompute`] the block
-//! recomputation after plan changes. (The local stream pump that stands in
-//! for the event source mapping is in the test kit, `tollgate_testkit::pump`.)
+//! [`handler::QuotaSync`] is the handler, [`record`] the stream record
+//! decoding, [`config`] its settings. The block rules, the plan cache and
+//! the block recomputation after plan changes are use cases shared with
+//! the CLI: `tollgate_app::{evaluate, plans, recompute}`. (The local stream
+//! pump that stands in for the event source mapping is in the test kit,
+//! `tollgate_testkit::pump`.)
 
 pub mod config;
-pub mod evaluate;
 pub mod handler;
-pub mod plans;
-pub mod recompute;
 pub mod record;
 
-use aws_sdk_dynamodb::Client;
-use tollgate_store::client::{client_for, Limits};
+use tollgate_store::client::{client_for, local_client_with, Limits};
 use tollgate_store::{KeysStore, UsageStore};
 
 pub use config::{Config, ConfigError, PeerConfig};
@@ -74,12 +73,11 @@ pub fn local(config: &Config, endpoint: &str) -> QuotaSync {
         .peers
         .iter()
         .map(|peer| {
-            let builder = tollgate_store::client::local_config(
+            let client = local_client_with(
                 peer.endpoint.as_deref().unwrap_or(endpoint),
                 peer.region.as_str(),
+                Limits::Peer(config.peer_timeout),
             );
-            let client =
-                Client::from_conf(Limits::Peer(config.peer_timeout).apply(builder).build());
             Peer {
                 region: peer.region.clone(),
                 usage: UsageStore::new(client, &config.tables.usage)

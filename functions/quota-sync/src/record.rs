@@ -7,11 +7,9 @@ use std::collections::HashMap;
 use std::fmt;
 
 use aws_lambda_events::event::dynamodb::EventRecord;
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Deserialize;
 use tollgate_core::{Cell, UsageKey};
-use tollgate_store::attr::Item;
-use tollgate_store::usage::UsageItem;
+use tollgate_store::usage::{ImageError, Scalar, UsageItem};
 
 /// A stream record's sequence number. Sequence numbers are decimal strings
 /// of varying length, so they order by numeric value, not as text.
@@ -150,33 +148,18 @@ pub fn decode(
         .sequence_number
         .filter(|s| !s.is_empty())
         .ok_or(Skip::NoSequenceNumber)?;
-    // The image's strings and numbers: `parse_all` reads the counters among
-    // them (and ignores the rest, such as watermarks).
-    let mut item: Item = HashMap::new();
-    for name in image.keys() {
-        match image.get(name.as_str()) {
-            Some(serde_dynamo::AttributeValue::S(v)) => {
-                item.insert(name.clone(), AttributeValue::S(v.clone()));
-            }
-            Some(serde_dynamo::AttributeValue::N(v)) => {
-                item.insert(name.clone(), AttributeValue::N(v.clone()));
-            }
-            _ => {}
-        }
-    }
-    let counters = UsageItem::parse_all(&item).map_err(|e| {
-        // An item with Usage keys whose counters do not read is an error
-        // (logged as such), not another table's item.
-        let keys = |name| match item.get(name) {
-            Some(AttributeValue::S(v)) => Some(v.as_str()),
-            _ => None,
-        };
-        match (keys("pk"), keys("sk")) {
-            (Some(pk), Some(sk)) if tollgate_core::ItemKeys::parse(pk, sk).is_ok() => {
-                Skip::Unreadable(e.to_string())
-            }
-            _ => Skip::NotUsage(e.to_string()),
-        }
+    // The image's strings and numbers: the store reads the counters among
+    // them (and ignores the rest, such as watermarks). An item with Usage
+    // keys whose counters do not read is an error (logged as such), not
+    // another table's item.
+    let scalars = image.iter().filter_map(|(name, value)| match value {
+        serde_dynamo::AttributeValue::S(v) => Some((name.clone(), Scalar::S(v.clone()))),
+        serde_dynamo::AttributeValue::N(v) => Some((name.clone(), Scalar::N(v.clone()))),
+        _ => None,
+    });
+    let counters = UsageItem::parse_image(scalars).map_err(|e| match e {
+        ImageError::Unreadable(why) => Skip::Unreadable(why),
+        ImageError::NotUsage(why) => Skip::NotUsage(why),
     })?;
     let is_shared = |image: &serde_dynamo::Item| {
         matches!(

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use quota_sync::recompute::{recompute, Scope};
+use tollgate_app::recompute::{recompute, Scope};
 use tollgate_core::{Aggregation, Identity, OveragePolicy, Window};
 use tollgate_tests::pump::PumpOptions;
 use tollgate_tests::Harness;

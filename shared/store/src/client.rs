@@ -103,6 +103,12 @@ pub fn local_client(endpoint: &str, region: &str) -> Client {
     Client::from_conf(local_config(endpoint, region).build())
 }
 
+/// A client for a DynamoDB Local endpoint with `limits` (a peer region's
+/// timeouts, say), as [`local_client`] otherwise.
+pub fn local_client_with(endpoint: &str, region: &str, limits: Limits) -> Client {
+    Client::from_conf(limits.apply(local_config(endpoint, region)).build())
+}
+
 /// The config builder behind [`local_client`], to add interceptors or
 /// [`Limits`] to.
 pub fn local_config(endpoint: &str, region: &str) -> Builder {

@@ -4,8 +4,9 @@
 //! Keys and Usage tables ([`keys`], [`usage`]), and a request counter for
 //! tests and benchmarks ([`metrics`]).
 //!
-//! Handlers see the store through [`ports`], narrow traits per role in
-//! domain types; [`KeysStore`] is their DynamoDB adapter, and with the
+//! Handlers and use cases see the store through [`ports`], narrow traits
+//! per role in domain types; [`KeysStore`] and [`UsageStore`] are their
+//! DynamoDB adapters, and with the
 //! feature `memory` [`memory::MemoryKeys`] is an in-memory one for handler
 //! tests (enable it in `[dev-dependencies]` only).
 
@@ -26,11 +27,11 @@ pub use keys::KeysStore;
 pub use metrics::RequestCounter;
 pub use parts::{install_bucket_secret_from_env, PartPlacer};
 pub use pending::PendingCopies;
-pub use ports::{KeyLookup, PlanSource};
+pub use ports::{BlockRecords, KeyLookup, KeyPlans, PeriodScan, PlanSource, TopIndex, UsageRange};
 pub use tables::{
     IndexSpec, TableNames, TableSpec, IDEMPOTENCY, KEYS, TABLES, USAGE, USAGE_TOP_INDEX,
 };
-pub use usage::UsageStore;
+pub use usage::{Cursor, UsageStore};
 
 /// An error from a DynamoDB call, with the operation it came from.
 #[derive(Debug, thiserror::Error)]

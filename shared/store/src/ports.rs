@@ -3,10 +3,12 @@
 //! ports it uses and a test can hand it the in-memory adapter
 //! ([`crate::memory`], feature `memory`) instead of DynamoDB.
 //!
-//! The DynamoDB adapter of both ports is [`KeysStore`]; its DynamoDB
-//! behaviour (one request per lookup, unprocessed keys retried, then an
-//! error) is tested against DynamoDB Local, never through the memory
-//! adapter.
+//! The Keys table's ports ([`KeyLookup`], [`PlanSource`], [`KeyPlans`],
+//! [`BlockRecords`]) have [`KeysStore`] as their DynamoDB adapter, the
+//! Usage table's ([`UsageRange`], [`TopIndex`], [`PeriodScan`])
+//! [`UsageStore`]; their DynamoDB behaviour (one request per lookup,
+//! unprocessed keys retried, then an error) is tested against DynamoDB
+//! Local, never through the memory adapter.
 //!
 //! The methods return `impl Future + Send` (what `async fn` desugars to,
 //! with the `Send` bound written out, so a handler's future stays `Send`
@@ -14,9 +16,14 @@
 
 use std::future::Future;
 
-use tollgate_core::{Block, Identity, KeyDigest, KeyRecord, Plan};
+use std::collections::BTreeMap;
 
-use crate::{KeysStore, StoreError};
+use tollgate_core::{
+    Block, CounterKey, Identity, KeyDigest, KeyRecord, MeterName, Period, Plan, Region, UsageKey,
+};
+
+use crate::usage::{Cursor, UsageItem};
+use crate::{KeysStore, StoreError, UsageStore};
 
 /// What one lookup found: the key record (if a digest was given and the key
 /// exists) and each identity's blocks, in the order asked.
@@ -53,6 +60,87 @@ pub trait PlanSource: Send + Sync {
     fn list_plans(&self) -> impl Future<Output = Result<Vec<Plan>, StoreError>> + Send;
 }
 
+/// Which plan a key is on (plan caches, block recomputation).
+pub trait KeyPlans: Send + Sync {
+    /// The plan name of the key `key_id` (`None`: no such key).
+    fn plan_of_key(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+}
+
+/// Blocks listed, written and removed (block recomputation).
+pub trait BlockRecords: Send + Sync {
+    /// Every identity with blocks, and its blocks (current or not).
+    fn list_blocks(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(Identity, Vec<Block>)>, StoreError>> + Send;
+
+    /// Writes (or replaces) a block of `identity`.
+    fn put_block(
+        &self,
+        identity: &Identity,
+        block: &Block,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes the block of `identity` for `meter` in `period`, if any.
+    fn remove_block(
+        &self,
+        identity: &Identity,
+        meter: &MeterName,
+        period: &Period,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// One page of a Usage partition's items between two sort keys (usage
+/// queries, a counter's region items): the counters they hold and where
+/// the next page starts.
+pub type UsagePage = (Vec<UsageItem>, Option<Cursor>);
+
+/// One page of a top index partition: `(usage key, value)`, largest first,
+/// and where the next page starts.
+pub type TopPage = (Vec<(UsageKey, u64)>, Option<Cursor>);
+
+/// Range reads of a Usage table (usage queries, block recomputation).
+pub trait UsageRange: Send + Sync {
+    /// The counters of partition `pk`'s items with `sk` between `from_sk`
+    /// and `to_sk`, at most `limit` items, from `start` on.
+    fn query_prefix(
+        &self,
+        pk: &str,
+        from_sk: &str,
+        to_sk: &str,
+        start: Option<Cursor>,
+        limit: i32,
+    ) -> impl Future<Output = Result<UsagePage, StoreError>> + Send;
+}
+
+/// The top index of a Usage table and a counter's region values (top lists).
+pub trait TopIndex: Send + Sync {
+    /// One page of the top index partition `top`, largest value first.
+    fn top_page(
+        &self,
+        top: &str,
+        start: Option<Cursor>,
+        limit: i32,
+    ) -> impl Future<Output = Result<TopPage, StoreError>> + Send;
+
+    /// A counter's value in every region the table holds items of.
+    fn regions_of(
+        &self,
+        counter: &CounterKey,
+    ) -> impl Future<Output = Result<BTreeMap<Region, u64>, StoreError>> + Send;
+}
+
+/// The operators' scan of a Usage table by period (block recomputation).
+pub trait PeriodScan: Send + Sync {
+    /// Every counter of `periods`, in every region the table holds.
+    fn scan_periods(
+        &self,
+        periods: &[Period],
+    ) -> impl Future<Output = Result<Vec<UsageItem>, StoreError>> + Send;
+}
+
 /// The Keys table (the inherent methods, which other crates call directly).
 impl KeyLookup for KeysStore {
     fn lookup_each(
@@ -76,5 +164,80 @@ impl KeyLookup for KeysStore {
 impl PlanSource for KeysStore {
     fn list_plans(&self) -> impl Future<Output = Result<Vec<Plan>, StoreError>> + Send {
         KeysStore::list_plans(self)
+    }
+}
+
+impl KeyPlans for KeysStore {
+    fn plan_of_key(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        KeysStore::plan_of_key(self, key_id)
+    }
+}
+
+impl BlockRecords for KeysStore {
+    fn list_blocks(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(Identity, Vec<Block>)>, StoreError>> + Send {
+        KeysStore::list_blocks(self)
+    }
+
+    fn put_block(
+        &self,
+        identity: &Identity,
+        block: &Block,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        KeysStore::put_block(self, identity, block)
+    }
+
+    fn remove_block(
+        &self,
+        identity: &Identity,
+        meter: &MeterName,
+        period: &Period,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        KeysStore::remove_block(self, identity, meter, period)
+    }
+}
+
+/// The Usage table (the inherent methods, which other crates call directly).
+impl UsageRange for UsageStore {
+    fn query_prefix(
+        &self,
+        pk: &str,
+        from_sk: &str,
+        to_sk: &str,
+        start: Option<Cursor>,
+        limit: i32,
+    ) -> impl Future<Output = Result<UsagePage, StoreError>> + Send {
+        UsageStore::query_prefix(self, pk, from_sk, to_sk, start, limit)
+    }
+}
+
+impl TopIndex for UsageStore {
+    fn top_page(
+        &self,
+        top: &str,
+        start: Option<Cursor>,
+        limit: i32,
+    ) -> impl Future<Output = Result<TopPage, StoreError>> + Send {
+        UsageStore::top_page(self, top, start, limit)
+    }
+
+    fn regions_of(
+        &self,
+        counter: &CounterKey,
+    ) -> impl Future<Output = Result<BTreeMap<Region, u64>, StoreError>> + Send {
+        UsageStore::regions_of(self, counter)
+    }
+}
+
+impl PeriodScan for UsageStore {
+    fn scan_periods(
+        &self,
+        periods: &[Period],
+    ) -> impl Future<Output = Result<Vec<UsageItem>, StoreError>> + Send {
+        UsageStore::scan_periods(self, periods)
     }
 }

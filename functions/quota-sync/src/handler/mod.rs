@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::stream::{self, StreamExt};
+use tollgate_app::evaluate::{block_for, global_value, hard_limit};
+use tollgate_app::plans::PlanCache;
 use tollgate_core::clock::{Clock, SystemClock};
 use tollgate_core::{
     Aggregation, Block, CounterKey, Identity, MeterName, Period, Plan, Region, Replication,
@@ -18,8 +20,6 @@ use tollgate_store::{KeysStore, PendingCopies, StoreError, UsageStore};
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::evaluate::{block_for, global_value, hard_limit};
-use crate::plans::PlanCache;
 use crate::record::{collapse, decode, Collapsed, SequenceNumber, Skip};
 
 mod pending;

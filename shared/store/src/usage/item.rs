@@ -88,6 +88,52 @@ impl UsageItem {
     }
 }
 
+/// A string or number attribute of a stream record's image, as text: what
+/// [`UsageItem::parse_image`] reads (other attribute types carry no counter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scalar {
+    /// A string attribute (`S`).
+    S(String),
+    /// A number attribute (`N`), in DynamoDB's decimal text.
+    N(String),
+}
+
+/// Why a stream image's counters could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageError {
+    /// The image has no Usage keys: another item (say, of another table).
+    #[error("not a Usage item: {0}")]
+    NotUsage(String),
+    /// The image has Usage keys but its counters do not read: a damaged
+    /// Usage item, an error to report rather than another table's item.
+    #[error("an unreadable Usage item: {0}")]
+    Unreadable(String),
+}
+
+impl UsageItem {
+    /// Reads a stream record's image, given its string and number
+    /// attributes (the rest, such as markers, holds no counter), as
+    /// [`UsageItem::parse_all`] reads an item; so a function decoding stream
+    /// records needs no SDK type.
+    pub fn parse_image(
+        attributes: impl IntoIterator<Item = (String, Scalar)>,
+    ) -> Result<Vec<UsageItem>, ImageError> {
+        let item: Item = attributes
+            .into_iter()
+            .map(|(name, value)| match value {
+                Scalar::S(v) => (name, AttributeValue::S(v)),
+                Scalar::N(v) => (name, AttributeValue::N(v)),
+            })
+            .collect();
+        UsageItem::parse_all(&item).map_err(|e| match (get_s(&item, "pk"), get_s(&item, "sk")) {
+            (Some(pk), Some(sk)) if ItemKeys::parse(pk, sk).is_ok() => {
+                ImageError::Unreadable(e.to_string())
+            }
+            _ => ImageError::NotUsage(e.to_string()),
+        })
+    }
+}
+
 /// A stored counter's value: a whole, non-negative number; one past
 /// `u64::MAX` (DynamoDB holds up to 38 digits) reads as `u64::MAX`, so an
 /// overflowing counter still reads, at its ceiling, instead of becoming

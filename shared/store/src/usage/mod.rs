@@ -20,6 +20,7 @@ mod read;
 mod store;
 
 pub use adds::{increment, Grouping, ItemAdds};
-pub use item::{sum_by_region, UsageItem};
+pub use item::{sum_by_region, ImageError, Scalar, UsageItem};
 pub use layout::{top_key, top_partition, ttl_for, SHARED, TOP_INDEX_VAR, TOP_WINDOWS};
+pub use read::Cursor;
 pub use store::{Expect, Fence, Fenced, UsageStore};

@@ -13,6 +13,21 @@ use super::UsageStore;
 use crate::attr::{get_s, get_u64, s, Item};
 use crate::StoreError;
 
+/// Where a paged read goes on: the last key a page read, opaque outside
+/// the store (so a use case pages without an SDK type).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cursor(Item);
+
+impl Cursor {
+    fn from_key(key: Option<Item>) -> Option<Cursor> {
+        key.map(Cursor)
+    }
+
+    fn key_of(cursor: Option<Cursor>) -> Option<Item> {
+        cursor.map(|c| c.0)
+    }
+}
+
 impl UsageStore {
     /// A counter's value in every region this table holds items of: the
     /// sum of its cells in every part of its items (see [`Self::items_holding`]).
@@ -116,9 +131,9 @@ impl UsageStore {
         pk: &str,
         from_sk: &str,
         to_sk: &str,
-        start: Option<Item>,
+        start: Option<Cursor>,
         limit: i32,
-    ) -> Result<(Vec<UsageItem>, Option<Item>), StoreError> {
+    ) -> Result<(Vec<UsageItem>, Option<Cursor>), StoreError> {
         let out = self
             .client
             .query()
@@ -127,7 +142,7 @@ impl UsageStore {
             .expression_attribute_values(":pk", s(pk))
             .expression_attribute_values(":a", s(from_sk))
             .expression_attribute_values(":b", s(to_sk))
-            .set_exclusive_start_key(start)
+            .set_exclusive_start_key(Cursor::key_of(start))
             .limit(limit)
             .send()
             .await
@@ -136,7 +151,7 @@ impl UsageStore {
         for item in out.items() {
             counters.extend(UsageItem::parse_all(item)?);
         }
-        Ok((counters, out.last_evaluated_key))
+        Ok((counters, Cursor::from_key(out.last_evaluated_key)))
     }
 
     /// One page of the top index partition `top` (see [`top_key`]), largest
@@ -145,9 +160,9 @@ impl UsageStore {
     pub async fn top_page(
         &self,
         top: &str,
-        start: Option<Item>,
+        start: Option<Cursor>,
         limit: i32,
-    ) -> Result<(Vec<(UsageKey, u64)>, Option<Item>), StoreError> {
+    ) -> Result<(Vec<(UsageKey, u64)>, Option<Cursor>), StoreError> {
         let out = self
             .client
             .query()
@@ -157,7 +172,7 @@ impl UsageStore {
             .expression_attribute_names("#top", "top")
             .expression_attribute_values(":top", s(top))
             .scan_index_forward(false)
-            .set_exclusive_start_key(start)
+            .set_exclusive_start_key(Cursor::key_of(start))
             .limit(limit)
             .send()
             .await
@@ -173,7 +188,7 @@ impl UsageStore {
             let value = get_u64(item, "n").ok_or_else(|| malformed("no counter n"))?;
             entries.push((UsageKey::parse(pk, sk)?, value));
         }
-        Ok((entries, out.last_evaluated_key))
+        Ok((entries, Cursor::from_key(out.last_evaluated_key)))
     }
 
     /// Every counter of the given periods, in every region this table holds

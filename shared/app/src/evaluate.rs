@@ -1,5 +1,6 @@
-//! Turning a counter's global value into a block: the pure rules. The
-//! handler reads the values, one Query per changed item.
+//! Turning a counter's global value into a block: the pure rules, shared
+//! by quota-sync's handler (which reads the values, one Query per changed
+//! item) and [`crate::recompute`].
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,6 @@
-//! `GET /v1/usage/top`: the identities with the largest usage of a meter
-//! in one period, without scanning the table.
+//! The top list (`GET /v1/usage/top`, `tollgate usage top`): the
+//! identities with the largest usage of a meter in one period, without
+//! scanning the table.
 //!
 //! The Usage table's sparse `top` index (see `tollgate_store::USAGE_TOP_INDEX`)
 //! lists, per meter, period and region, the region items by counter value,
@@ -14,22 +15,21 @@
 //! each list: no identity not met yet can have more. Ties are ordered by
 //! identity; exact ties at the cut are resolved by reading on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use tollgate_core::{Aggregation, Identity, MeterName, Period, Region, Window};
 use tollgate_store::usage::{top_partition, TOP_WINDOWS};
-use tollgate_store::UsageStore;
+use tollgate_store::{Cursor, TopIndex};
 
-use crate::usage_api::{combine, parse_window, QueryError};
+use crate::usage::{combine, parse_window, QueryError};
 
 /// The largest `limit`.
 pub const MAX_LIMIT: usize = 100;
 /// Region items read at most per call; past it the answer says `complete: false`.
 pub const MAX_ITEMS_READ: usize = 5000;
 
-/// What `GET /v1/usage/top` asks.
+/// What a top list (`GET /v1/usage/top`) asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopQuery {
     /// The meter.
@@ -107,10 +107,10 @@ pub fn parse_top_query(get: impl Fn(&str) -> Option<String>) -> Result<TopQuery,
     })
 }
 
-struct List<'a> {
-    store: &'a UsageStore,
+struct List<'a, S> {
+    store: &'a S,
     region: Region,
-    start: Option<HashMap<String, AttributeValue>>,
+    start: Option<Cursor>,
     last: Option<u64>,
     exhausted: bool,
 }
@@ -118,15 +118,15 @@ struct List<'a> {
 /// Finds the top identities of `q.period` over `regions`: every region of
 /// the deployment, each with the table that holds its own items (its own
 /// table, since quota-sync may copy only hot counters).
-pub async fn top(
-    regions: &[(Region, &UsageStore)],
+pub async fn top<S: TopIndex>(
+    regions: &[(Region, &S)],
     aggregation: Aggregation,
     q: &TopQuery,
 ) -> Result<TopReport, QueryError> {
-    let mut lists: Vec<List> = regions
+    let mut lists: Vec<List<'_, S>> = regions
         .iter()
         .map(|(r, store)| List {
-            store,
+            store: *store,
             region: r.clone(),
             start: None,
             last: None,

@@ -1,7 +1,9 @@
-//! `GET /v1/usage`: one identity's usage of one meter, period by period,
-//! summed over every region's items (the Usage table holds all regions'
-//! items, as quota-sync copies them), with the per-region breakdown on
-//! request, paged by periods.
+//! One identity's usage of one meter, period by period (`GET /v1/usage`,
+//! `tollgate usage show`): summed over every region's items (the Usage
+//! table holds all regions' items, as quota-sync copies them, or each
+//! region's own table is read), with the per-region breakdown on request,
+//! paged by periods. Also the query's parameter grammar, shared by the
+//! HTTP route and the CLI's flags.
 
 use std::collections::BTreeMap;
 
@@ -12,14 +14,14 @@ use serde::{Deserialize, Serialize};
 use tollgate_core::{
     Aggregation, CounterKey, Identity, MeterName, Period, Region, UnixMillis, Window,
 };
-use tollgate_store::{StoreError, UsageStore};
+use tollgate_store::{StoreError, UsageRange, UsageStore};
 
 /// The most periods in one page.
 pub const MAX_PAGE_PERIODS: usize = 1000;
 /// The periods in a page when `limit` is not given.
 pub const DEFAULT_PAGE_PERIODS: usize = 100;
 
-/// A bad query (HTTP 400), or a store failure.
+/// A bad query (a parameter: HTTP 400), or a store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     /// A parameter is missing or does not parse.
@@ -44,7 +46,7 @@ impl QueryError {
     }
 }
 
-/// What `GET /v1/usage` asks.
+/// What a usage query (`GET /v1/usage`) asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageQuery {
     /// Who.
@@ -211,17 +213,27 @@ pub fn parse_usage_query(
     })
 }
 
-/// Where a usage query reads: a Usage table, and whose items it takes
-/// from it (`None`: every region's items it holds, as in a table that
-/// receives every region's copies).
-#[derive(Debug, Clone, Copy)]
-pub struct Source<'a> {
+/// Where a usage query reads: a Usage table (any [`UsageRange`] adapter,
+/// DynamoDB's by default), and whose items it takes from it (`None`: every
+/// region's items it holds, as in a table that receives every region's
+/// copies).
+#[derive(Debug)]
+pub struct Source<'a, S = UsageStore> {
     /// The table.
-    pub store: &'a UsageStore,
+    pub store: &'a S,
     /// Take only this region's items (a region's own table is the
     /// authority for its own items).
     pub region: Option<&'a Region>,
 }
+
+// By hand: a derive would ask `S: Copy`, and a source is two references.
+impl<S> Clone for Source<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for Source<'_, S> {}
 
 /// One period's values read so far: its aggregation and value per region.
 type PeriodValues = BTreeMap<Period, (Aggregation, BTreeMap<String, u64>)>;
@@ -233,8 +245,8 @@ type PeriodValues = BTreeMap<Period, (Aggregation, BTreeMap<String, u64>)>;
 /// With replication `hot` a region's table holds only the copies of
 /// counters that could reach a limit, so the usage API reads every
 /// region's own items from that region's table (one Query per region).
-pub async fn query_usage(
-    sources: &[Source<'_>],
+pub async fn query_usage<S: UsageRange>(
+    sources: &[Source<'_, S>],
     q: &UsageQuery,
 ) -> Result<UsageReport, QueryError> {
     let counter_at = |period: Period| CounterKey {
@@ -311,8 +323,8 @@ pub async fn query_usage(
 /// Reads one source's periods of the query's window between its bounds
 /// and past `after`, from the items in the `sk` range `(from, to)`, until it
 /// has more than `q.limit` periods or none are left.
-async fn read_periods(
-    source: Source<'_>,
+async fn read_periods<S: UsageRange>(
+    source: Source<'_, S>,
     pk: &str,
     (from_sk, to_sk): (&str, &str),
     q: &UsageQuery,

@@ -1,5 +1,6 @@
 //! Which plan applies to an identity, cached in the container for a short
-//! time: plans (one Query for all of them) and key plans (one GetItem per key id).
+//! time: plans (one Query for all of them) and key plans (one GetItem per
+//! key id), read through the store's ports ([`PlanSource`], [`KeyPlans`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -7,15 +8,16 @@ use std::time::Duration;
 
 use tollgate_core::clock::{Clock, SystemClock};
 use tollgate_core::{Identity, Plan, UnixMillis};
-use tollgate_store::{KeysStore, StoreError};
+use tollgate_store::{KeyPlans, KeysStore, PlanSource, StoreError};
 
 /// At most this many key plans are kept; beyond it the map starts afresh.
 const MAX_KEY_PLANS: usize = 50_000;
 
-/// The plans and key plans of one Keys table, cached for `ttl`.
+/// The plans and key plans of one Keys table (any adapter of its ports,
+/// DynamoDB's by default), cached for `ttl`.
 #[derive(Debug)]
-pub struct PlanCache {
-    keys: KeysStore,
+pub struct PlanCache<K = KeysStore> {
+    keys: K,
     ttl: Duration,
     clock: Arc<dyn Clock>,
     anonymous: String,
@@ -28,9 +30,9 @@ struct State {
     key_plans: HashMap<String, (UnixMillis, Option<String>)>,
 }
 
-impl PlanCache {
+impl<K: PlanSource + KeyPlans> PlanCache<K> {
     /// A cache over `keys`; identities without a key use the plan named `anonymous`.
-    pub fn new(keys: KeysStore, ttl: Duration, anonymous: impl Into<String>) -> Self {
+    pub fn new(keys: K, ttl: Duration, anonymous: impl Into<String>) -> Self {
         PlanCache {
             keys,
             ttl,

@@ -1,14 +1,17 @@
 //! Recomputing blocks after plans change: every current block is checked
 //! against the identity's current plan and the counter's global value (one
 //! Query per counter); blocks no longer justified are removed, missing or
-//! changed ones written. It runs in one region, on that region's tables.
+//! changed ones written. It runs in one region, on that region's tables
+//! (`tollgate recompute-blocks`), through the store's ports.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 use tollgate_core::{Aggregation, Block, CounterKey, Identity, Plan, UnixMillis, Window};
 use tollgate_store::usage::UsageItem;
-use tollgate_store::{KeysStore, StoreError, UsageStore};
+use tollgate_store::{
+    BlockRecords, KeyLookup, KeyPlans, PeriodScan, PlanSource, StoreError, UsageRange,
+};
 
 use crate::evaluate::{block_for, global_value};
 
@@ -44,15 +47,20 @@ pub struct Report {
     pub removed: Vec<BlockChange>,
 }
 
-/// Recomputes the blocks of one region at time `now`. `anonymous_plan`
-/// names the plan of identities without a key.
-pub async fn recompute(
-    keys: &KeysStore,
-    usage: &UsageStore,
+/// Recomputes the blocks of one region at time `now`, from its Keys table
+/// (`keys`: plans, key plans, blocks) and Usage table (`usage`).
+/// `anonymous_plan` names the plan of identities without a key.
+pub async fn recompute<K, U>(
+    keys: &K,
+    usage: &U,
     anonymous_plan: &str,
     scope: &Scope,
     now: UnixMillis,
-) -> Result<Report, StoreError> {
+) -> Result<Report, StoreError>
+where
+    K: PlanSource + KeyLookup + KeyPlans + BlockRecords,
+    U: UsageRange + PeriodScan,
+{
     let plans: HashMap<String, Plan> = keys
         .list_plans()
         .await?
@@ -149,8 +157,8 @@ pub async fn recompute(
     Ok(report)
 }
 
-async fn plan_name(
-    keys: &KeysStore,
+async fn plan_name<K: KeyPlans>(
+    keys: &K,
     anonymous_plan: &str,
     identity: &Identity,
     cache: &mut HashMap<Identity, Option<String>>,
@@ -167,8 +175,8 @@ async fn plan_name(
 }
 
 /// A counter's region items (one Query; a second page only past 1 MB).
-async fn counter_items(
-    usage: &UsageStore,
+async fn counter_items<U: UsageRange>(
+    usage: &U,
     counter: &CounterKey,
 ) -> Result<Vec<UsageItem>, StoreError> {
     let prefix = counter.sk_prefix();
