@@ -103,3 +103,68 @@ impl<K: PlanSource + KeyPlans> PlanCache<K> {
         Ok(self.plans().await?.get(&name).cloned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tollgate_core::clock::ManualClock;
+    use tollgate_core::{ApiKey, KeyRecord, KeyStatus};
+    use tollgate_store::memory::MemoryKeys;
+
+    fn plan(name: &str) -> Plan {
+        Plan {
+            name: name.into(),
+            limits: vec![],
+            overage: Default::default(),
+            failure: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_plans_and_key_plans_once_per_ttl() {
+        let keys = MemoryKeys::new();
+        keys.put_plan(plan("pro"));
+        keys.put_plan(plan("anonymous"));
+        let key = ApiKey::generate([2u8; 32]);
+        keys.put_key(
+            &key.digest(),
+            KeyRecord {
+                key_id: key.key_id(),
+                customer: "acme".into(),
+                plan: "pro".into(),
+                status: KeyStatus::Active,
+                expires_at: None,
+            },
+        );
+        let clock = ManualClock::at(1_795_000_000_000);
+        let ttl = Duration::from_secs(60);
+        let cache = PlanCache::new(keys, ttl, "anonymous").with_clock(Arc::new(clock.clone()));
+        let id = Identity::Key(key.key_id());
+        let ip: Identity = "ip:192.0.2.1".parse().unwrap();
+        let unknown = Identity::Key("k_unknown".into());
+        for _ in 0..3 {
+            assert_eq!(cache.plan_for(&id).await.unwrap().unwrap().name, "pro");
+            assert_eq!(
+                cache.plan_for(&ip).await.unwrap().unwrap().name,
+                "anonymous"
+            );
+            assert_eq!(cache.plan_for(&unknown).await.unwrap(), None);
+        }
+        // One plan load; one key plan read per key id (anonymous: none).
+        assert_eq!(
+            (cache.keys.plan_loads(), cache.keys.key_plan_reads()),
+            (1, 2)
+        );
+        clock.advance(ttl + Duration::from_millis(1));
+        assert_eq!(cache.plan_for(&id).await.unwrap().unwrap().name, "pro");
+        assert_eq!(
+            (cache.keys.plan_loads(), cache.keys.key_plan_reads()),
+            (2, 3)
+        );
+        // A failed read is an error, never "no plan".
+        cache.keys.fail(tollgate_store::memory::Failing::Everything);
+        clock.advance(ttl + Duration::from_millis(1));
+        assert!(cache.plan_for(&id).await.is_err());
+    }
+}

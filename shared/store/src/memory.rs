@@ -1,5 +1,5 @@
 //! The in-memory adapter of the ports (feature `memory`), for handler
-//! tests: keys, blocks and plans in a map, reads counted, and a switch that
+//! and use-case tests: keys, blocks and plans in a map, reads counted, and a switch that
 //! makes reads fail, so a handler's failure policies are tested without a
 //! dead socket. It models what the ports promise, not DynamoDB: DynamoDB's
 //! own behaviour is tested on DynamoDB Local.
@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tollgate_core::{Block, Identity, KeyDigest, KeyRecord, Plan};
 
-use crate::ports::{KeyAndBlocks, KeyLookup, PlanSource};
+use crate::ports::{KeyAndBlocks, KeyLookup, KeyPlans, PlanSource};
 use crate::StoreError;
 
 /// Which reads fail.
@@ -18,7 +18,7 @@ pub enum Failing {
     /// None (the default).
     #[default]
     Nothing,
-    /// Key and block lookups.
+    /// Key and block lookups, and key plan reads.
     Lookups,
     /// Plan loads.
     Plans,
@@ -34,10 +34,11 @@ struct State {
     failing: Failing,
     lookups: usize,
     plan_loads: usize,
+    key_plan_reads: usize,
 }
 
-/// Keys, blocks and plans in memory, implementing [`KeyLookup`] and
-/// [`PlanSource`].
+/// Keys, blocks and plans in memory, implementing [`KeyLookup`],
+/// [`PlanSource`] and [`KeyPlans`].
 #[derive(Debug, Default)]
 pub struct MemoryKeys {
     state: Mutex<State>,
@@ -95,6 +96,12 @@ impl MemoryKeys {
     pub fn plan_loads(&self) -> usize {
         self.state().plan_loads
     }
+
+    /// Key plan reads ([`KeyPlans::plan_of_key`]) asked for so far, failed
+    /// ones included.
+    pub fn key_plan_reads(&self) -> usize {
+        self.state().key_plan_reads
+    }
 }
 
 fn told_to_fail(operation: &'static str) -> StoreError {
@@ -132,6 +139,21 @@ impl PlanSource for MemoryKeys {
             return Err(told_to_fail("list plans"));
         }
         Ok(state.plans.clone())
+    }
+}
+
+impl KeyPlans for MemoryKeys {
+    async fn plan_of_key(&self, key_id: &str) -> Result<Option<String>, StoreError> {
+        let mut state = self.state();
+        state.key_plan_reads += 1;
+        if matches!(state.failing, Failing::Lookups | Failing::Everything) {
+            return Err(told_to_fail("key plan"));
+        }
+        Ok(state
+            .keys
+            .values()
+            .find(|k| k.key_id == key_id)
+            .map(|k| k.plan.clone()))
     }
 }
 

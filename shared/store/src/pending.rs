@@ -20,7 +20,7 @@ use tollgate_core::{Aggregation, CounterKey, Identity, MeterName, Period, Region
 
 use crate::attr::{get_i64, get_s, get_u64, n, s, Item};
 use crate::usage::UsageItem;
-use crate::{conditional, StoreError};
+use crate::{conditional, KeysStore, StoreError};
 
 /// How long after its period's end a pending copy is kept (35 days).
 const KEEP_AFTER_PERIOD_MS: i64 = 35 * 86_400_000;
@@ -39,6 +39,12 @@ impl PendingCopies {
             client,
             table: table.into(),
         }
+    }
+
+    /// Pending copies in the Keys table of `keys` (on its client), so a
+    /// handler that holds the Keys store needs no client of its own.
+    pub fn in_keys_table(keys: &KeysStore) -> Self {
+        PendingCopies::new(keys.client().clone(), keys.table())
     }
 
     /// The partition of `peer`'s pending copies.

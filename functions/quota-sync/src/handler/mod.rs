@@ -114,7 +114,7 @@ impl QuotaSync {
     /// tables, `peers` the peer regions' Usage tables (ignored in the Global
     /// Tables mode).
     pub fn new(config: &Config, usage: UsageStore, keys: KeysStore, peers: Vec<Peer>) -> Self {
-        let pending = PendingCopies::new(keys.client().clone(), keys.table());
+        let pending = PendingCopies::in_keys_table(&keys);
         QuotaSync {
             pending,
             retry_at: Mutex::new(HashMap::new()),
