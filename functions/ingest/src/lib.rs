@@ -9,6 +9,7 @@
 //! - [`commit`]: markers and aggregated increments committed together.
 //! - [`usage_api`], [`top`]: the queries, shared with the `tollgate` CLI.
 //! - [`handler`]: the HTTP routes; [`config`]: `TOLLGATE_*` settings.
+//! - [`metrics`]: each request's outcome as CloudWatch metrics (EMF).
 
 pub mod body;
 pub mod cloudevents;
@@ -16,6 +17,7 @@ pub mod commit;
 pub mod config;
 pub mod handler;
 pub mod meters;
+pub mod metrics;
 pub mod request;
 pub mod top;
 pub mod usage_api;

@@ -24,6 +24,7 @@
 pub mod config;
 pub mod evaluate;
 pub mod handler;
+pub mod metrics;
 pub mod plans;
 pub mod recompute;
 pub mod record;
