@@ -21,7 +21,11 @@ pub enum PlansCommand {
         file: PathBuf,
     },
     /// List every plan.
-    List,
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show one plan.
     Show {
         name: String,
@@ -42,7 +46,14 @@ pub async fn run(client: &Client, names: &TableNames, command: PlansCommand) -> 
                 println!("{line}");
             }
         }
-        PlansCommand::List => print!("{}", render_list(&list_plans(&store).await?)),
+        PlansCommand::List { json } => {
+            let plans = list_plans(&store).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plans)?);
+            } else {
+                print!("{}", render_list(&plans));
+            }
+        }
         PlansCommand::Show { name, json } => {
             let plan = find_plan(&store, &name).await?;
             if json {
