@@ -59,7 +59,7 @@ pub async fn run(client: &Client, names: &TableNames, command: PlansCommand) -> 
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
             } else {
-                print!("{}", serde_yaml::to_string(&plan)?);
+                print!("{}", serde_yaml_ng::to_string(&plan)?);
             }
         }
     }
@@ -82,12 +82,12 @@ pub fn parse_plans(text: &str, path: &Path) -> Result<Vec<Plan>> {
         }
         .with_context(|| format!("{} is not a plan or a list of plans", path.display()))?
     } else {
-        let value: serde_yaml::Value = serde_yaml::from_str(text)
+        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)
             .with_context(|| format!("{} is not valid YAML", path.display()))?;
         if value.is_sequence() {
-            serde_yaml::from_value(value)
+            serde_yaml_ng::from_value(value)
         } else {
-            serde_yaml::from_value(value).map(|p| vec![p])
+            serde_yaml_ng::from_value(value).map(|p| vec![p])
         }
         .with_context(|| format!("{} is not a plan or a list of plans", path.display()))?
     };

@@ -1,13 +1,13 @@
 //! `template.yaml` and `shared/store` describe the same tables, so the CLI's
 //! local tables and the deployed ones cannot drift.
 
-use serde_yaml::Value;
+use serde_yaml_ng::Value;
 use tollgate_store::TABLES;
 
 fn template() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"))
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"))
 }
 
 fn strings(v: &Value, field: &str) -> Vec<(String, String)> {
