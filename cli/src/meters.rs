@@ -2,9 +2,28 @@
 
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::Client;
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 use tollgate_core::{Aggregation, MeterDef, MeterName};
 use tollgate_store::{KeysStore, TableNames};
+
+/// `--aggregation`: how a meter's events combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AggregationArg {
+    Count,
+    Sum,
+    Max,
+}
+
+impl AggregationArg {
+    /// The name `tollgate_core::Aggregation` parses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AggregationArg::Count => "count",
+            AggregationArg::Sum => "sum",
+            AggregationArg::Max => "max",
+        }
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum MetersCommand {
@@ -13,8 +32,8 @@ pub enum MetersCommand {
         /// The meter's name: 1-64 characters of a-z, 0-9, '_' or '-'.
         name: String,
         /// How events combine: count (one per event), sum (of the values) or max.
-        #[arg(long, default_value = "sum")]
-        aggregation: String,
+        #[arg(long, value_enum, default_value_t = AggregationArg::Sum)]
+        aggregation: AggregationArg,
         /// The unit of a value, for people (tokens, bytes, ms).
         #[arg(long, default_value = "")]
         unit: String,
@@ -40,7 +59,7 @@ pub async fn run(client: &Client, names: &TableNames, command: MetersCommand) ->
             unit,
             value_path,
         } => {
-            let mut def = parse_meter(&name, &aggregation, &unit)?;
+            let mut def = parse_meter(&name, aggregation.as_str(), &unit)?;
             def.value_path = value_path
                 .as_deref()
                 .map(tollgate_core::ValuePath::parse)

@@ -21,7 +21,11 @@ pub enum PlansCommand {
         file: PathBuf,
     },
     /// List every plan.
-    List,
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show one plan.
     Show {
         name: String,
@@ -42,13 +46,20 @@ pub async fn run(client: &Client, names: &TableNames, command: PlansCommand) -> 
                 println!("{line}");
             }
         }
-        PlansCommand::List => print!("{}", render_list(&list_plans(&store).await?)),
+        PlansCommand::List { json } => {
+            let plans = list_plans(&store).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plans)?);
+            } else {
+                print!("{}", render_list(&plans));
+            }
+        }
         PlansCommand::Show { name, json } => {
             let plan = find_plan(&store, &name).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
             } else {
-                print!("{}", serde_yaml::to_string(&plan)?);
+                print!("{}", serde_yaml_ng::to_string(&plan)?);
             }
         }
     }
@@ -71,12 +82,12 @@ pub fn parse_plans(text: &str, path: &Path) -> Result<Vec<Plan>> {
         }
         .with_context(|| format!("{} is not a plan or a list of plans", path.display()))?
     } else {
-        let value: serde_yaml::Value = serde_yaml::from_str(text)
+        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)
             .with_context(|| format!("{} is not valid YAML", path.display()))?;
         if value.is_sequence() {
-            serde_yaml::from_value(value)
+            serde_yaml_ng::from_value(value)
         } else {
-            serde_yaml::from_value(value).map(|p| vec![p])
+            serde_yaml_ng::from_value(value).map(|p| vec![p])
         }
         .with_context(|| format!("{} is not a plan or a list of plans", path.display()))?
     };

@@ -44,7 +44,7 @@ pub struct ReplayArgs {
     dry_run: bool,
     /// Print the report as one JSON object.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 /// What one message came to.

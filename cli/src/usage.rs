@@ -3,11 +3,46 @@
 
 use anyhow::{bail, Context, Result};
 use aws_sdk_dynamodb::Client;
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 use tollgate_app::top::{parse_top_query, top, TopReport};
 use tollgate_app::usage::{parse_usage_query, query_usage, Source, UsageReport};
 use tollgate_core::{Aggregation, MeterName, Region};
 use tollgate_store::{KeysStore, TableNames, UsageStore};
+
+/// `usage show --window`: the windows usage can be asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UsageWindow {
+    Hour,
+    Day,
+    Month,
+}
+
+impl UsageWindow {
+    /// The query parameter's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageWindow::Hour => "hour",
+            UsageWindow::Day => "day",
+            UsageWindow::Month => "month",
+        }
+    }
+}
+
+/// `usage top --window`: the windows the top index holds
+/// (`tollgate_store::usage::TOP_WINDOWS`: months only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TopWindow {
+    Month,
+}
+
+impl TopWindow {
+    /// The query parameter's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopWindow::Month => "month",
+        }
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum UsageCommand {
@@ -20,8 +55,8 @@ pub enum UsageCommand {
         #[arg(long)]
         meter: String,
         /// hour, day or month.
-        #[arg(long, default_value = "day")]
-        window: String,
+        #[arg(long, value_enum, default_value_t = UsageWindow::Day)]
+        window: UsageWindow,
         /// The first period: a label (2026-11-01), a date, an RFC 3339 time or epoch ms.
         #[arg(long)]
         from: Option<String>,
@@ -45,9 +80,9 @@ pub enum UsageCommand {
         /// The meter.
         #[arg(long)]
         meter: String,
-        /// day or month.
-        #[arg(long, default_value = "month")]
-        window: String,
+        /// month (the top index holds month periods only).
+        #[arg(long, value_enum, default_value_t = TopWindow::Month)]
+        window: TopWindow,
         /// The period label (2026-11 for a month, 2026-11-21 for a day).
         #[arg(long)]
         period: String,
@@ -100,7 +135,7 @@ pub async fn run(
             let params = [
                 ("identity", Some(identity)),
                 ("meter", Some(meter)),
-                ("window", Some(window)),
+                ("window", Some(window.as_str().to_owned())),
                 ("from", from),
                 ("to", to),
                 ("regions", Some(regions.to_string())),
@@ -151,7 +186,7 @@ pub async fn run(
         } => {
             let params = [
                 ("meter", meter),
-                ("window", window),
+                ("window", window.as_str().to_owned()),
                 ("period", period),
                 ("limit", limit.to_string()),
             ];

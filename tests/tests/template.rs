@@ -1,13 +1,13 @@
 //! `template.yaml` and `shared/store` describe the same tables, so the CLI's
 //! local tables and the deployed ones cannot drift.
 
-use serde_yaml::Value;
+use serde_yaml_ng::Value;
 use tollgate_store::TABLES;
 
 fn template() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"))
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"))
 }
 
 fn strings(v: &Value, field: &str) -> Vec<(String, String)> {
@@ -816,5 +816,288 @@ fn the_authorizer_rolls_out_by_canary_behind_an_alias() {
     assert_eq!(
         tagged(arn, "Ref").as_str(),
         Some("AuthorizerFunction.Alias")
+    );
+}
+
+// ------------------------------------------------- metrics and saved queries
+
+/// The metric names each function prints (its crate's `metrics::NAMES`).
+fn metric_names(function: &str) -> Vec<&'static str> {
+    match function {
+        "AuthorizerFunction" => vec![authorizer::metrics::DECISIONS],
+        "LogProcessorFunction" => log_processor::metrics::NAMES.to_vec(),
+        "IngestFunction" => ingest::metrics::NAMES.to_vec(),
+        "QuotaSyncFunction" => quota_sync::metrics::NAMES.to_vec(),
+        other => panic!("no function {other}"),
+    }
+}
+
+/// Checks one metric of the `Tollgate` namespace the template names: the
+/// function of its `FunctionName` prints it, and a `Reason` is one the
+/// authorizer writes.
+fn check_metric(what: &str, namespace: &str, name: &str, dimensions: &[(String, String)]) {
+    assert_eq!(namespace, tollgate_lambda::metrics::NAMESPACE, "{what}");
+    let function = dimensions
+        .iter()
+        .find(|(k, _)| k == tollgate_lambda::metrics::FUNCTION_DIMENSION)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("{what}: {name} without FunctionName"));
+    assert!(
+        metric_names(function).contains(&name),
+        "{what}: {function} prints no {name}"
+    );
+    for (k, v) in dimensions {
+        match k.as_str() {
+            "FunctionName" => {}
+            "Reason" => assert!(
+                authorizer::metrics::REASONS.contains(&v.as_str()),
+                "{what}: no reason {v}"
+            ),
+            other => panic!("{what}: a dimension {other} the functions do not write"),
+        }
+    }
+}
+
+/// Issue 19 item 3: the alarms and the dashboard read the metrics the
+/// functions print (embedded metric format), under the namespace and
+/// dimensions the code writes; metrics can be turned off per stack.
+#[test]
+fn the_templates_metrics_are_the_ones_the_functions_print() {
+    let t = template();
+    let dims = |d: &Value| -> Vec<(String, String)> {
+        d.as_sequence()
+            .map(|l| {
+                l.iter()
+                    .map(|e| {
+                        let name = e["Name"].as_str().expect("a dimension name").to_owned();
+                        let value = match &e["Value"] {
+                            Value::String(s) => s.clone(),
+                            v => tagged(v, "Ref").as_str().expect("a Ref").to_owned(),
+                        };
+                        (name, value)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut checked = 0;
+    for (id, r) in t["Resources"].as_mapping().expect("Resources") {
+        if r["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        let id = id.as_str().expect("an id");
+        let p = &r["Properties"];
+        if let Some(ns) = p["Namespace"].as_str().filter(|n| !n.starts_with("AWS/")) {
+            let name = p["MetricName"].as_str().expect("MetricName");
+            check_metric(id, ns, name, &dims(&p["Dimensions"]));
+            checked += 1;
+        }
+        for m in p["Metrics"].as_sequence().into_iter().flatten() {
+            let metric = &m["MetricStat"]["Metric"];
+            if let Some(ns) = metric["Namespace"].as_str() {
+                if !ns.starts_with("AWS/") {
+                    let name = metric["MetricName"].as_str().expect("MetricName");
+                    check_metric(id, ns, name, &dims(&metric["Dimensions"]));
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 4, "alarms on the functions' metrics: {checked}");
+    let store = &resource(&t, "AuthorizerStoreFailureAlarm")["Properties"];
+    let reasons: Vec<String> = store["Metrics"]
+        .as_sequence()
+        .expect("Metrics")
+        .iter()
+        .flat_map(|m| dims(&m["MetricStat"]["Metric"]["Dimensions"]))
+        .filter(|(k, _)| k == "Reason")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(reasons, authorizer::metrics::STORE_FAILURE_REASONS);
+
+    // The dashboard, with every ${Name} replaced by Name.
+    let body = tagged(
+        &resource(&t, "Dashboard")["Properties"]["DashboardBody"],
+        "Sub",
+    )
+    .as_str()
+    .expect("a body");
+    let mut filled = body.to_owned();
+    while let Some(i) = filled.find("${") {
+        let end = i + filled[i..].find('}').expect("a closing brace");
+        let name = filled[i + 2..end].to_owned();
+        filled.replace_range(i..=end, &name);
+    }
+    let json: serde_json::Value = serde_json::from_str(&filled).expect("the body is JSON");
+    let mut on_dashboard = Vec::new();
+    for widget in json["widgets"].as_array().expect("widgets") {
+        for m in widget["properties"]["metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let m = m.as_array().expect("a metric row");
+            if let Some(expression) = m[0]["expression"].as_str() {
+                if let Some(rest) = expression.split("{Tollgate,").nth(1) {
+                    let keys: Vec<&str> = rest.split('}').next().unwrap_or("").split(',').collect();
+                    assert!(keys.contains(&"FunctionName"), "{expression}");
+                    let name = rest
+                        .split("MetricName=\"")
+                        .nth(1)
+                        .and_then(|r| r.split('"').next())
+                        .expect("a MetricName in the search");
+                    let function = rest
+                        .split("FunctionName=\"")
+                        .nth(1)
+                        .and_then(|r| r.split('"').next())
+                        .expect("a FunctionName in the search");
+                    assert!(metric_names(function).contains(&name), "{expression}");
+                    on_dashboard.push(name.to_owned());
+                }
+                continue;
+            }
+            let Some(namespace) = m[0].as_str() else {
+                continue;
+            };
+            if namespace.starts_with("AWS/") {
+                continue;
+            }
+            let name = m[1].as_str().expect("a metric name");
+            let pairs: Vec<(String, String)> = m[2..]
+                .chunks(2)
+                .filter_map(|c| {
+                    Some((
+                        c.first()?.as_str()?.to_owned(),
+                        c.get(1)?.as_str()?.to_owned(),
+                    ))
+                })
+                .collect();
+            check_metric("Dashboard", namespace, name, &pairs);
+            on_dashboard.push(name.to_owned());
+        }
+    }
+    for name in [
+        "Decisions",
+        "LinesCounted",
+        "EventsAccepted",
+        "Copies",
+        "BlocksWritten",
+    ] {
+        assert!(
+            on_dashboard.iter().any(|n| n == name),
+            "{name} on the dashboard"
+        );
+    }
+
+    // On by default, through the variable the functions read.
+    assert_eq!(t["Parameters"]["Metrics"]["Default"].as_str(), Some("true"));
+    let env = &t["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(
+        tagged(&env[tollgate_lambda::metrics::METRICS_VAR], "Ref").as_str(),
+        Some("Metrics")
+    );
+}
+
+/// The function whose log group `id` is (`/aws/lambda/${Function}`).
+fn log_group_function(t: &Value, id: &str) -> String {
+    let r = resource(t, id);
+    assert_eq!(r["Type"].as_str(), Some("AWS::Logs::LogGroup"), "{id}");
+    let name = tagged(&r["Properties"]["LogGroupName"], "Sub")
+        .as_str()
+        .expect("a LogGroupName");
+    name.strip_prefix("/aws/lambda/${")
+        .and_then(|n| n.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("{id} is not a function's log group: {name}"))
+        .to_owned()
+}
+
+/// Issue 19 item 3: Logs Insights saved queries over the functions' log
+/// groups, named per stage, reading fields the functions log.
+#[test]
+fn the_saved_queries_read_the_functions_log_groups() {
+    let t = template();
+    let all = [
+        "AuthorizerFunction",
+        "LogProcessorFunction",
+        "IngestFunction",
+        "QuotaSyncFunction",
+    ];
+    let queries: [(&str, &str, &[&str], &[&str]); 5] = [
+        (
+            "DecisionsByReasonQuery",
+            "decisions-by-reason",
+            &["AuthorizerFunction"],
+            &[authorizer::metrics::DECISIONS, "Reason", "Plan"],
+        ),
+        (
+            "QuarantinedDeliveriesQuery",
+            "quarantined-deliveries",
+            &["LogProcessorFunction"],
+            &["quarantine", "reason", "detail"],
+        ),
+        (
+            "SkippedLinesQuery",
+            "skipped-log-lines",
+            &["LogProcessorFunction"],
+            &["skipped a log line", "reason"],
+        ),
+        (
+            "StoreFailuresQuery",
+            "store-failures",
+            &all,
+            &["error", "level"],
+        ),
+        (
+            "SlowestInvocationsQuery",
+            "slowest-invocations",
+            &all,
+            &["platform.report", "durationMs"],
+        ),
+    ];
+    for (id, name, functions, fields) in queries {
+        let r = resource(&t, id);
+        assert_eq!(
+            r["Type"].as_str(),
+            Some("AWS::Logs::QueryDefinition"),
+            "{id}"
+        );
+        let p = &r["Properties"];
+        assert_eq!(
+            tagged(&p["Name"], "Sub").as_str(),
+            Some(format!("tollgate/${{StageName}}/{name}").as_str()),
+            "{id}"
+        );
+        let groups: Vec<String> = p["LogGroupNames"]
+            .as_sequence()
+            .expect("LogGroupNames")
+            .iter()
+            .map(|g| {
+                let group = tagged(g, "Ref").as_str().expect("a log group Ref");
+                log_group_function(&t, group)
+            })
+            .collect();
+        assert_eq!(groups, functions, "{id}'s log groups");
+        let query = p["QueryString"].as_str().expect("a QueryString");
+        for field in fields {
+            assert!(query.contains(field), "{id} reads {field}");
+        }
+    }
+    // Every function's logs go to the log group the queries read.
+    for function in all {
+        let id = function.replace("Function", "LogGroup");
+        assert_eq!(log_group_function(&t, &id), function);
+    }
+    // The slowest-invocations query needs platform.report lines (INFO).
+    assert_eq!(
+        tagged(
+            &t["Globals"]["Function"]["LoggingConfig"]["SystemLogLevel"],
+            "Ref"
+        )
+        .as_str(),
+        Some("SystemLogLevel")
+    );
+    assert_eq!(
+        t["Parameters"]["SystemLogLevel"]["Default"].as_str(),
+        Some("WARN")
     );
 }

@@ -128,6 +128,7 @@ impl<S: KeyLookup + PlanSource> Authorizer<S> {
     pub async fn handle_incoming(&self, event: Incoming) -> Result<Box<RawValue>, Unauthorized> {
         let Some(json) = event.json() else {
             tracing::info!("unauthorized: the event is not JSON");
+            crate::metrics::emit_unreadable();
             return Err(Unauthorized);
         };
         self.handle_bytes(json.as_bytes()).await
@@ -463,12 +464,14 @@ fn unavailable(identity: Option<Identity>, failure: FailurePolicy, now: UnixMill
 
 fn unreadable(e: &EventError) -> Unauthorized {
     tracing::info!(error = %e, "unauthorized: unreadable event");
+    crate::metrics::emit_unreadable();
     Unauthorized
 }
 
 /// One log line per decision: denials at INFO, allows at DEBUG, degraded
 /// allows at WARN. Only identities and codes, never a secret.
 fn log_outcome(o: &Outcome) {
+    crate::metrics::emit_decision(o);
     let subject = o.decision.subject();
     let plan = subject.plan.as_deref().unwrap_or("");
     match &o.decision {

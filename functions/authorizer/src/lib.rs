@@ -16,6 +16,9 @@
 //! 5. [`response`]: the [`Outcome`] as `Unauthorized`, an IAM policy or a
 //!    simple response, rendered once.
 //!
+//! [`metrics`] prints each decision's CloudWatch metric (EMF), by reason
+//! and plan.
+//!
 //! [`config`] holds the `TOLLGATE_*` settings, read once at start-up
 //! through `tollgate_lambda::Env`.
 //!
@@ -26,6 +29,7 @@ pub mod cache;
 pub mod config;
 pub mod event;
 pub mod handler;
+pub mod metrics;
 pub mod response;
 
 pub use cache::{Clock, Found, ManualClock, SystemClock};

@@ -341,6 +341,10 @@ async fn the_binary_never_logs_a_secret() {
     let _ = invoke(&f, &truncated[..truncated.len() / 2 + 200]);
     let out = f.logs();
     assert!(out.contains("denied"), "the log has the decisions: {out}");
+    assert!(
+        out.contains(r#""CloudWatchMetrics""#) && out.contains(r#""Reason":"unknown_key""#),
+        "the decisions' metric lines: {out}"
+    );
     assert!(!out.contains(&DEMO_KEY[8..]), "a secret in the log: {out}");
     assert!(
         !out.contains("ffeeddccbbaa9988"),

@@ -245,6 +245,7 @@ impl Ingest {
                 format!("no route for {method} {path}: POST /v1/events, GET /v1/usage, GET /v1/usage/top"),
             )
         };
+        crate::metrics::emit(&response);
         response.into_http()
     }
 

@@ -10,6 +10,7 @@
 //! - [`handler`]: the HTTP routes (the usage queries themselves are
 //!   `tollgate_app::usage` and `tollgate_app::top`, shared with the CLI);
 //!   [`config`]: `TOLLGATE_*` settings.
+//! - [`metrics`]: each request's outcome as CloudWatch metrics (EMF).
 
 pub mod body;
 pub mod cloudevents;
@@ -17,6 +18,7 @@ pub mod commit;
 pub mod config;
 pub mod handler;
 pub mod meters;
+pub mod metrics;
 pub mod request;
 pub mod validate;
 

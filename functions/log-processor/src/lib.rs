@@ -18,6 +18,8 @@
 //! - [`reject`]: poison input (a record or delivery that can never be
 //!   processed) quarantined: logged with its id and reason, counted as
 //!   rejected, acknowledged.
+//! - [`metrics`]: the run summary as CloudWatch metrics (EMF), one line
+//!   per invocation.
 //! - [`config`]: `TOLLGATE_*` settings.
 
 pub mod batch;
@@ -25,6 +27,7 @@ pub mod commit;
 pub mod config;
 pub mod handler;
 pub mod line;
+pub mod metrics;
 pub mod payload;
 pub mod reject;
 

@@ -26,6 +26,7 @@
 
 pub mod config;
 pub mod handler;
+pub mod metrics;
 pub mod record;
 
 use tollgate_store::client::{client_for, local_client_with, Limits};

@@ -28,5 +28,6 @@ async fn handle(
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<DynamoDbEventResponse, Error> {
     let outcome = handler.handle(&event.payload).await?;
+    quota_sync::metrics::emit(&outcome.stats);
     Ok(outcome.response)
 }

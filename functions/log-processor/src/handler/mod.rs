@@ -164,11 +164,13 @@ impl Processor {
                     Summary::one_rejected()
                 }
             };
+            crate::metrics::emit(&summary);
             return serde_json::to_value(summary)
                 .map_err(|e| ProcessError::Store(format!("cannot encode the summary: {e}")));
         }
         if let Some(Value::Array(records)) = event.get("Records") {
-            let (response, _) = self.handle_kinesis_records(records).await;
+            let (response, summary) = self.handle_kinesis_records(records).await;
+            crate::metrics::emit(&summary);
             return serde_json::to_value(response)
                 .map_err(|e| ProcessError::Store(format!("cannot encode the response: {e}")));
         }
