@@ -35,7 +35,7 @@ const START: i64 = 1_795_000_000_000;
 /// watermark's in-order contract, so they are deduplicated by transaction
 /// here; `kinesis_watermarks_count_exactly_once` covers the watermark.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "KNOWN REGRESSION (2026-12-01): since bucket parts, this run of 8 concurrent workers over duplicated direct and Kinesis deliveries never finishes against DynamoDB Local (no error, no CPU: every future waits). Run it with `-- --ignored`; fix before closing issue 16."]
+#[ignore = "run by `make test` on a DynamoDB Local of its own (scripts/test.sh): DynamoDB Local slows down as it ages (the same run took 34 s, 130 s, then 266 s on one instance), and on an instance the whole suite has used its transaction locks time out"]
 async fn redelivered_batches_count_exactly_once() {
     let h = Harness::new("lp-once").await;
     let processor = Arc::new(Processor::new(
@@ -99,7 +99,10 @@ async fn redelivered_batches_count_exactly_once() {
                         Ok(resp)
                             if resp
                                 .get("batchItemFailures")
-                                .is_some_and(|f| f.as_array().is_some_and(|a| !a.is_empty())) => {}
+                                .is_some_and(|f| f.as_array().is_some_and(|a| !a.is_empty())) =>
+                        {
+                            assert!(attempt < 20, "records still failing: {resp}");
+                        }
                         Ok(_) => break,
                         Err(e) => assert!(attempt < 20, "still failing: {e}"),
                     }
