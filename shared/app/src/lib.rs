@@ -6,13 +6,10 @@
 //!   parameter grammar, [`usage::QueryError`] its errors.
 //! - [`top`]: the identities with the largest usage of a meter in a period,
 //!   from the top index (`GET /v1/usage/top`, `tollgate usage top`).
-//! - [`evaluate`]: a counter's global value and the block it calls for
-//!   under a plan (quota-sync's handler and [`recompute`]).
 //! - [`recompute`]: blocks re-checked after plans change
-//!   (`tollgate recompute-blocks`).
+//!   (`tollgate recompute-blocks`), by the rules of `tollgate_core::blocking`.
 //! - [`plans`]: the plan cache (plans and key plans for a short time).
 
-pub mod evaluate;
 pub mod plans;
 pub mod recompute;
 pub mod top;

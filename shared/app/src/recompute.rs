@@ -13,7 +13,7 @@ use tollgate_store::{
     BlockRecords, KeyLookup, KeyPlans, PeriodScan, PlanSource, StoreError, UsageRange,
 };
 
-use crate::evaluate::{block_for, global_value};
+use tollgate_core::blocking::{block_for, global_value};
 
 /// What to recompute.
 #[derive(Debug, Clone, Default)]

@@ -7,6 +7,7 @@
 pub mod aggregate;
 pub mod apikey;
 pub mod billing;
+pub mod blocking;
 pub mod bucket;
 pub mod clock;
 pub mod cloudevent;

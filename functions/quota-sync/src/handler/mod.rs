@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::stream::{self, StreamExt};
-use tollgate_app::evaluate::{block_for, global_value, hard_limit};
 use tollgate_app::plans::PlanCache;
+use tollgate_core::blocking::{block_for, global_value, hard_limit};
 use tollgate_core::clock::{Clock, SystemClock};
 use tollgate_core::{
     Aggregation, Block, CounterKey, Identity, MeterName, Period, Plan, Region, Replication,

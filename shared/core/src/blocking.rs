@@ -1,10 +1,10 @@
 //! Turning a counter's global value into a block: the pure rules, shared
 //! by quota-sync's handler (which reads the values, one Query per changed
-//! item) and [`crate::recompute`].
+//! item) and `tollgate_app::recompute` (after plans change).
 
 use std::collections::BTreeMap;
 
-use tollgate_core::{Aggregation, Block, CounterKey, Plan, Region};
+use crate::{Aggregation, Block, CounterKey, Plan, Region};
 
 /// The hard limit `plan` sets for a counter's meter and window, if any.
 /// A soft plan has none: it is never blocked.
@@ -41,7 +41,7 @@ pub fn block_for(plan: &Plan, counter: &CounterKey, used: u64) -> Option<Block> 
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use tollgate_core::{Limit, MeterName, OveragePolicy, Window};
+    use crate::{Limit, MeterName, OveragePolicy, Window};
 
     fn plan(overage: OveragePolicy) -> Plan {
         Plan {
