@@ -194,6 +194,7 @@ pub async fn create_key(
         plan: plan.to_owned(),
         status: KeyStatus::Active,
         expires_at,
+        valid_until: None,
     };
     store
         .create_key(&key.digest(), &record, now)
