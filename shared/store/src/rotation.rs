@@ -337,10 +337,14 @@ impl KeysStore {
                     .key("pk", s(key_pk(&KeyDigest(digest.clone()))))
                     .key("sk", s("apikey"))
                     .update_expression(
-                        "SET #s = :r, key_id = if_not_exists(key_id, :id), \
-                         customer = if_not_exists(customer, :c), plan = if_not_exists(plan, :p), \
-                         valid_until = if_not_exists(valid_until, :u), #t = if_not_exists(#t, :t)",
+                        "SET #s = :r, #id = if_not_exists(#id, :id), #c = if_not_exists(#c, :c), \
+                         #p = if_not_exists(#p, :p), #v = if_not_exists(#v, :u), \
+                         #t = if_not_exists(#t, :t)",
                     )
+                    .expression_attribute_names("#id", "key_id")
+                    .expression_attribute_names("#c", "customer")
+                    .expression_attribute_names("#p", "plan")
+                    .expression_attribute_names("#v", "valid_until")
                     .expression_attribute_names("#s", "status")
                     .expression_attribute_names("#t", "ttl")
                     .expression_attribute_values(":r", s("revoked"))
