@@ -256,6 +256,7 @@ mod tests {
                 plan: "free".into(),
                 status: KeyStatus::Active,
                 expires_at: None,
+                valid_until: None,
             };
             keys_a
                 .create_key(&KeyDigest(format!("{i:064x}")), &record, 0)

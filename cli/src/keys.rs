@@ -1,4 +1,4 @@
-//! `tollgate keys create|revoke|list|show`: customers' API keys.
+//! `tollgate keys create|roll|revoke|list|show`: customers' API keys.
 //!
 //! A key's secret is printed once, at creation; the table keeps only its
 //! SHA-256 digest, so a lost secret cannot be shown again (create a new key
@@ -13,6 +13,9 @@ use tollgate_core::{ApiKey, Block, Identity, KeyDigest, KeyRecord, KeyStatus, Un
 use tollgate_store::{KeysStore, TableNames};
 
 use crate::plans::find_plan;
+
+mod roll;
+pub use roll::{render_rolled, roll_key};
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -33,7 +36,24 @@ pub enum KeysCommand {
         #[arg(long, value_delimiter = ',')]
         regions: Vec<String>,
     },
-    /// Revoke a customer's key (takes effect within the authorizer's cache time).
+    /// Give a key a new secret; prints it once. The old secret keeps
+    /// working until the grace ends; both count to the same key id,
+    /// customer, plan and limits.
+    Roll {
+        /// The key's id (`k_` and 16 hex digits).
+        key_id: String,
+        /// How long the old secret keeps working: such as 30m, 24h, 7d (at most 30d; 0 for none).
+        #[arg(long)]
+        grace: String,
+        /// Print the new secret as JSON (for scripts).
+        #[arg(long)]
+        json: bool,
+        /// Roll it in each of these regions (the same new secret and grace
+        /// end); default: the `--region` alone.
+        #[arg(long, value_delimiter = ',')]
+        regions: Vec<String>,
+    },
+    /// Revoke a customer's key, every secret of it (takes effect within the authorizer's cache time).
     Revoke {
         #[arg(long)]
         customer: String,
@@ -93,6 +113,39 @@ pub async fn run(client: &Client, names: &TableNames, command: KeysCommand) -> R
             if !failed.is_empty() {
                 anyhow::bail!(
                     "the key was not stored in every region ({}); revoke it with `tollgate keys revoke --regions ...` or create it again",
+                    failed.join("; ")
+                );
+            }
+        }
+        KeysCommand::Roll {
+            key_id,
+            grace,
+            json,
+            regions,
+        } => {
+            let mut secret = [0u8; tollgate_core::apikey::SECRET_BYTES];
+            rand::rng().fill_bytes(&mut secret);
+            let mut rolled = None;
+            let mut failed = Vec::new();
+            for (i, store) in stores(&store, names, &regions).await.iter().enumerate() {
+                match roll_key(store, &key_id, &grace, now, secret).await {
+                    Ok(r) => rolled = Some(r),
+                    // Nothing stored yet: the new secret was never valid anywhere.
+                    Err(e) if rolled.is_none() => return Err(e),
+                    Err(e) => failed.push(format!(
+                        "{}: {e:#}",
+                        regions.get(i).map_or("?", String::as_str)
+                    )),
+                }
+            }
+            if let Some(rolled) = rolled {
+                // Shown even when a later region failed: it works in the
+                // earlier ones and is shown only now.
+                println!("{}", render_rolled(&rolled, json));
+            }
+            if !failed.is_empty() {
+                anyhow::bail!(
+                    "the key was not rolled in every region ({}); the new secret works only where it was; roll again there or revoke the key",
                     failed.join("; ")
                 );
             }
@@ -164,7 +217,7 @@ pub fn parse_expiry(text: &str) -> Result<UnixMillis> {
         })
 }
 
-fn rfc3339(ms: UnixMillis) -> String {
+pub(crate) fn rfc3339(ms: UnixMillis) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
         .unwrap_or_else(|| ms.to_string())
@@ -194,6 +247,7 @@ pub async fn create_key(
         plan: plan.to_owned(),
         status: KeyStatus::Active,
         expires_at,
+        valid_until: None,
     };
     store
         .create_key(&key.digest(), &record, now)
@@ -339,7 +393,7 @@ pub fn render_shown(s: &Shown, now: UnixMillis) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
@@ -348,7 +402,7 @@ mod tests {
 
     const NOW: UnixMillis = 1_795_266_307_000;
 
-    async fn store_with_plan(label: &str) -> (Harness, KeysStore) {
+    pub(crate) async fn store_with_plan(label: &str) -> (Harness, KeysStore) {
         let h = Harness::new(label).await;
         let store = KeysStore::new(h.client(), h.tables.keys.clone());
         let plan: Plan = serde_json::from_str(

@@ -70,6 +70,7 @@ pub(super) async fn tables_and_keys(
                 plan: "paid".into(),
                 status: KeyStatus::Active,
                 expires_at: None,
+                valid_until: None,
             };
             let digest = key.digest();
             async move { store.create_key(&digest, &record, start_ms).await }

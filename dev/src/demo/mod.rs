@@ -204,6 +204,7 @@ async fn set_up(
                     plan: plan.into(),
                     status: KeyStatus::Active,
                     expires_at: None,
+                    valid_until: None,
                 };
                 if let Err(e) = keys.create_key(&key.digest(), &record, now).await {
                     tracing::debug!("key exists already: {e}");

@@ -59,6 +59,7 @@ fn bench(c: &mut Criterion) {
                 plan: "pro".into(),
                 status: KeyStatus::Active,
                 expires_at: None,
+                valid_until: None,
             }),
             blocks: vec![],
         },

@@ -63,6 +63,7 @@ fn main() {
                 plan: "pro".into(),
                 status: KeyStatus::Active,
                 expires_at: None,
+                valid_until: None,
             }),
             blocks: vec![],
         },

@@ -20,8 +20,8 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use tollgate_core::decision::{anonymous_needs_blocks, failure_policy};
 use tollgate_core::{
-    charge_source, decide, ApiKey, Decision, FailurePolicy, Identity, KeyDigest, Lookup, Plan,
-    UnixMillis,
+    charge_source, decide, ApiKey, Decision, FailurePolicy, Identity, KeyDigest, KeyRecord, Lookup,
+    Plan, UnixMillis,
 };
 use tollgate_store::{KeyLookup, PlanSource, StoreError};
 
@@ -104,7 +104,7 @@ impl<S: KeyLookup + PlanSource> Authorizer<S> {
     /// Caches what a read for `key` would return, as if just read (tests and benchmarks).
     pub fn prime_key(&self, key: &ApiKey, found: Found) {
         let now = self.clock.now_millis();
-        let ttl = self.ttl_for(&found, true);
+        let ttl = self.ttl_for(&found, true, now);
         if let Ok(mut c) = self.cache.lock() {
             c.insert(key_cache_key(&key.digest()), Arc::new(found), now, ttl);
         }
@@ -175,16 +175,19 @@ impl<S: KeyLookup + PlanSource> Authorizer<S> {
         let key_id = digest.key_id();
         let identity = Identity::Key(key_id.clone());
         let outcome = |decision: Decision| {
-            // A quota denial charged to the source IP names the IP.
-            let principal = match decision.subject().identity.as_ref() {
-                Some(id @ Identity::Ip(_)) => id.to_string(),
-                _ => identity.to_string(),
+            let (principal, key_id) = match decision.subject().identity.as_ref() {
+                // A quota denial charged to the source IP names the IP.
+                Some(id @ Identity::Ip(_)) => (id.to_string(), key_id.clone()),
+                // The record's key id: a secret issued by a roll has a
+                // digest of its own but counts to its key's id.
+                Some(id @ Identity::Key(k)) => (id.to_string(), k.clone()),
+                _ => (identity.to_string(), key_id.clone()),
             };
             Outcome {
                 decision,
                 principal,
                 referer: None,
-                key_id: Some(key_id.clone()),
+                key_id: Some(key_id),
             }
         };
         let cache_key = key_cache_key(&digest);
@@ -218,7 +221,28 @@ impl<S: KeyLookup + PlanSource> Authorizer<S> {
                             let key = anonymous_cache_key(std::slice::from_ref(ip));
                             source_found = Some(self.remember(key, found, false));
                         }
-                        let blocks = blocks.pop().unwrap_or_default();
+                        let mut blocks = blocks.pop().unwrap_or_default();
+                        // A secret issued by a roll: its key's blocks are
+                        // under the record's key id, not the digest's (a
+                        // second read, on a cache miss only).
+                        if let Some(r) = record.as_ref().filter(|r| r.key_id != key_id) {
+                            let own = [Identity::Key(r.key_id.clone())];
+                            match self.store.lookup(None, &own).await {
+                                Ok((_, own_blocks)) => blocks = own_blocks,
+                                Err(e) => {
+                                    let failure = failure_policy(
+                                        plans.get(&r.plan),
+                                        self.config.failure_policy,
+                                    );
+                                    tracing::warn!(identity = %own[0], error = %e, ?failure, "block lookup of a rolled key failed: applying the failure policy");
+                                    return outcome(unavailable(
+                                        own.into_iter().next(),
+                                        failure,
+                                        self.clock.now_millis(),
+                                    ));
+                                }
+                            }
+                        }
                         self.remember(cache_key, Found { record, blocks }, true)
                     }
                     Err(e) => {
@@ -369,18 +393,26 @@ impl<S: KeyLookup + PlanSource> Authorizer<S> {
             .unwrap_or(Cached::Missing)
     }
 
-    fn ttl_for(&self, found: &Found, is_key: bool) -> Duration {
-        if is_key && found.record.is_none() {
+    /// How long a read stays fresh: the cache times, but never past the end
+    /// of a secret that is still usable at `now` (a rolled secret's grace
+    /// end, a key's expiry), so no entry outlives it. A secret already past
+    /// its end is refused by the rules and cached as usual.
+    fn ttl_for(&self, found: &Found, is_key: bool, now: UnixMillis) -> Duration {
+        let ttl = if is_key && found.record.is_none() {
             self.config.negative_cache_ttl
         } else {
             self.config.cache_ttl
+        };
+        match found.record.as_ref().and_then(KeyRecord::usable_until) {
+            Some(end) if end > now => ttl.min(Duration::from_millis((end - now) as u64)),
+            _ => ttl,
         }
     }
 
     fn remember(&self, key: String, found: Found, is_key: bool) -> Arc<Found> {
-        let ttl = self.ttl_for(&found, is_key);
-        let found = Arc::new(found);
         let now = self.clock.now_millis();
+        let ttl = self.ttl_for(&found, is_key, now);
+        let found = Arc::new(found);
         if let Ok(mut c) = self.cache.lock() {
             c.insert(key, found.clone(), now, ttl);
         }

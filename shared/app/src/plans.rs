@@ -135,6 +135,7 @@ mod tests {
                 plan: "pro".into(),
                 status: KeyStatus::Active,
                 expires_at: None,
+                valid_until: None,
             },
         );
         let clock = ManualClock::at(1_795_000_000_000);

@@ -23,6 +23,30 @@ pub struct KeyRecord {
     pub status: KeyStatus,
     /// When the key stops working, if ever.
     pub expires_at: Option<UnixMillis>,
+    /// When this *secret* stops working because the key was rolled to a new
+    /// secret (the end of its grace, see [`crate::rotation`]); `None` for a
+    /// key's current secret. The key id, customer, plan and limits are the
+    /// key's, whichever of its secrets is presented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<UnixMillis>,
+}
+
+impl KeyRecord {
+    /// Until when this secret may be used, if there is an end: the earlier
+    /// of the key's expiry and the secret's grace end. Caches must not keep
+    /// an entry for it past this time.
+    pub fn usable_until(&self) -> Option<UnixMillis> {
+        match (self.expires_at, self.valid_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether this is a secret a roll replaced whose grace has ended at
+    /// `now` (its end is exclusive: at `valid_until` it is refused).
+    pub fn grace_ended(&self, now: UnixMillis) -> bool {
+        self.valid_until.is_some_and(|t| now >= t)
+    }
 }
 
 /// A limit an identity has reached for one period (written by quota-sync).
@@ -82,6 +106,9 @@ pub enum DenyReason {
     NoIdentity,
     RevokedKey,
     ExpiredKey,
+    /// The presented secret was replaced by `tollgate keys roll` and its
+    /// grace has ended (the key lives on under its new secret).
+    RolledKey,
     /// The key's plan is not defined (a configuration error: fail closed).
     UnknownPlan,
     /// A hard limit was reached; the quota resets at the period's end.
@@ -102,6 +129,7 @@ impl DenyReason {
             DenyReason::NoIdentity => "no_identity",
             DenyReason::RevokedKey => "revoked_key",
             DenyReason::ExpiredKey => "expired_key",
+            DenyReason::RolledKey => "rolled_key",
             DenyReason::UnknownPlan => "unknown_plan",
             DenyReason::QuotaExceeded { .. } => "quota_exceeded",
             DenyReason::StoreUnavailable => "store_unavailable",
@@ -122,7 +150,7 @@ impl DenyReason {
     }
 
     /// Whether the presented key cannot be used at all (unknown,
-    /// malformed, revoked or expired): answered with API Gateway's
+    /// malformed, revoked, expired, or a rolled secret past its grace): answered with API Gateway's
     /// `Unauthorized` (401) rather than a policy, and charged to the source
     /// IP's anonymous identity by the log-processor.
     pub fn is_unauthorized(&self) -> bool {
@@ -132,6 +160,7 @@ impl DenyReason {
                 | DenyReason::MalformedKey
                 | DenyReason::RevokedKey
                 | DenyReason::ExpiredKey
+                | DenyReason::RolledKey
         )
     }
 }
@@ -212,7 +241,7 @@ impl Decision {
 }
 
 /// Applies the rules: a key of the wrong shape, no identity at all, unknown,
-/// revoked or expired key → deny; a current block
+/// revoked or expired key, a rolled secret past its grace → deny; a current block
 /// under a hard plan → deny with the reason and reset time (the earliest
 /// block that resets last wins, so the client waits long enough); soft plans
 /// are never blocked; store failure → the failure policy; else allow.
@@ -273,6 +302,11 @@ pub fn decide(lookup: Lookup<'_>, now: UnixMillis) -> Decision {
             }
             if record.expires_at.is_some_and(|t| now >= t) {
                 return deny(DenyReason::ExpiredKey);
+            }
+            // The grace of a replaced secret is decided here, on the
+            // caller's clock, never by the store's TTL clean-up (lazy).
+            if record.grace_ended(now) {
+                return deny(DenyReason::RolledKey);
             }
             let Some(plan) = plan else {
                 return deny(DenyReason::UnknownPlan);
@@ -364,6 +398,7 @@ mod tests {
             plan: "pro".into(),
             status: KeyStatus::Active,
             expires_at: None,
+            valid_until: None,
         }
     }
 
@@ -435,6 +470,64 @@ mod tests {
             reason(key(Some(record()), None, &[])),
             DenyReason::UnknownPlan
         );
+    }
+
+    #[test]
+    fn a_rolled_secret_works_until_its_grace_ends_on_the_clock() {
+        use crate::clock::{Clock, ManualClock};
+        let p = plan(OveragePolicy::Hard);
+        let grace_end = NOW + 3_600_000;
+        let old = KeyRecord {
+            valid_until: Some(grace_end),
+            ..record()
+        };
+        let clock = ManualClock::at(NOW);
+        let at = |clock: &ManualClock, r: &KeyRecord, blocks: &[Block]| {
+            decide(
+                Lookup::Key {
+                    record: Some(r.clone()),
+                    plan: Some(&p),
+                    blocks,
+                },
+                clock.now_millis(),
+            )
+        };
+        // Within the grace: allowed, as the same key id and customer.
+        let d = at(&clock, &old, &[]);
+        assert!(d.is_allowed());
+        assert_eq!(d.subject().identity, Identity::key("k_1").ok());
+        assert_eq!(d.subject().customer.as_deref(), Some("acme"));
+        // The key's limits still apply to the old secret in its grace.
+        let blocked = [block(Window::Day, 100, NOW)];
+        assert!(reason(at(&clock, &old, &blocked)).is_quota());
+        clock.advance(std::time::Duration::from_millis(3_599_999));
+        assert!(at(&clock, &old, &[]).is_allowed());
+        // At the grace end (exclusive) and after: refused, unauthorized.
+        clock.advance(std::time::Duration::from_millis(1));
+        let r = reason(at(&clock, &old, &[]));
+        assert_eq!(r, DenyReason::RolledKey);
+        assert_eq!(r.code(), "rolled_key");
+        assert!(r.is_unauthorized() && !r.is_quota());
+        // The current secret (no grace) is unaffected at the same time.
+        assert!(at(&clock, &record(), &[]).is_allowed());
+        // Revoked wins over grace: revocation is immediate.
+        let revoked = KeyRecord {
+            status: KeyStatus::Revoked,
+            ..old.clone()
+        };
+        clock.set(NOW);
+        assert_eq!(reason(at(&clock, &revoked, &[])), DenyReason::RevokedKey);
+        // An expiry before the grace end ends the secret first.
+        let expiring = KeyRecord {
+            expires_at: Some(NOW + 1_000),
+            ..old.clone()
+        };
+        assert_eq!(expiring.usable_until(), Some(NOW + 1_000));
+        assert_eq!(old.usable_until(), Some(grace_end));
+        assert_eq!(record().usable_until(), None);
+        clock.set(NOW + 1_000);
+        assert_eq!(reason(at(&clock, &expiring, &[])), DenyReason::ExpiredKey);
+        assert!(!record().grace_ended(i64::MAX));
     }
 
     #[test]
@@ -522,6 +615,7 @@ mod tests {
             DenyReason::MalformedKey,
             DenyReason::RevokedKey,
             DenyReason::ExpiredKey,
+            DenyReason::RolledKey,
         ] {
             assert!(r.is_unauthorized(), "{r:?}");
         }

@@ -19,6 +19,7 @@ pub mod meter;
 pub mod plan;
 pub mod ratelimit;
 pub mod replication;
+pub mod rotation;
 pub mod usage_key;
 pub mod value_path;
 pub mod watermark;

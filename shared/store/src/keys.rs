@@ -3,19 +3,21 @@
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
-//! | API key | `apikey#<sha256 hex>` | `apikey` | `key_id`, `customer`, `plan`, `status`, `expires_at`?, `created_at` |
-//! | customer's key | `customer#<customer>` | `key#<key_id>` | `digest`, `plan`, `status`, `created_at` |
+//! | API key (one per secret) | `apikey#<sha256 hex>` | `apikey` | `key_id`, `customer`, `plan`, `status`, `expires_at`?, `created_at`; a rolled-away secret also `valid_until`, `ttl` |
+//! | customer's key | `customer#<customer>` | `key#<key_id>` | `digest` (the current secret's), `graced`? (digest → grace end), `plan`, `status`, `created_at` |
 //! | key's plan by key id | `keyid#<key_id>` | `keyid` | `plan`, `customer` (for quota-sync, which sees only `key:<key_id>`) |
 //! | plan | `plan` | `<name>` | `doc` (the plan as JSON) |
 //! | meter | `meter` | `<name>` | `doc` (the meter definition as JSON) |
 //! | blocks of an identity | `block#<identity>` | `block` | one `blk:<meter>#<period>` map `{limit, used}` per reached limit; `ttl` |
 //!
-//! The key id is derived from the digest, so the authorizer reads the key
-//! item and the key's block item in one `BatchGetItem`.
+//! The key id is derived from the digest of the key's first secret, so the
+//! authorizer reads the key item and the key's block item in one
+//! `BatchGetItem`. A secret issued by a roll ([`crate::rotation`]) has a
+//! digest of its own but the same `key_id`; its blocks are read by that id.
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use tollgate_core::{
     Block, Identity, KeyDigest, KeyRecord, KeyStatus, MeterDef, MeterName, Period, Plan, UnixMillis,
@@ -65,6 +67,7 @@ pub fn parse_key(item: &Item) -> Result<KeyRecord, StoreError> {
             _ => KeyStatus::Active,
         },
         expires_at: get_i64(item, "expires_at"),
+        valid_until: get_i64(item, "valid_until"),
     })
 }
 
@@ -354,42 +357,6 @@ impl KeysStore {
                 ))
             })
             .collect())
-    }
-
-    /// Revokes a customer's key (both items, atomically). Returns false when there is no such key.
-    pub async fn revoke_key(&self, customer: &str, key_id: &str) -> Result<bool, StoreError> {
-        let Some((_, digest, _, _)) = self
-            .list_keys(customer)
-            .await?
-            .into_iter()
-            .find(|k| k.0 == key_id)
-        else {
-            return Ok(false);
-        };
-        let update = |pk: String, sk: &str| {
-            Update::builder()
-                .table_name(&self.table)
-                .key("pk", s(pk))
-                .key("sk", s(sk))
-                .update_expression("SET #s = :r")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_names("#s", "status")
-                .expression_attribute_values(":r", s("revoked"))
-                .build()
-                .map(|u| TransactWriteItem::builder().update(u).build())
-                .map_err(|e| StoreError::dynamo("TransactWriteItems", e))
-        };
-        self.client
-            .transact_write_items()
-            .transact_items(update(format!("apikey#{digest}"), "apikey")?)
-            .transact_items(update(
-                format!("customer#{customer}"),
-                &format!("key#{key_id}"),
-            )?)
-            .send()
-            .await
-            .map_err(|e| StoreError::dynamo("TransactWriteItems", e))?;
-        Ok(true)
     }
 
     /// Creates or replaces a plan (after validating it).

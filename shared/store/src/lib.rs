@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod parts;
 pub mod pending;
 pub mod ports;
+pub mod rotation;
 pub mod tables;
 pub mod usage;
 
@@ -28,6 +29,7 @@ pub use metrics::RequestCounter;
 pub use parts::{install_bucket_secret_from_env, PartPlacer};
 pub use pending::PendingCopies;
 pub use ports::{BlockRecords, KeyLookup, KeyPlans, PeriodScan, PlanSource, TopIndex, UsageRange};
+pub use rotation::{KeySecrets, RollOutcome};
 pub use tables::{
     IndexSpec, TableNames, TableSpec, IDEMPOTENCY, KEYS, TABLES, USAGE, USAGE_TOP_INDEX,
 };

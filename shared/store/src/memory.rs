@@ -183,6 +183,7 @@ mod tests {
             plan: "pro".into(),
             status: KeyStatus::Active,
             expires_at: None,
+            valid_until: None,
         };
         store.put_key(&key.digest(), record.clone());
         let id = Identity::Key(key.key_id());

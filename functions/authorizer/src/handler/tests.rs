@@ -3,7 +3,9 @@
 use super::*;
 use crate::cache::ManualClock;
 use tollgate_core::decision::Subject;
-use tollgate_core::{Block, KeyRecord, KeyStatus, Limit, MeterName, OveragePolicy, Window};
+use tollgate_core::{
+    Block, DenyReason, KeyRecord, KeyStatus, Limit, MeterName, OveragePolicy, Window,
+};
 use tollgate_store::memory::{Failing, MemoryKeys};
 
 const NOW: UnixMillis = 1_795_000_000_000;
@@ -33,6 +35,7 @@ fn record(k: &ApiKey) -> KeyRecord {
         plan: "pro".into(),
         status: KeyStatus::Active,
         expires_at: None,
+        valid_until: None,
     }
 }
 
@@ -355,4 +358,84 @@ async fn a_failed_plan_reload_keeps_the_plans_and_waits_before_retrying() {
         })
         .await;
     assert_eq!(a.store().plan_loads(), 3);
+}
+
+#[tokio::test]
+async fn a_rolled_key_serves_both_secrets_as_one_key_id_until_the_grace_ends() {
+    let old = key();
+    let new = ApiKey::generate([4u8; 32]);
+    assert_ne!(new.key_id(), old.key_id());
+    // The grace ends 3 s from now, before the 5 s cache time.
+    let grace_end = NOW + 3_000;
+    let store = MemoryKeys::new();
+    store.put_key(
+        &old.digest(),
+        KeyRecord {
+            valid_until: Some(grace_end),
+            ..record(&old)
+        },
+    );
+    // The new secret's record names the key's id, not its digest's.
+    store.put_key(&new.digest(), record(&old));
+    store.put_plan(plan("pro", OveragePolicy::Hard));
+    store.put_plan(plan("anonymous", OveragePolicy::Hard));
+    let clock = ManualClock::at(NOW);
+    let a = Authorizer::new(Config::default(), store, Arc::new(clock.clone()));
+    a.load_plans().await.unwrap();
+    let event = |k: &ApiKey| rest_event(&format!(r#"{{"x-api-key":"{}"}}"#, k.expose_secret()));
+    let principal = format!("key:{}", old.key_id());
+    for k in [&old, &new] {
+        let v = respond(&a, &event(k)).await;
+        assert_eq!(v["policyDocument"]["Statement"][0]["Effect"], "Allow");
+        assert_eq!(v["principalId"], principal);
+        assert_eq!(v["context"]["identity"], principal);
+        assert_eq!(v["context"]["customer"], "acme");
+    }
+    // One read for the old secret; two for the new one (its key's blocks
+    // are under the record's key id).
+    assert_eq!(a.store().lookups(), 3);
+    // Just before the grace end: still allowed, from the cache.
+    clock.advance(Duration::from_millis(2_999));
+    let v = respond(&a, &event(&old)).await;
+    assert_eq!(v["policyDocument"]["Statement"][0]["Effect"], "Allow");
+    assert_eq!(a.store().lookups(), 3);
+    // At the grace end: the old secret is refused (401), its cache entry
+    // having ended with the grace (read again, though 5 s have not passed);
+    // the new secret goes on.
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(
+        a.handle_bytes(event(&old).as_bytes()).await.unwrap_err(),
+        Unauthorized
+    );
+    assert_eq!(a.store().lookups(), 4);
+    let out = a
+        .authorize(Caller::Key {
+            key: old.clone(),
+            source: None,
+        })
+        .await;
+    assert!(matches!(
+        out.decision,
+        Decision::Deny {
+            reason: DenyReason::RolledKey,
+            ..
+        }
+    ));
+    let v = respond(&a, &event(&new)).await;
+    assert_eq!(v["policyDocument"]["Statement"][0]["Effect"], "Allow");
+    assert_eq!(v["principalId"], principal);
+    // The key's limits apply to the new secret: a block of the key id denies it.
+    a.store().put_block(
+        &Identity::Key(old.key_id()),
+        Block {
+            meter: MeterName::requests(),
+            period: Window::Day.period_of(NOW).unwrap(),
+            limit: 100,
+            used: 100,
+        },
+    );
+    clock.advance(Duration::from_secs(6));
+    let v = respond(&a, &event(&new)).await;
+    assert_eq!(v["context"]["reason"], "quota_exceeded");
+    assert_eq!(v["principalId"], principal);
 }

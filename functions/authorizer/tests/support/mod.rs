@@ -83,6 +83,7 @@ pub async fn create_key(
         plan: plan.into(),
         status: KeyStatus::Active,
         expires_at,
+        valid_until: None,
     };
     store
         .create_key(&key.digest(), &record, NOW)

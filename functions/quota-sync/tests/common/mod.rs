@@ -175,6 +175,7 @@ pub async fn key_on_plan(h: &Harness, plan: &str) -> Identity {
         plan: plan.into(),
         status: KeyStatus::Active,
         expires_at: None,
+        valid_until: None,
     };
     for region in REGIONS {
         keys(h, region)
