@@ -86,19 +86,7 @@ mod tests {
         s.tally.denied = 1;
         s.tally.no_identity = 1;
         let text = Line::function_only(&values(&s)).render("lp", 1);
-        let v: Value = serde_json::from_str(&text).unwrap();
-        let d = &v["_aws"]["CloudWatchMetrics"][0];
-        assert_eq!(d["Namespace"], "Tollgate");
-        assert_eq!(d["Dimensions"], serde_json::json!([["FunctionName"]]));
-        let names: Vec<&str> = d["Metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| {
-                assert_eq!(m["Unit"], "Count");
-                m["Name"].as_str().unwrap()
-            })
-            .collect();
+        let (v, names) = tollgate_lambda::metrics::read_back_function_only(&text);
         assert_eq!(names, NAMES);
         assert_eq!(v[LOG_EVENTS], 10);
         assert_eq!(v[LINES_COUNTED], 6);

@@ -94,19 +94,7 @@ mod tests {
             ..Stats::default()
         };
         let text = Line::function_only(&values(&s)).render("qs", 1);
-        let v: Value = serde_json::from_str(&text).unwrap();
-        let d = &v["_aws"]["CloudWatchMetrics"][0];
-        assert_eq!(d["Namespace"], "Tollgate");
-        assert_eq!(d["Dimensions"], serde_json::json!([["FunctionName"]]));
-        let names: Vec<&str> = d["Metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| {
-                assert_eq!(m["Unit"], "Count");
-                m["Name"].as_str().unwrap()
-            })
-            .collect();
+        let (v, names) = tollgate_lambda::metrics::read_back_function_only(&text);
         assert_eq!(names, NAMES);
         assert_eq!(v[RECORDS], 9);
         assert_eq!(v[COPIES], 4);

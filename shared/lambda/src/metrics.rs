@@ -233,6 +233,32 @@ fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
+/// A printed line read back, for the functions' tests of their lines: the
+/// line as JSON and the names of its metrics, after checking that it is one
+/// EMF directive in [`NAMESPACE`], with the function-only dimension set and
+/// every unit `Count`. Panics (it is for tests) when any of that fails.
+#[cfg(feature = "testing")]
+pub fn read_back_function_only(text: &str) -> (serde_json::Value, Vec<String>) {
+    let value: serde_json::Value = serde_json::from_str(text).expect("a metric line is JSON");
+    let directives = value["_aws"]["CloudWatchMetrics"]
+        .as_array()
+        .expect("an EMF line has directives");
+    assert_eq!(directives.len(), 1, "one directive");
+    let d = &directives[0];
+    assert_eq!(d["Namespace"], NAMESPACE);
+    assert_eq!(d["Dimensions"], serde_json::json!([[FUNCTION_DIMENSION]]));
+    let names = d["Metrics"]
+        .as_array()
+        .expect("a directive lists its metrics")
+        .iter()
+        .map(|m| {
+            assert_eq!(m["Unit"], "Count");
+            m["Name"].as_str().expect("a metric has a name").to_owned()
+        })
+        .collect();
+    (value, names)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
