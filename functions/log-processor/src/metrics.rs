@@ -68,7 +68,6 @@ pub fn emit(summary: &Summary) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use serde_json::Value;
 
     #[test]
     fn the_summary_is_one_emf_line() {

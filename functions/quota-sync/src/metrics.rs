@@ -75,7 +75,6 @@ pub fn emit(stats: &Stats) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use serde_json::Value;
 
     #[test]
     fn the_stats_are_one_emf_line() {
