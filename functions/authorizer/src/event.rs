@@ -436,30 +436,5 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
         .or_else(|| t.parse::<SocketAddr>().ok().map(|s| s.ip()))
 }
 
-/// The fuzzing entry point: parse any bytes as an event and find the caller
-/// under a few configurations. Must never panic.
-pub fn fuzz_one(bytes: &[u8]) {
-    static CONFIGS: std::sync::OnceLock<[Config; 2]> = std::sync::OnceLock::new();
-    let configs = CONFIGS.get_or_init(|| {
-        [
-            Config::default(),
-            Config {
-                api_key_query: Some("api_key".into()),
-                anonymous_referer: true,
-                trusted_proxy_hops: 2,
-                ..Config::default()
-            },
-        ]
-    });
-    if let Ok(event) = Event::parse(bytes) {
-        for config in configs {
-            let _ = event.caller(config);
-        }
-        if let Some(arn) = event.arn.as_deref() {
-            let _ = stage_resource(arn);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests;

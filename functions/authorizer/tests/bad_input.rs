@@ -1,8 +1,8 @@
-//! Arbitrary bytes and mangled events: never a panic, always a response or
-//! `Unauthorized`, and no secret in the log (captured at TRACE level).
+//! Mangled events: always a response or `Unauthorized`, and no secret in
+//! the log (captured at TRACE level).
 //!
-//! The same entry point (`event::fuzz_one`) is the cargo-fuzz target in
-//! `fuzz/`; this property test runs it on stable in every `cargo test`.
+//! The property tests on arbitrary bytes run the fuzz entry points
+//! (`tollgate_fuzz::authorizer`, in `fuzz/entries`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,58 +11,9 @@ mod support;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use authorizer::event::fuzz_one;
 use authorizer::{Authorizer, Config, ManualClock};
-use proptest::prelude::*;
 use support::*;
 use tollgate_core::{FailurePolicy, OveragePolicy};
-
-fn sample_events() -> Vec<Vec<u8>> {
-    [
-        "token-demo-key.json",
-        "rest-request-demo-key.json",
-        "http-v2-demo-key.json",
-        "rest-request-no-key.json",
-    ]
-    .iter()
-    .map(|f| event_file(f))
-    .collect()
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
-
-    #[test]
-    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
-        fuzz_one(&bytes);
-    }
-
-    #[test]
-    fn mangled_sample_events_never_panic(
-        which in 0usize..4,
-        cut in 0usize..2000,
-        flips in proptest::collection::vec((0usize..2000, any::<u8>()), 0..8),
-    ) {
-        let mut event = sample_events()[which].clone();
-        for (at, byte) in flips {
-            let n = event.len();
-            event[at % n] = byte;
-        }
-        event.truncate(cut.min(event.len()));
-        fuzz_one(&event);
-    }
-
-    #[test]
-    fn arbitrary_header_values_never_panic(value in "\\PC{0,300}|[\\x00-\\x7f]{0,300}") {
-        let json = serde_json::json!({
-            "type": "REQUEST",
-            "methodArn": "arn:aws:execute-api:us-east-1:1:api/prod/GET/x",
-            "headers": {"x-api-key": value, "x-forwarded-for": value, "referer": value},
-            "requestContext": {"identity": {"sourceIp": value}},
-        });
-        fuzz_one(json.to_string().as_bytes());
-    }
-}
 
 /// A writer that keeps what tracing writes.
 #[derive(Clone, Default)]

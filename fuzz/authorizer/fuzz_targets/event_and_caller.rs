@@ -1,6 +1,7 @@
 //! Event parsing and caller extraction (key header / query / token, client
 //! IP through X-Forwarded-For, Referer host, stage resource) on arbitrary
-//! bytes: must never panic.
+//! bytes: must never panic. The entry point is
+//! `tollgate_fuzz::authorizer::fuzz_one` (`fuzz/entries/src/authorizer.rs`).
 //!
 //! Run from the repository root, seeded with the sample events:
 //!
@@ -14,5 +15,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    authorizer::event::fuzz_one(data);
+    tollgate_fuzz::authorizer::fuzz_one(data);
 });

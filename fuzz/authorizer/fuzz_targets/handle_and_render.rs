@@ -1,7 +1,8 @@
 //! The authorizer's byte entry point on the response side: any bytes parsed
 //! as an event, the caller found, and every kind of outcome rendered for
 //! it; each rendering must be JSON with a context object, and nothing may
-//! panic.
+//! panic. The entry point is `tollgate_fuzz::authorizer::fuzz_render`
+//! (`fuzz/entries/src/authorizer.rs`).
 //!
 //! Run from the repository root, seeded with the sample events:
 //!
@@ -15,5 +16,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    authorizer::response::fuzz_render(data);
+    tollgate_fuzz::authorizer::fuzz_render(data);
 });

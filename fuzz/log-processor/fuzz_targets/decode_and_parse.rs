@@ -2,7 +2,9 @@
 //! writes: base64, gzip (capped), the CloudWatch Logs payload, both line
 //! formats and aggregation. It must never panic, hang or allocate past the
 //! cap, and the one-pass fast paths (gunzip in one call, the payload and
-//! line readers) must agree with the general ones they stand in for.
+//! line readers) must agree with the general ones they stand in for. The
+//! entry point is `tollgate_fuzz::log_processor::decode_and_count`
+//! (`fuzz/entries/src/log_processor.rs`).
 //!
 //! `cd fuzz/log-processor && cargo +nightly fuzz run decode_and_parse`
 #![no_main]
@@ -13,7 +15,7 @@ use log_processor::{decode, line};
 const LIMIT: usize = 1 << 20;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = log_processor::decode_and_count(data, LIMIT);
+    let _ = tollgate_fuzz::log_processor::decode_and_count(data, LIMIT);
     let Some((_, rest)) = data.split_first() else {
         return;
     };
