@@ -44,4 +44,4 @@ cargo test --workspace --no-fail-fast
 step "exactly once under concurrent redelivery (a fresh DynamoDB Local)"
 scripts/dynamodb-local.sh stop test
 AWS_ENDPOINT_URL_DYNAMODB="$(scripts/dynamodb-local.sh start once)" \
-  cargo test -p log-processor --test exactly_once -- --ignored
+  cargo test --workspace --test exactly_once -- --ignored
