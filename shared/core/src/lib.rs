@@ -15,6 +15,7 @@ pub mod counting;
 pub mod decision;
 pub mod error;
 pub mod identity;
+pub mod lease;
 pub mod meter;
 pub mod plan;
 pub mod ratelimit;

@@ -28,7 +28,9 @@ pub use keys::KeysStore;
 pub use metrics::RequestCounter;
 pub use parts::{install_bucket_secret_from_env, PartPlacer};
 pub use pending::PendingCopies;
-pub use ports::{BlockRecords, KeyLookup, KeyPlans, PeriodScan, PlanSource, TopIndex, UsageRange};
+pub use ports::{
+    Allowances, BlockRecords, KeyLookup, KeyPlans, PeriodScan, PlanSource, TopIndex, UsageRange,
+};
 pub use rotation::{KeySecrets, RollOutcome};
 pub use tables::{
     IndexSpec, TableNames, TableSpec, IDEMPOTENCY, KEYS, TABLES, USAGE, USAGE_TOP_INDEX,

@@ -18,6 +18,7 @@ use std::future::Future;
 
 use std::collections::BTreeMap;
 
+use tollgate_core::lease::{Leased, Taken};
 use tollgate_core::{
     Block, CounterKey, Identity, KeyDigest, KeyRecord, MeterName, Period, Plan, Region, UsageKey,
 };
@@ -90,6 +91,35 @@ pub trait BlockRecords: Send + Sync {
         meter: &MeterName,
         period: &Period,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The authorizer's leases of hard request limits (see
+/// [`tollgate_core::lease`]): this region's allowance, and its peers' when
+/// it is spent. Every take is one conditional write that never grants more
+/// than the allowance holds, so concurrent containers and regions together
+/// never grant more than the limit.
+pub trait Allowances: Send + Sync {
+    /// Takes up to `want` units of this region's allowance of `leased`
+    /// (created with the region's initial share of `leased.limit` when it
+    /// does not exist yet, and re-funded by the difference of the shares
+    /// when the plan's limit changed): what was granted (fewer when less is
+    /// left, 0 when it is spent) and what is left.
+    fn take(
+        &self,
+        leased: &Leased,
+        want: u64,
+    ) -> impl Future<Output = Result<Taken, StoreError>> + Send;
+
+    /// Pulls [`tollgate_core::lease::pull_amount`] of every reachable
+    /// peer's unspent allowance of `leased` into this region's, then takes
+    /// up to `want` as [`Allowances::take`] does. A peer that cannot be
+    /// reached is skipped (its allowance stays with it); a pull never
+    /// creates units, it only moves them.
+    fn pull(
+        &self,
+        leased: &Leased,
+        want: u64,
+    ) -> impl Future<Output = Result<Taken, StoreError>> + Send;
 }
 
 /// One page of a Usage partition's items between two sort keys (usage

@@ -1,8 +1,6 @@
-//! The in-memory adapter of the ports (feature `memory`), for handler
-//! and use-case tests: keys, blocks and plans in a map, reads counted, and a switch that
-//! makes reads fail, so a handler's failure policies are tested without a
-//! dead socket. It models what the ports promise, not DynamoDB: DynamoDB's
-//! own behaviour is tested on DynamoDB Local.
+//! Keys, blocks and plans in memory: reads counted, and a switch that makes
+//! reads fail, so a handler's failure policies are tested without a dead
+//! socket.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
