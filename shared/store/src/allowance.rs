@@ -194,6 +194,7 @@ impl AllowanceStore {
             ("#left", "left"),
             ("#taken", "taken"),
             ("#limit", "limit"),
+            ("#owed", "owed"),
             ("#ttl", "ttl"),
         ] {
             if expressions.iter().any(|e| e.contains(placeholder)) {

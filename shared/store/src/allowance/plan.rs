@@ -13,6 +13,11 @@ pub(super) struct Alw {
     left: u64,
     taken: u64,
     limit: u64,
+    /// Units a lowered limit took away that were not left to take (already
+    /// granted): a later raise pays them first, so a limit that goes down
+    /// and up again (containers whose plan caches disagree for a minute)
+    /// never grants more than its highest share.
+    owed: u64,
 }
 
 pub(super) fn parse(item: &Item) -> Result<Alw, StoreError> {
@@ -26,16 +31,26 @@ pub(super) fn parse(item: &Item) -> Result<Alw, StoreError> {
         left: get("left")?,
         taken: get("taken")?,
         limit: get("limit")?,
+        owed: get_u64(item, "owed").unwrap_or(0),
     })
 }
 
-/// What an item funded for `a.limit` has left once funded for `limit`
-/// instead: moved by the difference of the region's shares, never below 0.
-fn refunded(a: Alw, limit: u64, regions: usize, index: usize) -> u64 {
-    let old = u128::from(initial_share(a.limit, regions, index));
-    let new = u128::from(initial_share(limit, regions, index));
-    let funded = (u128::from(a.left) + new).saturating_sub(old);
-    u64::try_from(funded).unwrap_or(u64::MAX)
+/// What an item funded for `a.limit` has left, and still owes, once funded
+/// for `limit` instead: moved by the difference of the region's shares; a
+/// fall below 0 is owed rather than forgotten.
+fn refunded(a: Alw, limit: u64, regions: usize, index: usize) -> (u64, u64) {
+    if a.limit == limit {
+        return (a.left, a.owed);
+    }
+    let old = i128::from(initial_share(a.limit, regions, index));
+    let new = i128::from(initial_share(limit, regions, index));
+    let total = i128::from(a.left) - i128::from(a.owed) + new - old;
+    let clamp = |v: i128| u64::try_from(v).unwrap_or(u64::MAX);
+    if total >= 0 {
+        (clamp(total), 0)
+    } else {
+        (0, clamp(-total))
+    }
 }
 
 /// What is known of an item before a write.
@@ -73,12 +88,13 @@ impl Write {
 
     /// Sets `left` (and adds `granted` to `taken`) on the item exactly as
     /// it was seen, funded for `limit` from then on.
-    fn exact(seen: Alw, left: u64, granted: u64, limit: u64) -> Write {
+    fn exact(seen: Alw, (left, owed): (u64, u64), granted: u64, limit: u64) -> Write {
         Write {
-            update: "SET #left = :left, #taken = #taken + :g, #limit = :limit",
+            update: "SET #left = :left, #owed = :owed, #taken = #taken + :g, #limit = :limit",
             condition: "#left = :seen AND #limit = :old",
             values: vec![
                 (":left", left),
+                (":owed", owed),
                 (":g", granted),
                 (":limit", limit),
                 (":seen", seen.left),
@@ -128,11 +144,11 @@ pub(super) fn plan_take(
             left: 0,
         }),
         Known::Item(a) => {
-            let funded = refunded(a, limit, regions, index);
+            let (funded, owed) = refunded(a, limit, regions, index);
             let granted = want.min(funded);
             let left = funded - granted;
             Ok((
-                Write::exact(a, left, granted, limit),
+                Write::exact(a, (left, owed), granted, limit),
                 Taken { granted, left },
             ))
         }
@@ -165,9 +181,9 @@ pub(super) fn plan_debit(
             })
         }
         Known::Item(a) => {
-            let funded = refunded(a, limit, regions, index);
+            let (funded, owed) = refunded(a, limit, regions, index);
             let m = pull_amount(funded);
-            (m > 0).then(|| (Write::exact(a, funded - m, 0, limit), m))
+            (m > 0).then(|| (Write::exact(a, (funded - m, owed), 0, limit), m))
         }
     }
 }
@@ -186,8 +202,10 @@ pub(super) fn plan_credit(
             Write::create(share.saturating_add(moved), 0, limit)
         }
         Known::Item(a) if a.limit != limit => {
-            let funded = refunded(a, limit, regions, index);
-            Write::exact(a, funded.saturating_add(moved), 0, limit)
+            let (funded, owed) = refunded(a, limit, regions, index);
+            // What was moved pays what is owed first.
+            let pays = moved.min(owed);
+            Write::exact(a, (funded + moved - pays, owed - pays), 0, limit)
         }
         Known::Nothing | Known::Item(_) => Write {
             update: "SET #left = #left + :m",
@@ -202,7 +220,12 @@ mod tests {
     use super::*;
 
     fn alw(left: u64, taken: u64, limit: u64) -> Alw {
-        Alw { left, taken, limit }
+        Alw {
+            left,
+            taken,
+            limit,
+            owed: 0,
+        }
     }
 
     #[test]
@@ -282,9 +305,29 @@ mod tests {
         let w = plan_credit(Known::Nothing, 10, 3, 3, 0);
         assert_eq!(w.update, "SET #left = #left + :m");
         // No overflow at the extremes: the difference is added exactly.
-        assert_eq!(refunded(alw(5, 0, 1), u64::MAX, 1, 0), u64::MAX);
-        assert_eq!(refunded(alw(1, 0, 1), u64::MAX, 1, 0), u64::MAX);
-        assert_eq!(refunded(alw(0, 0, 1), u64::MAX, 1, 0), u64::MAX - 1);
-        assert_eq!(refunded(alw(3, 0, u64::MAX), 1, 1, 0), 0);
+        assert_eq!(refunded(alw(5, 0, 1), u64::MAX, 1, 0), (u64::MAX, 0));
+        assert_eq!(refunded(alw(1, 0, 1), u64::MAX, 1, 0), (u64::MAX, 0));
+        assert_eq!(refunded(alw(0, 0, 1), u64::MAX, 1, 0), (u64::MAX - 1, 0));
+        assert_eq!(refunded(alw(3, 0, u64::MAX), 1, 1, 0), (0, u64::MAX - 4));
+    }
+
+    #[test]
+    fn a_limit_lowered_then_raised_never_grants_more_than_its_highest_share() {
+        // One region; limit 10, all 10 granted; lowered to 4: 6 owed.
+        let spent = alw(0, 10, 10);
+        assert_eq!(refunded(spent, 4, 1, 0), (0, 6));
+        let lowered = Alw {
+            limit: 4,
+            owed: 6,
+            ..spent
+        };
+        // Raised back to 10: nothing to grant; to 30: 20 more, not 26.
+        assert_eq!(refunded(lowered, 10, 1, 0), (0, 0));
+        assert_eq!(refunded(lowered, 30, 1, 0), (20, 0));
+        let (_, t) = plan_take(Known::Item(lowered), 30, 100, 1, 0).unwrap();
+        assert_eq!(t.granted, 20);
+        // A credit after the lowering pays what is owed first.
+        let w = plan_credit(Known::Item(spent), 4, 8, 1, 0);
+        assert!(w.values.contains(&(":left", 2)) && w.values.contains(&(":owed", 0)));
     }
 }
