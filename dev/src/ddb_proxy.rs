@@ -108,12 +108,32 @@ async fn read_message<R: tokio::io::AsyncRead + Unpin>(
     Ok(Some(msg))
 }
 
+/// One upstream connection; DynamoDB Local closes idle ones.
+struct Upstream {
+    read: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    write: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Upstream {
+    async fn connect(addr: &str) -> Result<Upstream> {
+        let (read, write) = TcpStream::connect(addr).await?.into_split();
+        Ok(Upstream {
+            read: BufReader::new(read),
+            write,
+        })
+    }
+
+    /// Sends `bytes` and reads the response (`None`: the connection was closed).
+    async fn exchange(&mut self, bytes: &[u8]) -> Result<Option<Message>> {
+        self.write.write_all(bytes).await?;
+        read_message(&mut self.read).await
+    }
+}
+
 async fn relay(client: TcpStream, upstream: &str, counts: &Counts) -> Result<()> {
     let (client_read, mut client_write) = client.into_split();
     let mut client_read = BufReader::new(client_read);
-    let server = TcpStream::connect(upstream).await?;
-    let (server_read, mut server_write) = server.into_split();
-    let mut server_read = BufReader::new(server_read);
+    let mut server = Upstream::connect(upstream).await?;
     while let Some(mut request) = read_message(&mut client_read).await? {
         let op = request
             .header("x-amz-target")
@@ -137,9 +157,19 @@ async fn relay(client: TcpStream, upstream: &str, counts: &Counts) -> Result<()>
                 request.body = serde_json::to_vec(&body)?;
             }
         }
-        server_write.write_all(&request.to_bytes()).await?;
-        let Some(response) = read_message(&mut server_read).await? else {
-            break;
+        let bytes = request.to_bytes();
+        // An upstream connection idle for a while may have been closed by
+        // DynamoDB Local: then the request never reached it, and is sent
+        // once more on a new connection (the client's connection stays up).
+        let response = match server.exchange(&bytes).await {
+            Ok(Some(r)) => r,
+            Ok(None) | Err(_) => {
+                server = Upstream::connect(upstream).await?;
+                match server.exchange(&bytes).await? {
+                    Some(r) => r,
+                    None => break,
+                }
+            }
         };
         let (read, write) = tollgate_store::metrics::units(&op, &request.body, &response.body);
         if let Ok(mut m) = counts.lock() {
