@@ -115,6 +115,15 @@ pub fn next_lease(limit: u64, previous: Option<(u64, UnixMillis)>, now: UnixMill
     size.clamp(1, max_lease(limit))
 }
 
+/// The largest lease worth taking from a region that had `region_left`
+/// units after the last take: a quarter of it, at least 1. As a limit
+/// nears, leases shrink to single units, so that when it is reached the
+/// containers of all regions hold few units nobody can use elsewhere
+/// (each held unit is a possible false denial in another region).
+pub fn near_the_end(region_left: u64) -> u64 {
+    (region_left / 4).max(1)
+}
+
 /// How much of a peer's unspent allowance `peer_left` a region that ran out
 /// pulls: half of it, rounded up, so the calls move to where they are made
 /// in a few pulls while a peer keeps something for its own callers.
@@ -223,7 +232,10 @@ impl LeaseBook {
     /// peers first).
     pub fn want(&self, leased: &Leased, now: UnixMillis) -> (u64, bool) {
         let held = self.held.get(&leased.key);
-        let size = next_lease(leased.limit, held.and_then(|h| h.last), now);
+        let mut size = next_lease(leased.limit, held.and_then(|h| h.last), now);
+        if let Some(h) = held.filter(|h| h.last.is_some()) {
+            size = size.min(near_the_end(h.region_left));
+        }
         (size, held.is_some_and(|h| h.region_left == 0))
     }
 
@@ -416,6 +428,44 @@ mod tests {
             Serve::Need(vec![0, 1])
         );
         assert!(book.want(&limits[0], T0).1, "pull from peers first");
+    }
+
+    #[test]
+    fn leases_shrink_as_the_region_runs_out() {
+        let limits = leased_limits(&plan(OveragePolicy::Hard), &key_id(), T0);
+        let mut book = LeaseBook::new(10);
+        book.record(
+            &limits[0].key,
+            Taken {
+                granted: 4,
+                left: 100,
+            },
+            T0,
+        );
+        assert_eq!(book.want(&limits[0], T0 + 10), (7, false), "the cap, 0.5 %");
+        book.record(
+            &limits[0].key,
+            Taken {
+                granted: 7,
+                left: 12,
+            },
+            T0 + 20,
+        );
+        assert_eq!(
+            book.want(&limits[0], T0 + 30),
+            (3, false),
+            "a quarter of 12"
+        );
+        book.record(
+            &limits[0].key,
+            Taken {
+                granted: 3,
+                left: 2,
+            },
+            T0 + 40,
+        );
+        assert_eq!(book.want(&limits[0], T0 + 50), (1, false));
+        assert_eq!(near_the_end(0), 1);
     }
 
     #[test]
