@@ -10,10 +10,11 @@
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tollgate_core::{
-    Aggregation, Aggregator, CounterKey, Identity, MeterName, Region, UsageKey, Window,
+    Aggregation, Aggregator, CountedWindows, CounterKey, Identity, MeterName, Region, UsageKey,
 };
 
 use crate::line::{parse_message, Line, NotCounted, Rules};
@@ -114,10 +115,9 @@ pub struct BatchAggregate {
 pub struct Counting {
     /// The line rules.
     pub rules: Rules,
-    /// The windows every counted event is added to.
-    pub windows: Vec<Window>,
-    /// The windows an anonymous identity's events are added to.
-    pub anonymous_windows: Vec<Window>,
+    /// The windows each meter's events are added to, for API keys and
+    /// for anonymous identities: the configured ones and the plans'.
+    pub windows: Arc<CountedWindows>,
     /// Meters aggregated as `max`.
     pub max_meters: BTreeSet<MeterName>,
 }
@@ -178,11 +178,7 @@ impl BatchAggregate {
                                 identity,
                                 usage.at,
                                 usage.value,
-                                if identity.is_anonymous() {
-                                    &counting.anonymous_windows
-                                } else {
-                                    &counting.windows
-                                },
+                                counting.windows.of(meter, identity.is_anonymous()),
                             )
                         };
                         charge(&usage.identity)?;
@@ -338,6 +334,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::config::StatusRanges;
+    use tollgate_core::Window;
 
     fn counting() -> Counting {
         Counting {
@@ -345,8 +342,10 @@ mod tests {
                 count_status: StatusRanges::default_counted(),
                 ipv6_prefix: tollgate_core::Ipv6Prefix::DEFAULT,
             },
-            windows: vec![Window::Day, Window::Month],
-            anonymous_windows: vec![Window::Day],
+            windows: Arc::new(CountedWindows::configured(
+                &[Window::Day, Window::Month],
+                &[Window::Day],
+            )),
             max_meters: [MeterName::new("peak").unwrap()].into_iter().collect(),
         }
     }

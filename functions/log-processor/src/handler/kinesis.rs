@@ -49,6 +49,7 @@ impl Processor {
         };
         let mut failures: Vec<String> = Vec::new();
         let mut plans: Vec<(String, WritePlan)> = Vec::new();
+        let counting = self.counting().await;
         for record in &event.records {
             let seq = record.kinesis.sequence_number.clone();
             if self.config.kinesis_dedupe == KinesisDedupe::Watermark {
@@ -72,7 +73,7 @@ impl Processor {
                             return Ok(None);
                         }
                         let mut aggregate = BatchAggregate::new();
-                        aggregate.add_events(&payload.log_events, &self.counting);
+                        aggregate.add_events(&payload.log_events, &counting);
                         Ok(Some(aggregate))
                     });
             match decoded {
