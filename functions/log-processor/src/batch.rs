@@ -9,12 +9,13 @@
 
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tollgate_core::{
     Aggregation, Aggregator, CountedWindows, CounterKey, Identity, MeterName, Region, UsageKey,
+    Window,
 };
 
 use crate::line::{parse_message, Line, NotCounted, Rules};
@@ -263,23 +264,54 @@ impl WritePlan {
 /// Cuts sorted increments into chunks for `region`, the chunk ids being
 /// `<source_id>#<index>` (API keys) and `<source_id>#a<index>` (anonymous
 /// identities, sorted by bucket item so that a chunk touches few items).
-/// Increments that add nothing are dropped.
+/// Increments that add nothing are dropped. Every window is taken as
+/// configured: see [`plan_in`] for windows that only the plans add.
 pub fn plan(
     source_id: &str,
     increments: Vec<(CounterKey, Aggregation, u64)>,
     region: &Region,
 ) -> WritePlan {
+    plan_in(source_id, increments, region, None)
+}
+
+/// [`plan`], with the increments of windows that `configured` does not
+/// count (windows only a plan adds, see [`CountedWindows`]) in chunks of
+/// their own, one run of chunks per kind of identity, window and meter:
+/// ids `<source_id>#p:<window>:<meter>:<index>` (API keys) and
+/// `<source_id>#p:<window>:<meter>:a<index>` (anonymous identities).
+///
+/// Exactly once when the plans change between a delivery and its retry:
+/// the configured windows' chunks are the same whatever the plans say,
+/// and so is each of these runs whenever its window is counted for its
+/// meter at all. A run counted on the first attempt and not on the retry
+/// is not written again; one not counted on the first attempt is new.
+pub fn plan_in(
+    source_id: &str,
+    increments: Vec<(CounterKey, Aggregation, u64)>,
+    region: &Region,
+    configured: Option<&CountedWindows>,
+) -> WritePlan {
     let mut plan = WritePlan::default();
     let mut named = Vec::with_capacity(increments.len());
     let mut anonymous = Vec::new();
+    type Run = Vec<(UsageKey, Aggregation, u64)>;
+    let mut added: BTreeMap<(bool, Window, MeterName), Run> = BTreeMap::new();
     for (counter, aggregation, amount) in increments {
         if amount == 0 {
             continue;
         }
         let key = counter.into_region(region);
+        let anon = key.counter.identity.is_anonymous();
+        let window = key.counter.period.window;
         match aggregation {
             Aggregation::Max => plan.maxes.push((key, amount)),
-            Aggregation::Count | Aggregation::Sum if key.counter.identity.is_anonymous() => {
+            _ if configured.is_some_and(|c| !c.of(&key.counter.meter, anon).contains(&window)) => {
+                added
+                    .entry((anon, window, key.counter.meter.clone()))
+                    .or_default()
+                    .push((key, aggregation, amount));
+            }
+            Aggregation::Count | Aggregation::Sum if anon => {
                 anonymous.push((key, aggregation, amount))
             }
             Aggregation::Count | Aggregation::Sum => named.push((key, aggregation, amount)),
@@ -289,6 +321,17 @@ pub fn plan(
     anonymous.sort_by_cached_key(|(key, _, _)| (key.item(), key.counter.clone()));
     plan.chunks = cut(source_id, "", named);
     plan.anonymous = cut(source_id, "a", anonymous);
+    for ((anon, window, meter), mut run) in added {
+        if anon {
+            run.sort_by_cached_key(|(key, _, _)| (key.item(), key.counter.clone()));
+            plan.anonymous
+                .extend(cut(source_id, &format!("p:{window}:{meter}:a"), run));
+        } else {
+            run.sort_by(|a, b| a.0.cmp(&b.0));
+            plan.chunks
+                .extend(cut(source_id, &format!("p:{window}:{meter}:"), run));
+        }
+    }
     plan
 }
 
@@ -334,7 +377,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::config::StatusRanges;
-    use tollgate_core::Window;
 
     fn counting() -> Counting {
         Counting {

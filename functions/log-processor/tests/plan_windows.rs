@@ -172,3 +172,125 @@ async fn plans_that_cannot_be_read_leave_the_configured_windows_counted() {
         BTreeMap::from([(Day, 2), (Month, 2)])
     );
 }
+
+/// A redelivery after the plans changed counts every call once in every
+/// window: the configured windows' chunks are the same whatever the plans
+/// say (so they are found committed), and a window a plan added since has
+/// chunks of its own (so it is counted, once); a redelivery that cannot read
+/// the plans changes nothing.
+#[tokio::test]
+async fn a_redelivery_after_the_plans_changed_counts_each_window_once() {
+    let h = Harness::new("lp-plan-change").await;
+    let at = chrono::Utc::now().timestamp_millis();
+    let mut lines: Vec<Event> = (0..6).map(|n| line(n, at, "192.0.2.1", "key:k1")).collect();
+    lines.extend((6..8).map(|n| line(n, at, "198.51.100.7", "ip:198.51.100.7")));
+    let event = direct_event(&payload_json("api-logs", "s", &lines));
+    // First delivery: no plan yet (day and month).
+    let first = Processor::new(h.client(), config(&h, &[]));
+    first.handle(event.clone()).await.unwrap();
+    // The plans now limit the hour (pro) and the minute (anonymous): a new
+    // container (a fresh plan cache) gets the delivery again.
+    put_plans(&h).await;
+    let second = Processor::new(h.client(), config(&h, &[]));
+    let summary = second.handle(event.clone()).await.unwrap();
+    assert!(
+        summary["duplicate_chunks"].as_u64().unwrap() >= 2,
+        "{summary}"
+    );
+    assert!(summary["new_chunks"].as_u64().unwrap() >= 2, "{summary}");
+    // And once more where the plans cannot be read.
+    let missing = format!("{}-missing", h.tables.keys);
+    let blind = Processor::new(
+        h.client(),
+        config(&h, &[("TOLLGATE_KEYS_TABLE", missing.as_str())]),
+    );
+    let summary = blind.handle(event).await.unwrap();
+    assert_eq!(summary["new_chunks"], 0, "{summary}");
+
+    let got = usage_items(&h.client(), &h.tables.usage).await;
+    use Window::{Day, Hour, Minute, Month};
+    assert_eq!(
+        by_window(&got, "key:k1"),
+        BTreeMap::from([(Minute, 6), (Hour, 6), (Day, 6), (Month, 6)])
+    );
+    assert_eq!(
+        by_window(&got, "ip:198.51.100.7"),
+        BTreeMap::from([(Minute, 2), (Day, 2), (Month, 2)])
+    );
+}
+
+/// The chunks of the configured windows do not depend on the plans; each
+/// window a plan adds is chunked apart, per kind of identity and meter.
+#[test]
+fn windows_the_plans_add_are_chunked_apart() {
+    use log_processor::batch::{plan_in, BatchAggregate, Counting};
+    use log_processor::line::Rules;
+    use std::sync::Arc;
+    use tollgate_core::{CountedWindows, Ipv6Prefix, Region, StatusRanges};
+    use Window::{Day, Hour, Minute, Month};
+    let at = chrono::Utc::now().timestamp_millis();
+    let events: Vec<_> = (0..300)
+        .map(|n| line(n, at, "192.0.2.1", &format!("key:k{n}")))
+        .chain(
+            (300..310).map(|n| line(n, at, "198.51.100.7", &format!("ip:198.51.100.{}", n - 300))),
+        )
+        .collect();
+    let payload = payload_json("g", "s", &events);
+    let payload = log_processor::decode::parse_payload(&payload).unwrap();
+    let region = Region::new(TEST_REGION).unwrap();
+    let configured = CountedWindows::configured(&[Day, Month], &[Day, Month]);
+    let plans = [
+        plan("pro", &[(Hour, 100)]),
+        plan("anonymous", &[(Minute, 10)]),
+    ];
+    let planned = |windows: &CountedWindows| {
+        let counting = Counting {
+            rules: Rules {
+                count_status: StatusRanges::default_counted(),
+                ipv6_prefix: Ipv6Prefix::DEFAULT,
+            },
+            windows: Arc::new(windows.clone()),
+            max_meters: Default::default(),
+        };
+        let mut aggregate = BatchAggregate::new();
+        aggregate.add_events(&payload.log_events, &counting);
+        plan_in(
+            "src",
+            aggregate.aggregator.into_increments(),
+            &region,
+            Some(&configured),
+        )
+    };
+    let without = planned(&configured);
+    let with = planned(&configured.clone().with_plans(&plans, "anonymous"));
+    // 300 keys x (day, month): 600 increments in chunks of 99.
+    let ids = |chunks: &[log_processor::batch::Chunk]| -> Vec<String> {
+        chunks.iter().map(|c| c.id.clone()).collect()
+    };
+    assert_eq!(without.chunks.len(), 7);
+    assert_eq!(
+        with.chunks[..7],
+        without.chunks[..],
+        "the same configured chunks"
+    );
+    // A key is counted in every plan's windows (the anonymous plan's
+    // minute too), each window in a run of its own.
+    let runs: Vec<String> = ["minute", "hour"]
+        .iter()
+        .flat_map(|w| (0..4).map(move |i| format!("src#p:{w}:requests:{i}")))
+        .collect();
+    assert_eq!(ids(&with.chunks[7..]), runs);
+    assert!(with.chunks[7..]
+        .iter()
+        .flat_map(|c| &c.increments)
+        .all(|(k, _, _)| [Minute, Hour].contains(&k.counter.period.window)));
+    assert_eq!(
+        with.anonymous[..without.anonymous.len()],
+        without.anonymous[..]
+    );
+    assert_eq!(
+        ids(&with.anonymous[without.anonymous.len()..]),
+        ["src#p:minute:requests:a0"]
+    );
+    assert_eq!(with.increments(), without.increments() + 2 * 300 + 10);
+}

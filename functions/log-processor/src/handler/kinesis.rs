@@ -11,7 +11,7 @@ use tollgate_core::Position;
 
 use super::fenced::shard_attribute;
 use super::{log_samples, max_id, Processor, Summary};
-use crate::batch::{kinesis_source_id, plan, BatchAggregate, WritePlan};
+use crate::batch::{kinesis_source_id, plan_in, BatchAggregate, WritePlan};
 use crate::config::KinesisDedupe;
 use crate::payload::{parse_payload, MessageType};
 use crate::reject::{self, kinesis_records, Rejection};
@@ -82,10 +82,11 @@ impl Processor {
                     log_samples(&aggregate);
                     summary.payloads += 1;
                     summary.tally.merge(&aggregate.tally);
-                    let plan = plan(
+                    let plan = plan_in(
                         &source,
                         aggregate.aggregator.into_increments(),
                         &self.config.region,
+                        Some(self.windows.configured()),
                     );
                     plans.push((seq, plan));
                 }

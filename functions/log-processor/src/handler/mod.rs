@@ -22,7 +22,9 @@ use tollgate_core::{UnixMillis, UsageKey};
 use tollgate_idempotency::{Idempotency, IdempotencyConfig, IdempotencyError};
 use tollgate_store::{KeysStore, PartPlacer, StoreError, UsageStore};
 
-use crate::batch::{cloudwatch_source_id, plan, BatchAggregate, Chunk, Counting, Tally, WritePlan};
+use crate::batch::{
+    cloudwatch_source_id, plan_in, BatchAggregate, Chunk, Counting, Tally, WritePlan,
+};
 use crate::commit::Writer;
 use crate::config::Config;
 use crate::line::Rules;
@@ -242,10 +244,11 @@ impl Processor {
         aggregate.add_events(&payload.log_events, &self.counting().await);
         log_samples(&aggregate);
         let source = cloudwatch_source_id(&payload);
-        let plan = plan(
+        let plan = plan_in(
             &source,
             aggregate.aggregator.into_increments(),
             &self.config.region,
+            Some(self.windows.configured()),
         );
         summary.payloads = 1;
         summary.tally = aggregate.tally;
