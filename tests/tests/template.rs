@@ -395,6 +395,27 @@ fn pending_copies_are_retried_on_a_schedule() {
     assert_eq!(input["tollgate"], quota_sync::RETRY_PENDING);
 }
 
+/// Issue 18 (the windows counted follow the plans): the log-processor reads
+/// the plans, and nothing else of the Keys table.
+#[test]
+fn log_processor_reads_only_the_plans_of_keys() {
+    let t = template();
+    let on_keys: Vec<Value> = statements(resource(&t, "LogProcessorFunction"))
+        .into_iter()
+        .filter(|s| {
+            matches!(&s["Resource"], Value::Tagged(t) if t.tag == "GetAtt" && t.value.as_str() == Some("KeysTable.Arn"))
+        })
+        .collect();
+    assert_eq!(on_keys.len(), 1, "{on_keys:?}");
+    assert_eq!(actions(&on_keys[0]), ["dynamodb:Query"]);
+    let keys = &on_keys[0]["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"];
+    assert_eq!(
+        keys.as_sequence()
+            .map(|k| k.iter().filter_map(Value::as_str).collect::<Vec<_>>()),
+        Some(vec!["plan"])
+    );
+}
+
 /// Issue 17 item 7: quota-sync writes only block items of Keys, and only
 /// this stage's access log group's subscription can put to the stream.
 #[test]

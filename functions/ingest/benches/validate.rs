@@ -54,6 +54,7 @@ fn bench(c: &mut Criterion) {
         future_tolerance_ms: 300_000,
     };
     let windows = [Window::Hour, Window::Day, Window::Month];
+    let windows = tollgate_core::CountedWindows::configured(&windows, &windows);
     c.bench_function("validate_and_aggregate_1000_events", |b| {
         b.iter(|| {
             let values = parse_body(black_box(&body), &Limits::default()).unwrap_or_default();

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
-use tollgate_core::{Aggregation, CoreError, CounterKey, Region, UnixMillis, Window};
+use tollgate_core::{Aggregation, CoreError, CountedWindows, CounterKey, Region, UnixMillis};
 use tollgate_idempotency::{Idempotency, IdempotencyError};
 use tollgate_store::{usage, StoreError, UsageStore};
 
@@ -61,12 +61,13 @@ pub fn marker_id(event_id: &str) -> String {
 }
 
 /// Counts `events` (valid, with distinct ids) in `region`'s Usage items of
-/// each of `windows`, exactly once per event id within the marker expiry.
+/// each window `windows` counts their meter in, exactly once per event id
+/// within the marker expiry.
 pub async fn commit(
     markers: &Idempotency,
     store: &UsageStore,
     region: &Region,
-    windows: &[Window],
+    windows: &CountedWindows,
     events: &[Event],
     now: UnixMillis,
 ) -> Result<CommitOutcome, CommitError> {

@@ -17,8 +17,16 @@ pub struct Config {
     /// Every region of the deployment, for top-N queries (`TOLLGATE_REGIONS`,
     /// comma-separated; this region is always included).
     pub regions: Vec<Region>,
-    /// The windows counted for each event (`TOLLGATE_WINDOWS`, default `hour,day,month`).
+    /// The windows always counted for each event (`TOLLGATE_WINDOWS`,
+    /// default `hour,day,month`); each meter is also counted in every
+    /// window a plan limits for it ([`tollgate_core::CountedWindows`]).
     pub windows: Vec<Window>,
+    /// The plan of identities without a key (`TOLLGATE_ANONYMOUS_PLAN`,
+    /// default `anonymous`): an anonymous identity's events are counted in
+    /// the windows this plan limits, not those of other plans.
+    pub anonymous_plan: String,
+    /// How long the plans are cached (`TOLLGATE_PLAN_CACHE_SECONDS`, default 60).
+    pub plan_cache_ttl: Duration,
     /// An event id seen within this time is a duplicate; older event times
     /// are rejected (`TOLLGATE_DEDUPE_WINDOW_DAYS`, default 35).
     pub dedupe_window: Duration,
@@ -48,6 +56,8 @@ impl Config {
             regions: vec![region.clone()],
             region,
             windows: vec![Window::Hour, Window::Day, Window::Month],
+            anonymous_plan: "anonymous".to_owned(),
+            plan_cache_ttl: tollgate_app::windows::DEFAULT_PLAN_CACHE,
             dedupe_window: Duration::from_secs(35 * 86_400),
             future_tolerance: Duration::from_secs(300),
             max_events: 1000,
@@ -88,6 +98,12 @@ impl Config {
             0..=86_400,
         )?;
         config.top_index = env.flag(tollgate_store::usage::TOP_INDEX_VAR, false)?;
+        config.anonymous_plan = env.text_or("TOLLGATE_ANONYMOUS_PLAN", &config.anonymous_plan);
+        config.plan_cache_ttl = env.seconds(
+            tollgate_app::windows::PLAN_CACHE_VAR,
+            config.plan_cache_ttl,
+            0..=86_400,
+        )?;
         Ok(config)
     }
 
@@ -124,6 +140,8 @@ mod tests {
         assert_eq!(c.tables.usage, "tollgate-usage");
         assert_eq!(c.max_events, 1000);
         assert_eq!(c.max_body_bytes, 1 << 20);
+        assert_eq!(c.anonymous_plan, "anonymous");
+        assert_eq!(c.plan_cache_ttl, Duration::from_secs(60));
     }
 
     #[test]
@@ -135,8 +153,12 @@ mod tests {
             ("TOLLGATE_WINDOWS", "month,day,day"),
             ("TOLLGATE_DEDUPE_WINDOW_DAYS", "7"),
             ("TOLLGATE_USAGE_TABLE", "u"),
+            ("TOLLGATE_ANONYMOUS_PLAN", "free"),
+            ("TOLLGATE_PLAN_CACHE_SECONDS", "0"),
         ]))
         .unwrap();
+        assert_eq!(c.anonymous_plan, "free");
+        assert_eq!(c.plan_cache_ttl, Duration::ZERO);
         assert_eq!(c.region.as_str(), "local-a");
         let regions: Vec<&str> = c.regions.iter().map(Region::as_str).collect();
         assert_eq!(regions, ["local-a", "local-b", "local-c"]);
@@ -156,6 +178,7 @@ mod tests {
             ("TOLLGATE_WINDOWS", ","),
             ("TOLLGATE_DEDUPE_WINDOW_DAYS", "0"),
             ("TOLLGATE_DEDUPE_WINDOW_DAYS", "x"),
+            ("TOLLGATE_PLAN_CACHE_SECONDS", "86401"),
             ("TOLLGATE_REGIONS", "Bad Region"),
         ] {
             let err = Config::from_vars(vars(&[("AWS_REGION", "r"), (var, value)])).unwrap_err();

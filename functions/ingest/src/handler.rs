@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tollgate_app::top::{parse_top_query, top, TopQuery};
 use tollgate_app::usage::{parse_usage_query, query_usage, QueryError, Source};
+use tollgate_app::windows::PlanWindows;
 use tollgate_core::{Aggregation, MeterName, Region, UnixMillis};
 use tollgate_idempotency::{
     Clock, Deadline, Idempotency, IdempotencyConfig, IdempotencyError, SystemClock,
@@ -108,6 +109,8 @@ struct Inner {
     config: Config,
     usage: UsageStore,
     meters: MeterCache,
+    /// The windows each meter is counted in, as the plans say.
+    windows: PlanWindows,
     markers: Idempotency,
     requests: Idempotency,
     clock: Arc<dyn Clock>,
@@ -160,8 +163,15 @@ impl Ingest {
                 usage: UsageStore::new(client.clone(), config.tables.usage.clone())
                     .with_top_index(config.top_index),
                 meters: MeterCache::new(
-                    KeysStore::new(client, config.tables.keys.clone()),
+                    KeysStore::new(client.clone(), config.tables.keys.clone()),
                     config.meter_cache_ttl,
+                ),
+                windows: PlanWindows::new(
+                    KeysStore::new(client, config.tables.keys.clone()),
+                    config.plan_cache_ttl,
+                    &config.windows,
+                    &config.windows,
+                    config.anonymous_plan.clone(),
                 ),
                 markers,
                 requests,
@@ -365,11 +375,14 @@ impl Ingest {
                 _ => None,
             })
             .collect();
+        // The configured windows and the plans' (the plans' last read, or
+        // the configured alone, when they cannot be read: never an error).
+        let windows = Box::pin(self.inner.windows.current()).await;
         commit(
             &self.inner.markers,
             &self.inner.usage,
             &config.region,
-            &config.windows,
+            &windows,
             &valid,
             now,
         )

@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tollgate_core::meter::parse_value;
-use tollgate_core::{Aggregation, Aggregator, Identity, MeterDef, MeterName, UnixMillis, Window};
+use tollgate_core::{
+    Aggregation, Aggregator, CountedWindows, Identity, MeterDef, MeterName, UnixMillis,
+};
 
 /// The longest event id, in characters.
 pub const MAX_ID_CHARS: usize = 255;
@@ -199,10 +201,11 @@ fn string_field<'v>(obj: &'v Map<String, Value>, name: &str) -> Result<&'v str, 
     }
 }
 
-/// Aggregates events into one increment per counter and window.
+/// Aggregates events into one increment per counter and window: each
+/// event in the windows `windows` counts its meter in (for its identity's kind).
 pub fn aggregate<'e>(
     events: impl IntoIterator<Item = &'e Event>,
-    windows: &[Window],
+    windows: &CountedWindows,
 ) -> Result<Aggregator, tollgate_core::CoreError> {
     let mut agg = Aggregator::new();
     for e in events {
@@ -212,7 +215,7 @@ pub fn aggregate<'e>(
             &e.identity,
             e.time,
             e.value,
-            windows,
+            windows.of(&e.meter, e.identity.is_anonymous()),
         )?;
     }
     Ok(agg)
@@ -223,6 +226,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::json;
+    use tollgate_core::Window;
 
     const NOW: i64 = 1_795_000_000_000;
 
@@ -371,7 +375,8 @@ mod tests {
                 _ => None,
             })
             .collect();
-        let incs = aggregate(&events, &[Window::Day, Window::Month])
+        let windows = [Window::Day, Window::Month];
+        let incs = aggregate(&events, &CountedWindows::configured(&windows, &windows))
             .unwrap()
             .into_increments();
         assert_eq!(incs.len(), 2);

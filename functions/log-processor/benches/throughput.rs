@@ -31,8 +31,10 @@ fn bench(c: &mut Criterion) {
             count_status: StatusRanges::default_counted(),
             ipv6_prefix: tollgate_core::Ipv6Prefix::DEFAULT,
         },
-        windows: vec![Window::Day, Window::Month],
-        anonymous_windows: vec![Window::Day, Window::Month],
+        windows: std::sync::Arc::new(tollgate_core::CountedWindows::configured(
+            &[Window::Day, Window::Month],
+            &[Window::Day, Window::Month],
+        )),
         max_meters: BTreeSet::new(),
     };
     let region = Region::new("eu-central-1").unwrap_or_else(|e| panic!("{e}"));

@@ -9,11 +9,13 @@
 
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tollgate_core::{
-    Aggregation, Aggregator, CounterKey, Identity, MeterName, Region, UsageKey, Window,
+    Aggregation, Aggregator, CountedWindows, CounterKey, Identity, MeterName, Region, UsageKey,
+    Window,
 };
 
 use crate::line::{parse_message, Line, NotCounted, Rules};
@@ -114,10 +116,9 @@ pub struct BatchAggregate {
 pub struct Counting {
     /// The line rules.
     pub rules: Rules,
-    /// The windows every counted event is added to.
-    pub windows: Vec<Window>,
-    /// The windows an anonymous identity's events are added to.
-    pub anonymous_windows: Vec<Window>,
+    /// The windows each meter's events are added to, for API keys and
+    /// for anonymous identities: the configured ones and the plans'.
+    pub windows: Arc<CountedWindows>,
     /// Meters aggregated as `max`.
     pub max_meters: BTreeSet<MeterName>,
 }
@@ -178,11 +179,7 @@ impl BatchAggregate {
                                 identity,
                                 usage.at,
                                 usage.value,
-                                if identity.is_anonymous() {
-                                    &counting.anonymous_windows
-                                } else {
-                                    &counting.windows
-                                },
+                                counting.windows.of(meter, identity.is_anonymous()),
                             )
                         };
                         charge(&usage.identity)?;
@@ -267,23 +264,54 @@ impl WritePlan {
 /// Cuts sorted increments into chunks for `region`, the chunk ids being
 /// `<source_id>#<index>` (API keys) and `<source_id>#a<index>` (anonymous
 /// identities, sorted by bucket item so that a chunk touches few items).
-/// Increments that add nothing are dropped.
+/// Increments that add nothing are dropped. Every window is taken as
+/// configured: see [`plan_in`] for windows that only the plans add.
 pub fn plan(
     source_id: &str,
     increments: Vec<(CounterKey, Aggregation, u64)>,
     region: &Region,
 ) -> WritePlan {
+    plan_in(source_id, increments, region, None)
+}
+
+/// [`plan`], with the increments of windows that `configured` does not
+/// count (windows only a plan adds, see [`CountedWindows`]) in chunks of
+/// their own, one run of chunks per kind of identity, window and meter:
+/// ids `<source_id>#p:<window>:<meter>:<index>` (API keys) and
+/// `<source_id>#p:<window>:<meter>:a<index>` (anonymous identities).
+///
+/// Exactly once when the plans change between a delivery and its retry:
+/// the configured windows' chunks are the same whatever the plans say,
+/// and so is each of these runs whenever its window is counted for its
+/// meter at all. A run counted on the first attempt and not on the retry
+/// is not written again; one not counted on the first attempt is new.
+pub fn plan_in(
+    source_id: &str,
+    increments: Vec<(CounterKey, Aggregation, u64)>,
+    region: &Region,
+    configured: Option<&CountedWindows>,
+) -> WritePlan {
     let mut plan = WritePlan::default();
     let mut named = Vec::with_capacity(increments.len());
     let mut anonymous = Vec::new();
+    type Run = Vec<(UsageKey, Aggregation, u64)>;
+    let mut added: BTreeMap<(bool, Window, MeterName), Run> = BTreeMap::new();
     for (counter, aggregation, amount) in increments {
         if amount == 0 {
             continue;
         }
         let key = counter.into_region(region);
+        let anon = key.counter.identity.is_anonymous();
+        let window = key.counter.period.window;
         match aggregation {
             Aggregation::Max => plan.maxes.push((key, amount)),
-            Aggregation::Count | Aggregation::Sum if key.counter.identity.is_anonymous() => {
+            _ if configured.is_some_and(|c| !c.of(&key.counter.meter, anon).contains(&window)) => {
+                added
+                    .entry((anon, window, key.counter.meter.clone()))
+                    .or_default()
+                    .push((key, aggregation, amount));
+            }
+            Aggregation::Count | Aggregation::Sum if anon => {
                 anonymous.push((key, aggregation, amount))
             }
             Aggregation::Count | Aggregation::Sum => named.push((key, aggregation, amount)),
@@ -293,6 +321,17 @@ pub fn plan(
     anonymous.sort_by_cached_key(|(key, _, _)| (key.item(), key.counter.clone()));
     plan.chunks = cut(source_id, "", named);
     plan.anonymous = cut(source_id, "a", anonymous);
+    for ((anon, window, meter), mut run) in added {
+        if anon {
+            run.sort_by_cached_key(|(key, _, _)| (key.item(), key.counter.clone()));
+            plan.anonymous
+                .extend(cut(source_id, &format!("p:{window}:{meter}:a"), run));
+        } else {
+            run.sort_by(|a, b| a.0.cmp(&b.0));
+            plan.chunks
+                .extend(cut(source_id, &format!("p:{window}:{meter}:"), run));
+        }
+    }
     plan
 }
 
@@ -345,8 +384,10 @@ mod tests {
                 count_status: StatusRanges::default_counted(),
                 ipv6_prefix: tollgate_core::Ipv6Prefix::DEFAULT,
             },
-            windows: vec![Window::Day, Window::Month],
-            anonymous_windows: vec![Window::Day],
+            windows: Arc::new(CountedWindows::configured(
+                &[Window::Day, Window::Month],
+                &[Window::Day],
+            )),
             max_meters: [MeterName::new("peak").unwrap()].into_iter().collect(),
         }
     }

@@ -46,14 +46,23 @@ pub struct Config {
     /// This stack's region (`TOLLGATE_REGION`, else `AWS_REGION`): only its
     /// Usage items are written.
     pub region: Region,
-    /// The windows counted (`TOLLGATE_WINDOWS`, default `day,month`).
+    /// The windows always counted (`TOLLGATE_WINDOWS`, default
+    /// `day,month`); each meter is also counted in every window a plan
+    /// limits for it ([`tollgate_core::CountedWindows`]).
     pub windows: Vec<Window>,
-    /// The windows counted for anonymous identities
-    /// (`TOLLGATE_ANONYMOUS_WINDOWS`, default: the same as `windows`).
-    /// Their counters share bucket items of one period each, so every
-    /// window is a write of its own: count only the windows that the
-    /// anonymous plan limits (for a plan of daily limits, `day`).
+    /// The windows always counted for anonymous identities
+    /// (`TOLLGATE_ANONYMOUS_WINDOWS`, default: the same as `windows`),
+    /// besides those the anonymous plan limits. Their counters share
+    /// bucket items of one period each, so every window is a write of its
+    /// own: `day` alone suffices when the anonymous plan's limits are its
+    /// only use (the plan's other windows are added).
     pub anonymous_windows: Vec<Window>,
+    /// The Keys table, whose plans say which windows are counted (`TOLLGATE_KEYS_TABLE`).
+    pub keys_table: String,
+    /// The plan of identities without a key (`TOLLGATE_ANONYMOUS_PLAN`, default `anonymous`).
+    pub anonymous_plan: String,
+    /// How long the plans are cached (`TOLLGATE_PLAN_CACHE_SECONDS`, default 60).
+    pub plan_cache_ttl: Duration,
     /// The statuses of access-log requests that count (`TOLLGATE_COUNT_STATUS`, default `200-499`).
     pub count_status: StatusRanges,
     /// Meters of application lines aggregated as `max` (`TOLLGATE_MAX_METERS`,
@@ -136,8 +145,16 @@ impl Config {
         let kinesis_dedupe = KinesisDedupe::read(env)?;
         let top_index = env.flag(tollgate_store::usage::TOP_INDEX_VAR, false)?;
         let sources = LogSources::new(env.list::<String>("TOLLGATE_LOG_GROUPS")?, account(env)?);
+        let plan_cache_ttl = env.seconds(
+            tollgate_app::windows::PLAN_CACHE_VAR,
+            tollgate_app::windows::DEFAULT_PLAN_CACHE,
+            0..=86_400,
+        )?;
         let tables = env.tables();
         Ok(Config {
+            keys_table: tables.keys,
+            anonymous_plan: env.text_or("TOLLGATE_ANONYMOUS_PLAN", "anonymous"),
+            plan_cache_ttl,
             usage_table: tables.usage,
             idempotency_table: tables.idempotency,
             region,
@@ -227,6 +244,9 @@ mod tests {
         assert!(!c.count_status.contains(500) && !c.count_status.contains(199));
         assert_eq!(c.usage_table, "tollgate-usage");
         assert_eq!(c.idempotency_table, "tollgate-idempotency");
+        assert_eq!(c.keys_table, "tollgate-keys");
+        assert_eq!(c.anonymous_plan, "anonymous");
+        assert_eq!(c.plan_cache_ttl, Duration::from_secs(60));
         assert_eq!(c.max_decompressed, 16 * 1024 * 1024);
         assert_eq!(c.dedupe_ttl, Duration::from_secs(48 * 3600));
         assert!(c.max_meters.is_empty());
@@ -266,8 +286,16 @@ mod tests {
             ("TOLLGATE_USAGE_TABLE", "u"),
             ("TOLLGATE_KINESIS_DEDUPE", "transaction"),
             ("TOLLGATE_TOP_INDEX", "true"),
+            ("TOLLGATE_KEYS_TABLE", "k"),
+            ("TOLLGATE_ANONYMOUS_PLAN", "free"),
+            ("TOLLGATE_PLAN_CACHE_SECONDS", "5"),
         ])
         .unwrap();
+        assert_eq!(
+            (c.keys_table.as_str(), c.anonymous_plan.as_str()),
+            ("k", "free")
+        );
+        assert_eq!(c.plan_cache_ttl, Duration::from_secs(5));
         assert_eq!(c.kinesis_dedupe, KinesisDedupe::Transaction);
         assert!(c.top_index);
         assert_eq!(c.region.as_str(), "local-a");
@@ -309,6 +337,7 @@ mod tests {
             ("TOLLGATE_MAX_METERS", "requests"),
             ("TOLLGATE_MAX_DECOMPRESSED_BYTES", "12"),
             ("TOLLGATE_DEDUPE_HOURS", "0"),
+            ("TOLLGATE_PLAN_CACHE_SECONDS", "-1"),
             ("TOLLGATE_KINESIS_DEDUPE", "exactly-twice"),
             // `yes` is true in the one boolean grammar (`tollgate_lambda::env`).
             ("TOLLGATE_TOP_INDEX", "maybe"),

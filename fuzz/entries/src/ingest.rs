@@ -70,6 +70,7 @@ pub fn check_invariants(data: &[u8]) {
         assert!(!e.id.is_empty() && e.id.chars().count() <= MAX_ID_CHARS);
     }
     let windows = [Window::Hour, Window::Day, Window::Month];
+    let windows = tollgate_core::CountedWindows::configured(&windows, &windows);
     let agg = aggregate(valid.iter().copied(), &windows);
     assert!(agg.is_ok(), "a valid event's time has every period");
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use ::log_processor::batch::{self, cloudwatch_source_id, plan, BatchAggregate, Counting, Tally};
 use ::log_processor::{decode, line};
-use tollgate_core::{Ipv6Prefix, Region, StatusRanges, Window};
+use tollgate_core::{CountedWindows, Ipv6Prefix, Region, StatusRanges, Window};
 
 /// Everything done to untrusted bytes before any write: the first byte
 /// picks how the rest is read (base64 text of gzip, raw gzip, a
@@ -21,8 +21,7 @@ pub fn decode_and_count(data: &[u8], limit: usize) -> Result<Tally, decode::Deco
             count_status: StatusRanges::default_counted(),
             ipv6_prefix: Ipv6Prefix::DEFAULT,
         },
-        windows: Window::ALL.to_vec(),
-        anonymous_windows: Window::ALL.to_vec(),
+        windows: std::sync::Arc::new(CountedWindows::configured(&Window::ALL, &Window::ALL)),
         max_meters: BTreeSet::new(),
     };
     let bytes = match mode % 4 {

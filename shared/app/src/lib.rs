@@ -9,8 +9,11 @@
 //! - [`recompute`]: blocks re-checked after plans change
 //!   (`tollgate recompute-blocks`), by the rules of `tollgate_core::blocking`.
 //! - [`plans`]: the plan cache (plans and key plans for a short time).
+//! - [`windows`]: the windows each meter is counted in, as the
+//!   configuration and the plans say (log-processor, ingest).
 
 pub mod plans;
 pub mod recompute;
 pub mod top;
 pub mod usage;
+pub mod windows;

@@ -30,7 +30,7 @@ struct State {
     key_plans: HashMap<String, (UnixMillis, Option<String>)>,
 }
 
-impl<K: PlanSource + KeyPlans> PlanCache<K> {
+impl<K: PlanSource> PlanCache<K> {
     /// A cache over `keys`; identities without a key use the plan named `anonymous`.
     pub fn new(keys: K, ttl: Duration, anonymous: impl Into<String>) -> Self {
         PlanCache {
@@ -72,6 +72,18 @@ impl<K: PlanSource + KeyPlans> PlanCache<K> {
         Ok(plans)
     }
 
+    /// The store the plans are read from.
+    pub fn keys(&self) -> &K {
+        &self.keys
+    }
+
+    /// The plan identities without a key are on.
+    pub fn anonymous_plan(&self) -> &str {
+        &self.anonymous
+    }
+}
+
+impl<K: PlanSource + KeyPlans> PlanCache<K> {
     /// The name of the plan `identity` is on: its key's plan (`None` for an
     /// unknown key), or the anonymous plan.
     pub async fn plan_name(&self, identity: &Identity) -> Result<Option<String>, StoreError> {

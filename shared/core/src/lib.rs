@@ -38,7 +38,7 @@ pub use decision::{
 pub use error::CoreError;
 pub use identity::{Identity, IpPrefix, Ipv6Prefix};
 pub use meter::{Aggregation, MeterDef, MeterName};
-pub use plan::{FailurePolicy, Limit, OveragePolicy, Plan};
+pub use plan::{windows_counted, CountedWindows, FailurePolicy, Limit, OveragePolicy, Plan};
 pub use ratelimit::RateLimitFields;
 pub use replication::Replication;
 pub use usage_key::{Cell, ItemKey, ItemKeys, Region, UsageKey};

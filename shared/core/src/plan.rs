@@ -2,6 +2,8 @@
 //! policy (`hard` denies once reached, `soft` allows and counts the overage)
 //! and a failure policy for when the store cannot be read.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::{Deserialize, Serialize};
 
 use crate::{CoreError, MeterName, Window};
@@ -114,6 +116,92 @@ pub fn windows_used<'a>(
     windows
 }
 
+/// The windows `meter` is counted in: `configured` plus every window that
+/// any of `plans` limits for `meter`, sorted and unique. A limit whose
+/// window were not counted would never be reached, so never enforced.
+pub fn windows_counted<'a>(
+    configured: &[Window],
+    plans: impl IntoIterator<Item = &'a Plan>,
+    meter: &MeterName,
+) -> Vec<Window> {
+    let mut windows = configured.to_vec();
+    windows.extend(windows_used(plans, meter));
+    windows.sort();
+    windows.dedup();
+    windows
+}
+
+/// Which windows each meter is counted in, for API keys (and customers)
+/// and for anonymous identities: the configured windows of each kind
+/// (`TOLLGATE_WINDOWS`, `TOLLGATE_ANONYMOUS_WINDOWS`) plus, per meter,
+/// the windows the plans limit ([`windows_counted`]): for a named
+/// identity, any plan's; for an anonymous identity, the anonymous plan's
+/// only (no other plan applies to it, and each of its windows is a bucket
+/// write of its own).
+///
+/// Every window can be stored for every identity kind: a minute or hour
+/// counter of a key has an item of its own, an anonymous identity's a
+/// bucket item of that one period, both kept a while past the period's end
+/// (the Usage table's TTL).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CountedWindows {
+    named: Vec<Window>,
+    anonymous: Vec<Window>,
+    /// The meters some plan limits: their (named, anonymous) windows.
+    meters: BTreeMap<MeterName, (Vec<Window>, Vec<Window>)>,
+}
+
+impl CountedWindows {
+    /// The configured windows only, whatever the meter (no plan known).
+    pub fn configured(named: &[Window], anonymous: &[Window]) -> Self {
+        let sorted = |windows: &[Window]| windows_counted(windows, [], &MeterName::requests());
+        CountedWindows {
+            named: sorted(named),
+            anonymous: sorted(anonymous),
+            meters: BTreeMap::new(),
+        }
+    }
+
+    /// The same configured windows, plus what `plans` limit; identities
+    /// without a key are on the plan named `anonymous_plan`.
+    pub fn with_plans<'a>(
+        mut self,
+        plans: impl IntoIterator<Item = &'a Plan>,
+        anonymous_plan: &str,
+    ) -> Self {
+        let plans: Vec<&Plan> = plans.into_iter().collect();
+        let anonymous: Vec<&Plan> = plans
+            .iter()
+            .copied()
+            .filter(|p| p.name == anonymous_plan)
+            .collect();
+        let meters: BTreeSet<&MeterName> = plans
+            .iter()
+            .flat_map(|p| p.limits.iter().map(|l| &l.meter))
+            .collect();
+        self.meters = meters
+            .into_iter()
+            .map(|meter| {
+                let named = windows_counted(&self.named, plans.iter().copied(), meter);
+                let anon = windows_counted(&self.anonymous, anonymous.iter().copied(), meter);
+                (meter.clone(), (named, anon))
+            })
+            .collect();
+        self
+    }
+
+    /// The windows `meter` is counted in for an identity that is
+    /// anonymous (`true`: an IP address or a Referer) or not, sorted.
+    pub fn of(&self, meter: &MeterName, anonymous: bool) -> &[Window] {
+        match (self.meters.get(meter), anonymous) {
+            (Some((named, _)), false) => named,
+            (Some((_, anon)), true) => anon,
+            (None, false) => &self.named,
+            (None, true) => &self.anonymous,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +247,107 @@ mod tests {
         assert!(dup.validate().is_err());
         let name = plan(r#"{"name":"Has Space"}"#).unwrap();
         assert!(name.validate().is_err());
+    }
+
+    fn limited(name: &str, limits: &[(&str, Window)]) -> Plan {
+        Plan {
+            name: name.into(),
+            limits: limits
+                .iter()
+                .map(|(meter, window)| Limit {
+                    meter: MeterName::new(meter).unwrap(),
+                    window: *window,
+                    limit: 10,
+                })
+                .collect(),
+            overage: OveragePolicy::Hard,
+            failure: FailurePolicy::Closed,
+        }
+    }
+
+    #[test]
+    fn counted_windows_are_the_configured_plus_the_plans() {
+        use Window::{Day, Hour, Minute, Month};
+        let requests = MeterName::requests();
+        let tokens = MeterName::new("tokens").unwrap();
+        let pro = limited("pro", &[("requests", Hour), ("tokens", Minute)]);
+        let free = limited("anonymous", &[("requests", Day), ("requests", Minute)]);
+        assert_eq!(
+            windows_counted(&[Month, Day], [&pro, &free], &requests),
+            [Minute, Hour, Day, Month]
+        );
+        assert_eq!(windows_counted(&[Day, Day], [], &tokens), [Day]);
+
+        let configured = CountedWindows::configured(&[Month, Day], &[Day]);
+        assert_eq!(configured.of(&requests, false), [Day, Month]);
+        assert_eq!(configured.of(&tokens, true), [Day]);
+
+        let counted = configured.clone().with_plans([&pro, &free], "anonymous");
+        // A key: the configured windows and every plan's.
+        assert_eq!(counted.of(&requests, false), [Minute, Hour, Day, Month]);
+        assert_eq!(counted.of(&tokens, false), [Minute, Day, Month]);
+        // Anonymous: the configured anonymous windows and the anonymous plan's.
+        assert_eq!(counted.of(&requests, true), [Minute, Day]);
+        assert_eq!(
+            counted.of(&tokens, true),
+            [Day],
+            "pro's limit is not theirs"
+        );
+        // A meter no plan limits: the configured windows.
+        let other = MeterName::new("bytes").unwrap();
+        assert_eq!(counted.of(&other, false), [Day, Month]);
+        assert_eq!(counted.of(&other, true), [Day]);
+        // No anonymous plan by that name: anonymous identities keep theirs.
+        let none = configured.clone().with_plans([&pro, &free], "free");
+        assert_eq!(none.of(&requests, true), [Day]);
+        // No plan: the configured windows.
+        assert_eq!(configured.clone().with_plans([], "anonymous"), configured);
+    }
+
+    proptest::proptest! {
+        /// Every window a plan limits is counted, for a key always and for
+        /// an anonymous identity when it is the anonymous plan's; so is
+        /// every configured window; nothing else is.
+        #[test]
+        fn every_limited_window_is_counted(
+            named in proptest::collection::vec(0usize..4, 1..4),
+            anon in proptest::collection::vec(0usize..4, 1..4),
+            limits in proptest::collection::vec((0usize..2, 0usize..2, 0usize..4), 0..8),
+        ) {
+            let w = |i: usize| Window::ALL[i];
+            let names = ["anonymous", "pro"];
+            let meters = ["requests", "tokens"];
+            let named: Vec<Window> = named.into_iter().map(w).collect();
+            let anon: Vec<Window> = anon.into_iter().map(w).collect();
+            let plans: Vec<Plan> = names
+                .iter()
+                .enumerate()
+                .map(|(p, name)| {
+                    let mut ls: Vec<(&str, Window)> = limits
+                        .iter()
+                        .filter(|(lp, _, _)| *lp == p)
+                        .map(|(_, m, win)| (meters[*m], w(*win)))
+                        .collect();
+                    ls.sort();
+                    ls.dedup();
+                    limited(name, &ls)
+                })
+                .collect();
+            let counted = CountedWindows::configured(&named, &anon).with_plans(&plans, "anonymous");
+            for meter in meters.map(|m| MeterName::new(m).unwrap()) {
+                for (anonymous, configured) in [(false, &named), (true, &anon)] {
+                    let got = counted.of(&meter, anonymous);
+                    proptest::prop_assert!(got.windows(2).all(|p| p[0] < p[1]), "sorted, unique");
+                    for window in Window::ALL {
+                        let limited = plans
+                            .iter()
+                            .filter(|p| !anonymous || p.name == "anonymous")
+                            .any(|p| p.limit_for(&meter, window).is_some());
+                        let want = limited || configured.contains(&window);
+                        proptest::prop_assert_eq!(got.contains(&window), want);
+                    }
+                }
+            }
+        }
     }
 }

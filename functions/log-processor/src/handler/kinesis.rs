@@ -11,7 +11,7 @@ use tollgate_core::Position;
 
 use super::fenced::shard_attribute;
 use super::{log_samples, max_id, Processor, Summary};
-use crate::batch::{kinesis_source_id, plan, BatchAggregate, WritePlan};
+use crate::batch::{kinesis_source_id, plan_in, BatchAggregate, WritePlan};
 use crate::config::KinesisDedupe;
 use crate::payload::{parse_payload, MessageType};
 use crate::reject::{self, kinesis_records, Rejection};
@@ -49,6 +49,7 @@ impl Processor {
         };
         let mut failures: Vec<String> = Vec::new();
         let mut plans: Vec<(String, WritePlan)> = Vec::new();
+        let counting = self.counting().await;
         for record in &event.records {
             let seq = record.kinesis.sequence_number.clone();
             if self.config.kinesis_dedupe == KinesisDedupe::Watermark {
@@ -72,7 +73,7 @@ impl Processor {
                             return Ok(None);
                         }
                         let mut aggregate = BatchAggregate::new();
-                        aggregate.add_events(&payload.log_events, &self.counting);
+                        aggregate.add_events(&payload.log_events, &counting);
                         Ok(Some(aggregate))
                     });
             match decoded {
@@ -81,10 +82,11 @@ impl Processor {
                     log_samples(&aggregate);
                     summary.payloads += 1;
                     summary.tally.merge(&aggregate.tally);
-                    let plan = plan(
+                    let plan = plan_in(
                         &source,
                         aggregate.aggregator.into_increments(),
                         &self.config.region,
+                        Some(self.windows.configured()),
                     );
                     plans.push((seq, plan));
                 }

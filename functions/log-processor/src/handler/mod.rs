@@ -12,14 +12,19 @@ mod kinesis;
 
 pub use fenced::shard_attribute;
 
+use std::sync::Arc;
+
 use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tollgate_app::windows::PlanWindows;
 use tollgate_core::{UnixMillis, UsageKey};
 use tollgate_idempotency::{Idempotency, IdempotencyConfig, IdempotencyError};
-use tollgate_store::{PartPlacer, StoreError, UsageStore};
+use tollgate_store::{KeysStore, PartPlacer, StoreError, UsageStore};
 
-use crate::batch::{cloudwatch_source_id, plan, BatchAggregate, Chunk, Counting, Tally, WritePlan};
+use crate::batch::{
+    cloudwatch_source_id, plan_in, BatchAggregate, Chunk, Counting, Tally, WritePlan,
+};
 use crate::commit::Writer;
 use crate::config::Config;
 use crate::line::Rules;
@@ -117,7 +122,11 @@ pub struct Processor {
     /// The open part of each anonymous bucket item written (per container).
     parts: PartPlacer,
     config: Config,
+    /// The line rules and `max` meters; its windows are the configured ones
+    /// ([`Processor::counting`] has the plans' too).
     counting: Counting,
+    /// The windows each meter is counted in, as the plans say (cached per container).
+    windows: Arc<PlanWindows>,
 }
 
 impl Processor {
@@ -126,6 +135,13 @@ impl Processor {
         let idem_config = IdempotencyConfig::new(config.idempotency_table.clone())
             .namespace(config.dedupe_namespace.clone())
             .expiry(config.dedupe_ttl);
+        let windows = PlanWindows::new(
+            KeysStore::new(client.clone(), config.keys_table.clone()),
+            config.plan_cache_ttl,
+            &config.windows,
+            &config.anonymous_windows,
+            config.anonymous_plan.clone(),
+        );
         Processor {
             usage: UsageStore::new(client.clone(), config.usage_table.clone())
                 .with_top_index(config.top_index),
@@ -136,11 +152,24 @@ impl Processor {
                     count_status: config.count_status.clone(),
                     ipv6_prefix: config.ipv6_prefix,
                 },
-                windows: config.windows.clone(),
-                anonymous_windows: config.anonymous_windows.clone(),
+                windows: windows.configured().clone(),
                 max_meters: config.max_meters.clone(),
             },
+            windows: Arc::new(windows),
             config,
+        }
+    }
+
+    /// How this delivery's lines are counted: in the configured windows
+    /// and every window a plan limits (the plans read at most once per
+    /// `TOLLGATE_PLAN_CACHE_SECONDS`; when they cannot be read, a warning
+    /// and the windows of the plans last read, or the configured ones:
+    /// counts are never lost for it).
+    async fn counting(&self) -> Counting {
+        Counting {
+            // Boxed: the plans' Query future is deep.
+            windows: Box::pin(self.windows.current()).await,
+            ..self.counting.clone()
         }
     }
 
@@ -212,13 +241,14 @@ impl Processor {
             }
         }
         let mut aggregate = BatchAggregate::new();
-        aggregate.add_events(&payload.log_events, &self.counting);
+        aggregate.add_events(&payload.log_events, &self.counting().await);
         log_samples(&aggregate);
         let source = cloudwatch_source_id(&payload);
-        let plan = plan(
+        let plan = plan_in(
             &source,
             aggregate.aggregator.into_increments(),
             &self.config.region,
+            Some(self.windows.configured()),
         );
         summary.payloads = 1;
         summary.tally = aggregate.tally;

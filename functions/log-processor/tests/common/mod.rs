@@ -16,6 +16,7 @@ pub fn config(h: &Harness, extra: &[(&str, &str)]) -> Config {
         ("TOLLGATE_REGION", TEST_REGION),
         ("TOLLGATE_USAGE_TABLE", h.tables.usage.as_str()),
         ("TOLLGATE_IDEMPOTENCY_TABLE", h.tables.idempotency.as_str()),
+        ("TOLLGATE_KEYS_TABLE", h.tables.keys.as_str()),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
