@@ -9,6 +9,7 @@
 //! both, per million calls, with prices, for 3 regions and projected to 10.
 
 mod baseline;
+pub mod limits;
 mod play;
 mod report;
 mod setup;
