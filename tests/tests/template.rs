@@ -451,6 +451,57 @@ fn quota_sync_may_write_only_block_items_of_keys() {
     }
 }
 
+/// Issue 18: the authorizer writes nothing but its leases: conditional
+/// `UpdateItem`s of allowance items (`alw#...`), in its own Keys table and,
+/// to pull, in the peers' (with a `GetItem` there); it gets the switch and
+/// the peers it pulls from.
+#[test]
+fn the_authorizer_may_write_only_allowance_items() {
+    let t = template();
+    let authorizer = resource(&t, "AuthorizerFunction");
+    let vars = &authorizer["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        tagged(&vars["TOLLGATE_LEASES"], "Ref").as_str(),
+        Some("Leases")
+    );
+    assert!(
+        matches!(&vars["TOLLGATE_PEER_REGIONS"], Value::Tagged(_)),
+        "peers from PeerRegions"
+    );
+    assert_eq!(t["Parameters"]["Leases"]["Default"].as_str(), Some("true"));
+    let writes = [
+        "dynamodb:UpdateItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+    ];
+    let writing: Vec<Value> = statements(authorizer)
+        .into_iter()
+        .filter(|s| actions(s).iter().any(|a| writes.contains(a)))
+        .collect();
+    assert_eq!(writing.len(), 2, "one statement here, one for the peers");
+    for s in &writing {
+        let keys = &s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+        assert_eq!(keys.as_sequence().map(Vec::len), Some(1), "{s:?}");
+        assert_eq!(keys[0].as_str(), Some("alw#*"), "{s:?}");
+        let written: Vec<&str> = actions(s)
+            .into_iter()
+            .filter(|a| writes.contains(a))
+            .collect();
+        assert_eq!(written, ["dynamodb:UpdateItem"]);
+    }
+    let peer = writing
+        .iter()
+        .find(|s| s["Sid"].as_str() == Some("PullPeerAllowances"))
+        .expect("the peers' statement");
+    assert!(matches!(
+        &peer["Condition"]["StringEquals"]["aws:RequestedRegion"],
+        Value::Tagged(_)
+    ));
+    // The condition's prefix is the one the store keeps allowances under.
+    let key = tollgate_core::Identity::key("k_test").expect("a key identity");
+    assert!(tollgate_store::allowance::allowance_pk(&key).starts_with("alw#"));
+}
+
 #[test]
 fn the_kinesis_role_trusts_only_the_access_log_groups_subscription() {
     let t = template();

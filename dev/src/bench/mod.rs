@@ -88,7 +88,7 @@ struct Invocations {
 /// each on a client that counts its DynamoDB requests.
 struct Region {
     name: String,
-    authorizer: authorizer::Authorizer<tollgate_store::KeysStore>,
+    authorizer: authorizer::Authorizer<tollgate_store::KeysStore, tollgate_store::AllowanceStore>,
     clock: authorizer::cache::ManualClock,
     log: log_processor::Processor,
     ingest: ingest::Ingest,

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use serde_json::json;
 use tollgate_core::{ApiKey, Identity, KeyRecord, KeyStatus, MeterName, Plan};
 use tollgate_store::client::local_config;
-use tollgate_store::{KeysStore, RequestCounter, TableNames, UsageStore, TABLES};
+use tollgate_store::{AllowanceStore, KeysStore, RequestCounter, TableNames, UsageStore, TABLES};
 use tollgate_testkit::pump::{PumpOptions, RegionPump};
 use tollgate_testkit::streams::{local_reader, StartPosition};
 
@@ -177,12 +177,34 @@ pub(super) async fn region(
         m
     };
     let clock = authorizer::cache::ManualClock::at(start_ms);
-    let auth_vars = vars(&[]);
+    let peers: Vec<String> = all.iter().filter(|r| *r != name).cloned().collect();
+    let auth_vars = vars(&[("TOLLGATE_PEER_REGIONS", peers.join(","))]);
     let auth_config = authorizer::config::Config::from_lookup(|k| auth_vars.get(k).cloned())
         .map_err(|e| anyhow!("{e:?}"))?;
+    // The authorizer's leases: this region's allowances and its peers',
+    // every request counted as the authorizer's.
+    let regions = all
+        .iter()
+        .map(|r| tollgate_core::Region::new(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let this = tollgate_core::Region::new(name)?;
+    let peer_clients = regions
+        .iter()
+        .filter(|r| **r != this)
+        .map(|r| (r.clone(), counted(endpoint, r.as_str(), &counters[0])))
+        .collect();
+    let allowances = AllowanceStore::new(
+        counted(endpoint, name, &counters[0]),
+        &names.keys,
+        &regions,
+        &this,
+        peer_clients,
+        auth_config.peer_timeout,
+    )?;
     let authorizer = authorizer::Authorizer::new(
         auth_config,
         KeysStore::new(counted(endpoint, name, &counters[0]), &names.keys),
+        allowances,
         Arc::new(clock.clone()),
     );
     authorizer.load_plans().await?;

@@ -47,7 +47,9 @@ fn bench(c: &mut Criterion) {
         plan_cache_ttl: Duration::from_secs(24 * 3600),
         ..Config::default()
     };
-    let authorizer = Authorizer::new(config, store, Arc::new(SystemClock));
+    // Leases from memory: a hard limit's units are taken a lease at a time.
+    let allowances = tollgate_store::memory::MemoryAllowances::deployment(1).remove(0);
+    let authorizer = Authorizer::new(config, store, allowances, Arc::new(SystemClock));
     authorizer.prime_plans(vec![plan("pro"), plan("anonymous")]);
     let key = ApiKey::generate([7u8; 32]);
     authorizer.prime_key(

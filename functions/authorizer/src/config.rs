@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use tollgate_core::{FailurePolicy, Ipv6Prefix};
-use tollgate_lambda::Env;
+use tollgate_core::{FailurePolicy, Ipv6Prefix, Region};
+use tollgate_lambda::{Env, Peer};
 
 /// Everything the authorizer can be told.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +51,21 @@ pub struct Config {
     /// The longest a DynamoDB call may take, retries included
     /// (`TOLLGATE_STORE_TIMEOUT_MS`, default 1000).
     pub store_timeout: Duration,
+    /// Whether hard request limits are held by leases
+    /// (`TOLLGATE_LEASES`, default true; see `tollgate_core::lease`): off,
+    /// they are enforced only once the counts arrive (blocks), so a caller
+    /// can pass a limit by its rate times the counting lag.
+    pub leases: bool,
+    /// This region (`TOLLGATE_REGION`, else `AWS_REGION`): which share of
+    /// each limit it starts a period with. Unset outside Lambda: one region.
+    pub region: Option<Region>,
+    /// The peer regions whose allowances a spent region pulls from
+    /// (`TOLLGATE_PEER_REGIONS`, `TOLLGATE_PEER_ENDPOINTS`).
+    pub peers: Vec<Peer>,
+    /// The longest one peer may take to answer a pull
+    /// (`TOLLGATE_PEER_TIMEOUT_MS`, default 300): a peer that is down is
+    /// skipped after this, and its allowance stays with it.
+    pub peer_timeout: Duration,
 }
 
 impl Default for Config {
@@ -70,6 +85,10 @@ impl Default for Config {
             failure_policy: FailurePolicy::Closed,
             usage_identifier_key: false,
             store_timeout: Duration::from_millis(1000),
+            leases: true,
+            region: None,
+            peers: Vec::new(),
+            peer_timeout: Duration::from_millis(300),
         }
     }
 }
@@ -129,6 +148,22 @@ impl Config {
                 ConfigError::invalid(Ipv6Prefix::ENV, &v, "a prefix length from 32 to 128")
             })?,
         };
+        let region = match env.text("TOLLGATE_REGION").or(env.text("AWS_REGION")) {
+            Some(_) => Some(env.region()?),
+            None => None,
+        };
+        let peers =
+            match &region {
+                Some(r) => env.peers(r)?,
+                None => match env.text("TOLLGATE_PEER_REGIONS") {
+                    Some(v) => return Err(ConfigError::invalid(
+                        "TOLLGATE_PEER_REGIONS",
+                        &v,
+                        "no peers while this region is unnamed (set TOLLGATE_REGION or AWS_REGION)",
+                    )),
+                    None => Vec::new(),
+                },
+            };
         Ok(Config {
             keys_table: env.table(&tollgate_store::KEYS),
             api_key_header,
@@ -163,6 +198,10 @@ impl Config {
                 d.store_timeout,
                 1..=u64::MAX,
             )?,
+            leases: env.flag("TOLLGATE_LEASES", d.leases)?,
+            region,
+            peers,
+            peer_timeout: env.millis("TOLLGATE_PEER_TIMEOUT_MS", d.peer_timeout, 1..=60_000)?,
         })
     }
 }
@@ -200,6 +239,7 @@ mod tests {
         assert_eq!(c.anonymous_plan, "anonymous");
         assert_eq!(c.trusted_proxy_hops, 0);
         assert_eq!(c.anonymous_ipv6_prefix.bits(), 64);
+        assert!(c.leases && c.peers.is_empty());
     }
 
     #[test]
@@ -219,8 +259,16 @@ mod tests {
             ("TOLLGATE_FAILURE_POLICY", "Open"),
             ("TOLLGATE_USAGE_IDENTIFIER_KEY", "1"),
             ("TOLLGATE_STORE_TIMEOUT_MS", "250"),
+            ("TOLLGATE_LEASES", "off"),
+            ("TOLLGATE_REGION", "local-b"),
+            ("TOLLGATE_PEER_REGIONS", "local-c,local-a"),
+            ("TOLLGATE_PEER_TIMEOUT_MS", "150"),
         ])
         .unwrap();
+        assert!(!c.leases);
+        assert_eq!(c.region.as_ref().map(Region::as_str), Some("local-b"));
+        assert_eq!(c.peers.len(), 2);
+        assert_eq!(c.peer_timeout, Duration::from_millis(150));
         assert_eq!(c.keys_table, "prod-keys");
         assert_eq!(c.api_key_header, "x-tollgate-key");
         assert_eq!(c.api_key_query.as_deref(), Some("api_key"));
@@ -249,6 +297,8 @@ mod tests {
             ("TOLLGATE_ANONYMOUS_IPV6_PREFIX", "129"),
             ("TOLLGATE_API_KEY_HEADER", "x api key"),
             ("TOLLGATE_STORE_TIMEOUT_MS", "0"),
+            ("TOLLGATE_LEASES", "sometimes"),
+            ("TOLLGATE_PEER_REGIONS", "local-b"),
         ] {
             let e = from(&[(name, value)]).unwrap_err();
             assert_eq!(e.var(), name);

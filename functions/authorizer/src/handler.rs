@@ -14,16 +14,17 @@
 //! filled). Nothing here writes.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
 use tollgate_core::decision::{anonymous_needs_blocks, failure_policy};
+use tollgate_core::lease::LeaseBook;
 use tollgate_core::{
     charge_source, decide, ApiKey, Decision, FailurePolicy, Identity, KeyDigest, KeyRecord, Lookup,
     Plan, UnixMillis,
 };
-use tollgate_store::{KeyLookup, PlanSource, StoreError};
+use tollgate_store::{Allowances, KeyLookup, PlanSource, StoreError};
 
 use crate::cache::{Cached, Clock, Found, LookupCache};
 use crate::config::Config;
@@ -53,26 +54,31 @@ const PLAN_RETRY: Duration = Duration::from_secs(5);
 /// lookup costs what calling the DynamoDB adapter directly costs, and a
 /// cache hit never touches the store at all.
 #[derive(Debug)]
-pub struct Authorizer<S> {
+pub struct Authorizer<S, A> {
     config: Config,
     store: S,
+    allowances: A,
     clock: Arc<dyn Clock>,
     cache: Mutex<LookupCache>,
     plans: Mutex<PlanCache>,
+    book: Mutex<LeaseBook>,
 }
 
 fn millis(d: Duration) -> i64 {
     d.as_millis().min(i64::MAX as u128) as i64
 }
 
-impl<S: KeyLookup + PlanSource> Authorizer<S> {
-    /// An authorizer over `store`, with empty caches.
-    pub fn new(config: Config, store: S, clock: Arc<dyn Clock>) -> Self {
+impl<S, A> Authorizer<S, A> {
+    /// An authorizer over `store` (keys, blocks, plans) and `allowances`
+    /// (the leases of hard request limits), with empty caches.
+    pub fn new(config: Config, store: S, allowances: A, clock: Arc<dyn Clock>) -> Self {
         Authorizer {
             cache: Mutex::new(LookupCache::new(config.cache_max_entries)),
             plans: Mutex::new(PlanCache::default()),
+            book: Mutex::new(LeaseBook::new(config.cache_max_entries)),
             config,
             store,
+            allowances,
             clock,
         }
     }
@@ -87,6 +93,23 @@ impl<S: KeyLookup + PlanSource> Authorizer<S> {
         &self.store
     }
 
+    /// The allowances it leases from.
+    pub fn allowances(&self) -> &A {
+        &self.allowances
+    }
+
+    /// The container's leases (never held across an await).
+    pub(crate) fn book(&self) -> MutexGuard<'_, LeaseBook> {
+        self.book.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The time on the authorizer's clock.
+    pub(crate) fn now(&self) -> UnixMillis {
+        self.clock.now_millis()
+    }
+}
+
+impl<S: KeyLookup + PlanSource, A: Allowances> Authorizer<S, A> {
     /// Loads the plans now (at start-up, so the first request does not pay for it).
     pub async fn load_plans(&self) -> Result<usize, StoreError> {
         let now = self.clock.now_millis();
@@ -285,6 +308,10 @@ impl<S: KeyLookup + PlanSource> Authorizer<S> {
         let unusable =
             matches!(&decision, Decision::Deny { reason, .. } if reason.is_unauthorized());
         let (Some(ip), true) = (source, unusable) else {
+            let decision = match (plan, decision.subject().identity.clone()) {
+                (Some(plan), Some(id)) => self.lease(decision, plan, &[id]).await,
+                _ => decision,
+            };
             return outcome(decision);
         };
         let Some(anon_plan) = plans.get(&self.config.anonymous_plan) else {
@@ -382,7 +409,9 @@ impl<S: KeyLookup + PlanSource> Authorizer<S> {
             },
             self.clock.now_millis(),
         );
-        outcome(decision)
+        let mut identities = vec![ip.clone()];
+        identities.extend(referer.clone());
+        outcome(self.lease(decision, plan, &identities).await)
     }
 
     fn cached(&self, key: &str) -> Cached {
@@ -490,7 +519,11 @@ fn unidentified(lookup: Lookup<'_>, now: UnixMillis) -> Outcome {
     }
 }
 
-fn unavailable(identity: Option<Identity>, failure: FailurePolicy, now: UnixMillis) -> Decision {
+pub(crate) fn unavailable(
+    identity: Option<Identity>,
+    failure: FailurePolicy,
+    now: UnixMillis,
+) -> Decision {
     decide(Lookup::Unavailable { identity, failure }, now)
 }
 

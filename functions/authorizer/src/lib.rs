@@ -29,6 +29,7 @@ pub mod cache;
 pub mod config;
 pub mod event;
 pub mod handler;
+mod leases;
 pub mod metrics;
 pub mod response;
 

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use authorizer::{Authorizer, Config, ManualClock};
 use support::*;
 use tollgate_core::{FailurePolicy, OveragePolicy};
+use tollgate_store::memory::MemoryKeys;
 
 /// A writer that keeps what tracing writes.
 #[derive(Clone, Default)]
@@ -41,7 +42,10 @@ async fn bad_input_is_denied_or_unauthorized_and_never_logged() {
 
     let a = Authorizer::new(
         Config::default(),
-        dead_store(),
+        // Every read fails: bad input must be answered before any read,
+        // and a read that is made follows the failure policy.
+        MemoryKeys::failing(),
+        one_region(),
         Arc::new(ManualClock::at(NOW)),
     );
     a.prime_plans(vec![

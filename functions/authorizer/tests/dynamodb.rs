@@ -410,6 +410,7 @@ async fn store_failure_denies_under_the_closed_policy() {
         let a = Authorizer::new(
             Config::default(),
             dead_store(),
+            one_region(),
             std::sync::Arc::new(clock.clone()),
         );
         a.prime_plans(vec![plan(
@@ -437,6 +438,7 @@ async fn store_failure_allows_under_the_open_policy() {
             ..Config::default()
         },
         dead_store(),
+        one_region(),
         std::sync::Arc::new(clock),
     );
     a.prime_plans(vec![plan(

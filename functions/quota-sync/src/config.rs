@@ -4,20 +4,11 @@
 use std::time::Duration;
 
 use tollgate_core::{Region, Replication};
-use tollgate_lambda::{Env, EnvError};
+use tollgate_lambda::{Env, EnvError, Peer};
 use tollgate_store::TableNames;
 
 /// A configuration that cannot be used; the message names the variable.
 pub type ConfigError = EnvError;
-
-/// A peer region whose Usage table receives this region's items.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerConfig {
-    /// The peer's region name.
-    pub region: Region,
-    /// An endpoint to reach it at instead of the default one (local runs).
-    pub endpoint: Option<String>,
-}
 
 /// How quota-sync runs in one region.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +16,7 @@ pub struct Config {
     /// This region (`TOLLGATE_REGION`): items whose `sk` ends with it are copied to peers.
     pub region: Region,
     /// The peer regions (`TOLLGATE_PEER_REGIONS`, `TOLLGATE_PEER_ENDPOINTS`).
-    pub peers: Vec<PeerConfig>,
+    pub peers: Vec<Peer>,
     /// `TOLLGATE_GLOBAL_TABLES=true`: the table replicates itself, only evaluate.
     pub global_tables: bool,
     /// The tables (`TOLLGATE_*_TABLE`).
@@ -63,7 +54,7 @@ impl Config {
     pub fn read(env: &Env<'_>) -> Result<Config, ConfigError> {
         let region = env.region()?;
         Ok(Config {
-            peers: peers(env, &region)?,
+            peers: env.peers(&region)?,
             region,
             global_tables: env.flag("TOLLGATE_GLOBAL_TABLES", false)?,
             tables: env.tables(),
@@ -82,51 +73,6 @@ impl Config {
             top_index: env.flag(tollgate_store::usage::TOP_INDEX_VAR, false)?,
         })
     }
-}
-
-/// The peer regions (`TOLLGATE_PEER_REGIONS`), each with its endpoint from
-/// `TOLLGATE_PEER_ENDPOINTS` (one per peer, in the same order) if given.
-fn peers(env: &Env<'_>, region: &Region) -> Result<Vec<PeerConfig>, ConfigError> {
-    const PEERS: &str = "TOLLGATE_PEER_REGIONS";
-    const ENDPOINTS: &str = "TOLLGATE_PEER_ENDPOINTS";
-    let value = env.text(PEERS).unwrap_or_default();
-    let regions: Vec<Region> = env.list(PEERS)?;
-    for (i, peer) in regions.iter().enumerate() {
-        if peer == region {
-            return Err(EnvError::invalid(
-                PEERS,
-                &value,
-                format!("{peer} is this region (TOLLGATE_REGION), not a peer"),
-            ));
-        }
-        if regions[..i].contains(peer) {
-            return Err(EnvError::invalid(
-                PEERS,
-                &value,
-                format!("{peer} is listed twice"),
-            ));
-        }
-    }
-    let endpoints: Vec<String> = env.list(ENDPOINTS)?;
-    if !endpoints.is_empty() && endpoints.len() != regions.len() {
-        return Err(EnvError::invalid(
-            ENDPOINTS,
-            &env.text(ENDPOINTS).unwrap_or_default(),
-            format!(
-                "{} endpoints for {} peer regions: give one per peer, in the same order",
-                endpoints.len(),
-                regions.len()
-            ),
-        ));
-    }
-    Ok(regions
-        .into_iter()
-        .enumerate()
-        .map(|(i, region)| PeerConfig {
-            region,
-            endpoint: endpoints.get(i).cloned(),
-        })
-        .collect())
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ pub mod record;
 use tollgate_store::client::{client_for, local_client_with, Limits};
 use tollgate_store::{KeysStore, UsageStore};
 
-pub use config::{Config, ConfigError, PeerConfig};
+pub use config::{Config, ConfigError};
 pub use handler::{HandlerError, Outcome, Peer, QuotaSync, Stats, RETRY_PENDING};
 
 /// The handler of `config.region`, with clients from `sdk` (the standard

@@ -84,7 +84,7 @@ pub fn parse_top_query(get: impl Fn(&str) -> Option<String>) -> Result<TopQuery,
     if !TOP_WINDOWS.contains(&window) {
         return Err(QueryError::param(
             "window",
-            "top lists are kept for day and month periods",
+            "top lists are kept for month periods only (window=month)",
         ));
     }
     let period_text = get("period")

@@ -234,6 +234,52 @@ impl<'a> Env<'a> {
         Region::new(&text).map_err(|e| EnvError::invalid(VAR, &text, e.to_string()))
     }
 
+    /// The peer regions (`TOLLGATE_PEER_REGIONS`), each with its endpoint from
+    /// `TOLLGATE_PEER_ENDPOINTS` (one per peer, in the same order) if given.
+    pub fn peers(&self, region: &Region) -> Result<Vec<Peer>, EnvError> {
+        let env = self;
+        const PEERS: &str = "TOLLGATE_PEER_REGIONS";
+        const ENDPOINTS: &str = "TOLLGATE_PEER_ENDPOINTS";
+        let value = env.text(PEERS).unwrap_or_default();
+        let regions: Vec<Region> = env.list(PEERS)?;
+        for (i, peer) in regions.iter().enumerate() {
+            if peer == region {
+                return Err(EnvError::invalid(
+                    PEERS,
+                    &value,
+                    format!("{peer} is this region (TOLLGATE_REGION), not a peer"),
+                ));
+            }
+            if regions[..i].contains(peer) {
+                return Err(EnvError::invalid(
+                    PEERS,
+                    &value,
+                    format!("{peer} is listed twice"),
+                ));
+            }
+        }
+        let endpoints: Vec<String> = env.list(ENDPOINTS)?;
+        if !endpoints.is_empty() && endpoints.len() != regions.len() {
+            return Err(EnvError::invalid(
+                ENDPOINTS,
+                &env.text(ENDPOINTS).unwrap_or_default(),
+                format!(
+                    "{} endpoints for {} peer regions: give one per peer, in the same order",
+                    endpoints.len(),
+                    regions.len()
+                ),
+            ));
+        }
+        Ok(regions
+            .into_iter()
+            .enumerate()
+            .map(|(i, region)| Peer {
+                region,
+                endpoint: endpoints.get(i).cloned(),
+            })
+            .collect())
+    }
+
     /// The table names (`TOLLGATE_KEYS_TABLE`, `TOLLGATE_USAGE_TABLE`,
     /// `TOLLGATE_IDEMPOTENCY_TABLE`), each defaulting to its spec's name.
     pub fn tables(&self) -> TableNames {
@@ -248,6 +294,16 @@ impl<'a> Env<'a> {
     pub fn table(&self, spec: &TableSpec) -> String {
         self.text_or(spec.env_var, spec.default_name)
     }
+}
+
+/// A peer region: its name, and an endpoint to reach its DynamoDB at
+/// instead of the default one (local runs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// The peer's region name.
+    pub region: Region,
+    /// `TOLLGATE_PEER_ENDPOINTS`' entry for it, if given.
+    pub endpoint: Option<String>,
 }
 
 /// The one boolean grammar.

@@ -14,5 +14,5 @@ pub mod env;
 pub mod metrics;
 pub mod telemetry;
 
-pub use env::{Env, EnvError};
+pub use env::{Env, EnvError, Peer};
 pub use telemetry::init_tracing;

@@ -5,11 +5,12 @@
 //! tests and benchmarks ([`metrics`]).
 //!
 //! Handlers and use cases see the store through [`ports`], narrow traits
-//! per role in domain types; [`KeysStore`] and [`UsageStore`] are their
-//! DynamoDB adapters, and with the
+//! per role in domain types; [`KeysStore`], [`UsageStore`] and
+//! [`AllowanceStore`] are their DynamoDB adapters, and with the
 //! feature `memory` [`memory::MemoryKeys`] is an in-memory one for handler
 //! tests (enable it in `[dev-dependencies]` only).
 
+pub mod allowance;
 pub mod attr;
 pub mod client;
 pub mod keys;
@@ -23,6 +24,7 @@ pub mod rotation;
 pub mod tables;
 pub mod usage;
 
+pub use allowance::AllowanceStore;
 pub use client::{client_from_env, local_client};
 pub use keys::KeysStore;
 pub use metrics::RequestCounter;

@@ -6,7 +6,7 @@ use tollgate_core::decision::Subject;
 use tollgate_core::{
     Block, DenyReason, KeyRecord, KeyStatus, Limit, MeterName, OveragePolicy, Window,
 };
-use tollgate_store::memory::{Failing, MemoryKeys};
+use tollgate_store::memory::{Failing, MemoryAllowances, MemoryKeys};
 
 const NOW: UnixMillis = 1_795_000_000_000;
 const ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/pets";
@@ -42,14 +42,24 @@ fn record(k: &ApiKey) -> KeyRecord {
 /// An authorizer on a manual clock at [`NOW`], plans primed, over a store
 /// whose every read fails (so a test that passes read nothing, or followed
 /// the failure policy).
-fn authorizer(config: Config) -> (Authorizer<MemoryKeys>, ManualClock) {
+fn authorizer(config: Config) -> (Authorizer<MemoryKeys, MemoryAllowances>, ManualClock) {
     let clock = ManualClock::at(NOW);
-    let a = Authorizer::new(config, MemoryKeys::failing(), Arc::new(clock.clone()));
+    let a = Authorizer::new(
+        config,
+        MemoryKeys::failing(),
+        one_region(),
+        Arc::new(clock.clone()),
+    );
     a.prime_plans(vec![
         plan("pro", OveragePolicy::Hard),
         plan("anonymous", OveragePolicy::Hard),
     ]);
     (a, clock)
+}
+
+/// The allowances of a deployment of one region.
+fn one_region() -> MemoryAllowances {
+    MemoryAllowances::deployment(1).remove(0)
 }
 
 fn rest_event(headers: &str) -> String {
@@ -58,7 +68,7 @@ fn rest_event(headers: &str) -> String {
     )
 }
 
-async fn respond(a: &Authorizer<MemoryKeys>, event: &str) -> serde_json::Value {
+async fn respond(a: &Authorizer<MemoryKeys, MemoryAllowances>, event: &str) -> serde_json::Value {
     serde_json::from_str(a.handle_bytes(event.as_bytes()).await.unwrap().get()).unwrap()
 }
 
@@ -235,6 +245,7 @@ async fn missing_plans_fall_back_to_the_configured_policy() {
             ..Config::default()
         },
         MemoryKeys::failing(),
+        one_region(),
         Arc::new(clock.clone()),
     );
     let out = a
@@ -263,13 +274,13 @@ async fn missing_plans_fall_back_to_the_configured_policy() {
 
 /// An authorizer over a store that reads fine, holding the key of
 /// [`record`] under [`key`] and the plans.
-fn reading(config: Config) -> (Authorizer<MemoryKeys>, ManualClock) {
+fn reading(config: Config) -> (Authorizer<MemoryKeys, MemoryAllowances>, ManualClock) {
     let store = MemoryKeys::new();
     store.put_key(&key().digest(), record(&key()));
     store.put_plan(plan("pro", OveragePolicy::Hard));
     store.put_plan(plan("anonymous", OveragePolicy::Hard));
     let clock = ManualClock::at(NOW);
-    let a = Authorizer::new(config, store, Arc::new(clock.clone()));
+    let a = Authorizer::new(config, store, one_region(), Arc::new(clock.clone()));
     (a, clock)
 }
 
@@ -380,7 +391,12 @@ async fn a_rolled_key_serves_both_secrets_as_one_key_id_until_the_grace_ends() {
     store.put_plan(plan("pro", OveragePolicy::Hard));
     store.put_plan(plan("anonymous", OveragePolicy::Hard));
     let clock = ManualClock::at(NOW);
-    let a = Authorizer::new(Config::default(), store, Arc::new(clock.clone()));
+    let a = Authorizer::new(
+        Config::default(),
+        store,
+        one_region(),
+        Arc::new(clock.clone()),
+    );
     a.load_plans().await.unwrap();
     let event = |k: &ApiKey| rest_event(&format!(r#"{{"x-api-key":"{}"}}"#, k.expose_secret()));
     let principal = format!("key:{}", old.key_id());

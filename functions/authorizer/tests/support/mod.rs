@@ -14,7 +14,8 @@ use tollgate_core::{
     ApiKey, FailurePolicy, KeyRecord, KeyStatus, Limit, MeterName, OveragePolicy, Plan, UnixMillis,
     Window,
 };
-use tollgate_store::KeysStore;
+use tollgate_store::memory::MemoryAllowances;
+use tollgate_store::{Allowances, KeyLookup, KeysStore, PlanSource};
 use tollgate_tests::Harness;
 
 /// The demo key of `events/authorizer/*demo-key.json`.
@@ -91,10 +92,19 @@ pub async fn create_key(
         .expect("create key");
 }
 
+/// The allowances of a deployment of one region, in memory (the leases'
+/// DynamoDB adapter has tests of its own).
+pub fn one_region() -> MemoryAllowances {
+    MemoryAllowances::deployment(1).remove(0)
+}
+
 /// An authorizer over `store` on a manual clock at [`NOW`], plans loaded.
-pub async fn authorizer(store: KeysStore, config: Config) -> (Authorizer<KeysStore>, ManualClock) {
+pub async fn authorizer(
+    store: KeysStore,
+    config: Config,
+) -> (Authorizer<KeysStore, MemoryAllowances>, ManualClock) {
     let clock = ManualClock::at(NOW);
-    let a = Authorizer::new(config, store, Arc::new(clock.clone()));
+    let a = Authorizer::new(config, store, one_region(), Arc::new(clock.clone()));
     a.load_plans().await.expect("load plans");
     (a, clock)
 }
@@ -138,13 +148,19 @@ pub fn key_event(key: &ApiKey) -> Vec<u8> {
 }
 
 /// Runs the handler and parses its response.
-pub async fn respond(a: &Authorizer<KeysStore>, event: &[u8]) -> serde_json::Value {
+pub async fn respond<S: KeyLookup + PlanSource, A: Allowances>(
+    a: &Authorizer<S, A>,
+    event: &[u8],
+) -> serde_json::Value {
     let out = a.handle_bytes(event).await.expect("a response");
     serde_json::from_str(out.get()).expect("response JSON")
 }
 
 /// Runs the handler and expects `Unauthorized` (API Gateway's 401).
-pub async fn assert_unauthorized(a: &Authorizer<KeysStore>, event: &[u8]) {
+pub async fn assert_unauthorized<S: KeyLookup + PlanSource, A: Allowances>(
+    a: &Authorizer<S, A>,
+    event: &[u8],
+) {
     match a.handle_bytes(event).await {
         Err(e) => assert_eq!(e.to_string(), "Unauthorized"),
         Ok(v) => panic!("expected Unauthorized, got {}", v.get()),

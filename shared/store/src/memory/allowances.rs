@@ -20,6 +20,8 @@ struct Allowance {
     taken: u64,
     /// The limit the allowance was funded for (a plan change re-funds it).
     limit: u64,
+    /// What a lowered limit could not take back (see the DynamoDB adapter).
+    owed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -103,11 +105,18 @@ fn funded<'a>(
             left: initial_share(leased.limit, regions, region),
             taken: 0,
             limit: leased.limit,
+            owed: 0,
         });
     if a.limit != leased.limit {
-        let old = initial_share(a.limit, regions, region);
-        let new = initial_share(leased.limit, regions, region);
-        a.left = (a.left + new).saturating_sub(old);
+        let old = i128::from(initial_share(a.limit, regions, region));
+        let new = i128::from(initial_share(leased.limit, regions, region));
+        let total = i128::from(a.left) - i128::from(a.owed) + new - old;
+        let clamp = |v: i128| u64::try_from(v).unwrap_or(u64::MAX);
+        (a.left, a.owed) = if total >= 0 {
+            (clamp(total), 0)
+        } else {
+            (0, clamp(-total))
+        };
         a.limit = leased.limit;
     }
     a
@@ -235,6 +244,9 @@ mod tests {
         assert_eq!(regions[0].take(&leased(30), 100).await.unwrap().granted, 10);
         assert_eq!(regions[1].take(&leased(4), 100).await.unwrap().granted, 2);
         assert_eq!(regions[0].take(&leased(4), 100).await.unwrap().granted, 0);
-        assert_eq!(regions[0].calls(), (4, 0));
+        // Region 0 granted 15 of a share of 15; lowered to a share of 2 it
+        // owes 13, so raised back to 30 it grants nothing more.
+        assert_eq!(regions[0].take(&leased(30), 100).await.unwrap().granted, 0);
+        assert_eq!(regions[0].calls(), (5, 0));
     }
 }
