@@ -22,7 +22,7 @@ fn top_key_rate(w: &Workload) -> f64 {
 
 #[test]
 fn leases_never_let_a_call_past_a_fixed_limit() {
-    let s = w2(40);
+    let s = w2(30);
     for scenario in Scenario::ALL {
         if scenario == Scenario::PlanChange {
             continue;
@@ -61,7 +61,7 @@ fn blocks_overshoot_by_about_the_rate_times_the_counting_lag() {
 
 #[test]
 fn a_region_down_keeps_its_share_and_leases_grant_the_rest_exactly() {
-    let s = w2(40);
+    let s = w2(30);
     let world = play(&s, Scenario::RegionDown, Design::Leases);
     let (top, _) = slots(&s.workload, 0);
     // 1,500 over three regions: 500 each; the last one is down.
@@ -71,7 +71,7 @@ fn a_region_down_keeps_its_share_and_leases_grant_the_rest_exactly() {
 
 #[test]
 fn reserve_cannot_stop_a_burst_before_the_first_count() {
-    let s = w2(40);
+    let s = w2(30);
     let reserve = outcome(&s, Scenario::Base, Design::Reserve);
     let blocks = outcome(&s, Scenario::Base, Design::Blocks);
     // Within the first 60 s no count has arrived: reserve mode is never
