@@ -50,6 +50,8 @@ enum BenchCommand {
     Cost(bench::BenchArgs),
     /// The log-processor's write units per request, direct delivery, against one UpdateItem per request.
     WriteCost(write_cost::WriteCostArgs),
+    /// A model of the hard-limit designs (blocks, leases, reserve) under the hazards of issue 18; no DynamoDB.
+    Limits(bench::limits::LimitsArgs),
 }
 
 #[tokio::main]
@@ -67,6 +69,9 @@ async fn main() -> Result<()> {
         Command::Bench {
             command: BenchCommand::WriteCost(args),
         } => write_cost::run(args).await,
+        Command::Bench {
+            command: BenchCommand::Limits(args),
+        } => bench::limits::run(&args),
         Command::Pump(args) => pump::run(&TableNames::from_env(), args).await,
         Command::GenEvents(args) => gen_events::run(&args),
     }

@@ -9,6 +9,7 @@
 //! both, per million calls, with prices, for 3 regions and projected to 10.
 
 mod baseline;
+pub mod limits;
 mod play;
 mod report;
 mod setup;
@@ -64,6 +65,11 @@ pub struct BenchArgs {
     /// Keep the top index (TOLLGATE_TOP_INDEX=true).
     #[arg(long)]
     pub top_index: bool,
+    /// How the authorizer holds hard limits: `leases` (the default, one
+    /// allowance store per region with the others as peers) or `blocks`
+    /// (`TOLLGATE_LEASES=false`: only the blocks written from the counts).
+    #[arg(long, default_value = "leases")]
+    pub enforce: String,
 }
 
 /// Seconds of log events in one CloudWatch Logs delivery (a Kinesis record).
@@ -180,6 +186,9 @@ fn settings(args: &BenchArgs) -> Result<(Workload, bool)> {
         "kinesis" => true,
         other => bail!("unknown --source {other:?}: use direct or kinesis"),
     };
+    if !matches!(args.enforce.as_str(), "blocks" | "leases") {
+        bail!("unknown --enforce {:?}: use blocks or leases", args.enforce);
+    }
     if !matches!(args.replication.as_str(), "hot" | "all") {
         bail!(
             "unknown --replication {:?}: use hot or all",

@@ -7,14 +7,16 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
-use tollgate_core::{ApiKey, Identity};
+use tollgate_core::{ApiKey, Identity, Period, Window};
 use tollgate_testkit::cloudwatch::{
     direct_event, event_id, gzip, kinesis_event, payload_json, Event,
 };
 use tollgate_testkit::traffic::{access_line, Request};
 
 use super::setup::caller;
-use super::{record, BenchArgs, Invocations, Region, ANON_DAILY, DELIVERY_SECONDS, PAID_DAILY};
+use super::{
+    record, BenchArgs, Invocations, Region, ANON_DAILY, DELIVERY_SECONDS, PAID_DAILY, PAID_MONTHLY,
+};
 use crate::events::authorizer_request;
 use crate::workload::{Call, Workload};
 
@@ -30,10 +32,103 @@ pub(super) struct Played {
     pub over_limit: BTreeMap<Identity, Vec<u64>>,
     /// Calls the authorizer denied.
     pub denied: u64,
+    /// The hard limits against the truth, and the authorizer's store
+    /// requests per decision.
+    pub held: Held,
     /// Log batches delivered twice.
     pub redelivered_batches: u64,
     /// Wall-clock seconds of the play.
     pub seconds: f64,
+}
+
+/// Decisions are counted by their store requests up to this (the last: that many or more).
+const PER_DECISION: usize = 16;
+
+/// The hard limits against the truth (every allowed call), per identity and
+/// period, and the authorizer's store requests per decision.
+#[derive(Debug, Default)]
+pub(super) struct Held {
+    allowed: HashMap<(Identity, Period), u64>,
+    /// Calls allowed while the identity's allowed calls had reached the period's limit.
+    pub over: HashMap<(Identity, Period), u64>,
+    /// Calls allowed past at least one hard limit.
+    pub over_calls: u64,
+    /// Calls denied while every limit had room, by the period with the least.
+    pub false_denied: HashMap<(Identity, Period), u64>,
+    pub false_calls: u64,
+    /// Decisions by the authorizer's store requests (a delta of its counter).
+    pub per_decision: Vec<u64>,
+}
+
+/// The hard limits of `identity` at `at`: the anonymous plan's day, the
+/// paid plan's day and month.
+pub(super) fn hard_limits(identity: &Identity, at: i64) -> Vec<(Period, u64)> {
+    let windows: &[(Window, u64)] = if identity.is_anonymous() {
+        &[(Window::Day, ANON_DAILY)]
+    } else {
+        &[(Window::Day, PAID_DAILY), (Window::Month, PAID_MONTHLY)]
+    };
+    windows
+        .iter()
+        .filter_map(|&(w, limit)| Some((w.period_of(at).ok()?, limit)))
+        .collect()
+}
+
+impl Held {
+    /// Records one decision for `identity` at `at`, which made `requests`
+    /// store requests.
+    fn settle(&mut self, identity: &Identity, at: i64, allowed: bool, requests: u64) {
+        if self.per_decision.is_empty() {
+            self.per_decision = vec![0; PER_DECISION];
+        }
+        self.per_decision[(requests as usize).min(PER_DECISION - 1)] += 1;
+        let limits = hard_limits(identity, at);
+        let used = |held: &Held, period: &Period| {
+            held.allowed
+                .get(&(identity.clone(), *period))
+                .copied()
+                .unwrap_or(0)
+        };
+        if allowed {
+            let mut past = false;
+            for (period, limit) in &limits {
+                if used(self, period) >= *limit {
+                    *self.over.entry((identity.clone(), *period)).or_default() += 1;
+                    past = true;
+                }
+            }
+            self.over_calls += u64::from(past);
+            for (period, _) in &limits {
+                *self.allowed.entry((identity.clone(), *period)).or_default() += 1;
+            }
+        } else if let Some((room, period)) = limits
+            .iter()
+            .map(|(p, limit)| (*limit as i64 - used(self, p) as i64, *p))
+            .min_by_key(|(room, _)| *room)
+        {
+            if room > 0 {
+                *self
+                    .false_denied
+                    .entry((identity.clone(), period))
+                    .or_default() += 1;
+                self.false_calls += 1;
+            }
+        }
+    }
+
+    /// The p-th quantile of the store requests per decision.
+    pub fn quantile(&self, q: f64) -> usize {
+        let total: u64 = self.per_decision.iter().sum();
+        let want = ((q * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        self.per_decision
+            .iter()
+            .position(|&n| {
+                seen += n;
+                seen >= want
+            })
+            .unwrap_or(0)
+    }
 }
 
 /// The play in progress: what it did so far, and what waits for the next
@@ -70,6 +165,7 @@ pub(super) async fn play(
             allowed_calls: Vec::new(),
             over_limit: BTreeMap::new(),
             denied: 0,
+            held: Held::default(),
             redelivered_batches: 0,
             seconds: 0.0,
         },
@@ -119,16 +215,19 @@ impl Playing {
             key.map(ApiKey::expose_secret),
             &ip,
         );
+        let requests_before = r.counters[0].total_requests();
         let started = Instant::now();
         let response = r
             .authorizer
             .handle_bytes(event.to_string().as_bytes())
             .await;
         record(&mut played.invocations, "authorizer", started);
+        let requests = r.counters[0].total_requests() - requests_before;
         let allowed = response
             .ok()
             .and_then(|body| serde_json::from_str::<Value>(body.get()).ok())
             .is_some_and(|v| v["policyDocument"]["Statement"][0]["Effect"] == "Allow");
+        played.held.settle(&identity, at, allowed, requests);
         if !allowed {
             played.denied += 1;
             return;

@@ -1,6 +1,8 @@
 //! The cost run's report: per function, per design, per region count.
 
-use tollgate_core::Identity;
+use std::collections::HashMap;
+
+use tollgate_core::{Identity, Period};
 use tollgate_store::RequestCounter;
 
 use super::play::Played;
@@ -55,6 +57,88 @@ pub(super) fn report(run: &Run<'_>) {
     };
     designs(run, [t, bu, t10, bu10], lambda);
     counts_and_accuracy(run);
+    limits_held(run);
+}
+
+/// The hard limits against the truth (every allowed call), and what the
+/// authorizer's enforcement cost on the hot path.
+fn limits_held(run: &Run<'_>) {
+    let held = &run.played.held;
+    let calls = run.calls.max(1) as f64;
+    let regions = run.args.regions as u64;
+    println!(
+        "\n== Hard limits against the truth (--enforce {}) ==",
+        run.args.enforce
+    );
+    let say = |max: Option<(&(Identity, Period), u64, u64)>| match max {
+        None => "0".to_owned(),
+        Some(((identity, period), n, limit)) => format!(
+            "{n} ({:.1} % of {limit}, {identity} {period})",
+            n as f64 * 100.0 / limit as f64
+        ),
+    };
+    let (over, over_missed) = worst(&held.over, &|limit| (limit / 100).max(regions));
+    println!(
+        "  overshoot: max {} per identity-period, {} calls in all past a hard limit; {over_missed} identity-periods past the goal (max(1 % of the limit, 1 call per region))",
+        say(over),
+        held.over_calls
+    );
+    let (denied, false_missed) = worst(&held.false_denied, &|limit| limit / 100);
+    println!(
+        "  false denials (denied while the true usage was below every limit): max {} per identity-period, {} in all; {false_missed} identity-periods past the goal (1 % of the limit)",
+        say(denied),
+        held.false_calls
+    );
+    let (read, write) = run.regions.iter().fold((0.0, 0.0), |(r, w), region| {
+        let (rr, ww) = region.counters[0].total_units();
+        (r + rr, w + ww)
+    });
+    let requests: u64 = run
+        .regions
+        .iter()
+        .map(|r| r.counters[0].total_requests())
+        .sum();
+    let max = held.per_decision.iter().rposition(|&n| n > 0).unwrap_or(0);
+    println!(
+        "  authorizer: {:.4} store requests, {:.4} WRU and {:.4} RRU per call; store requests per decision p50 {} / p99 {} / max {}{}",
+        requests as f64 / calls,
+        write / calls,
+        read / calls,
+        held.quantile(0.5),
+        held.quantile(0.99),
+        max,
+        if max + 1 >= held.per_decision.len() { "+" } else { "" }
+    );
+}
+
+/// Calls per identity-period.
+type PerPeriod = HashMap<(Identity, Period), u64>;
+
+/// The worst identity-period of `m` (as a share of its limit): its key,
+/// calls and limit; and how many are past `goal(limit)`.
+#[allow(clippy::type_complexity)]
+fn worst<'a>(
+    m: &'a PerPeriod,
+    goal: &dyn Fn(u64) -> u64,
+) -> (Option<(&'a (Identity, Period), u64, u64)>, u64) {
+    let mut max: Option<(&(Identity, Period), u64, u64)> = None;
+    let mut missed = 0;
+    for (k, &n) in m {
+        let limit = limit_of(k);
+        missed += u64::from(n > goal(limit));
+        if max.is_none_or(|(_, m, l)| n as f64 / limit as f64 > m as f64 / l as f64) {
+            max = Some((k, n, limit));
+        }
+    }
+    (max, missed)
+}
+
+/// The hard limit of an identity-period of the run's plans.
+fn limit_of((identity, period): &(Identity, Period)) -> u64 {
+    super::play::hard_limits(identity, period.start)
+        .into_iter()
+        .find(|(p, _)| p == period)
+        .map_or(1, |(_, limit)| limit)
 }
 
 /// The table per function; returns tollgate's units per million calls, in

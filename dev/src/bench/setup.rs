@@ -178,7 +178,10 @@ pub(super) async fn region(
     };
     let clock = authorizer::cache::ManualClock::at(start_ms);
     let peers: Vec<String> = all.iter().filter(|r| *r != name).cloned().collect();
-    let auth_vars = vars(&[("TOLLGATE_PEER_REGIONS", peers.join(","))]);
+    let auth_vars = vars(&[
+        ("TOLLGATE_PEER_REGIONS", peers.join(",")),
+        ("TOLLGATE_LEASES", (args.enforce == "leases").to_string()),
+    ]);
     let auth_config = authorizer::config::Config::from_lookup(|k| auth_vars.get(k).cloned())
         .map_err(|e| anyhow!("{e:?}"))?;
     // The authorizer's leases: this region's allowances and its peers',
