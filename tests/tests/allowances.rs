@@ -170,7 +170,11 @@ async fn assert_all_spent(h: &Harness, names: &[&str], stores: &[Arc<AllowanceSt
             taken += tk;
         }
     }
-    assert_eq!((left, taken), (0, l.limit), "the items' sums");
+    assert_eq!(
+        (left, taken),
+        (0, tollgate_core::lease::allowance(l.limit)),
+        "the items' sums: the allowance, all taken"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,8 +186,8 @@ async fn concurrent_takers_in_three_regions_grant_the_limit_exactly() {
     let grants = spend_everything(&stores, &l, 8, |rng| rng.random_range(1..=7)).await;
     assert_eq!(
         grants.iter().sum::<u64>(),
-        1_500,
-        "never more, and all of it"
+        1_515,
+        "the allowance (the limit and 1 %): never more, and all of it"
     );
     assert_all_spent(&h, &names, &stores, &l).await;
     let (_, _, _, ttl) = item(&h, "alw-a", &l).await.unwrap();
@@ -229,7 +233,7 @@ async fn a_million_in_leases_of_five_thousand_sums_exactly() {
     let stores = stores(&h, &names);
     let l = leased(1_000_000);
     let grants = spend_everything(&stores, &l, 2, |_| 5_000).await;
-    assert_eq!(grants.iter().sum::<u64>(), 1_000_000);
+    assert_eq!(grants.iter().sum::<u64>(), 1_010_000, "the limit and 1 %");
     assert_all_spent(&h, &names, &stores, &l).await;
     // The largest limit and request: what is left is granted, nothing overflows.
     let huge = leased_for("k_00000000000000ff", u64::MAX);
@@ -357,23 +361,25 @@ async fn a_common_take_is_one_request_and_one_write_unit() {
         PEER_TIMEOUT,
     )
     .unwrap();
-    let l = leased(1_000); // 500 each
-                           // The first take of a period: the common write fails, then the item is created.
+    // An allowance of 1,010 (the limit and 1 %): 505 each.
+    let l = leased(1_000);
+    // The first take of a period creates the item in the same request.
     assert_eq!(
         a.take(&l, 100).await.unwrap(),
         Taken {
             granted: 100,
-            left: 400
+            left: 405
         }
     );
     eprintln!("first take: {:?}", lc.snapshot());
-    assert_eq!(lc.requests("UpdateItem"), 2);
+    assert_eq!(lc.requests("UpdateItem"), 1);
+    assert_eq!(lc.total_units(), (0.0, 1.0));
     lc.reset();
     assert_eq!(
         a.take(&l, 100).await.unwrap(),
         Taken {
             granted: 100,
-            left: 300
+            left: 305
         }
     );
     eprintln!("common take: {:?}", lc.snapshot());
@@ -385,7 +391,7 @@ async fn a_common_take_is_one_request_and_one_write_unit() {
     assert_eq!(
         a.take(&l, 500).await.unwrap(),
         Taken {
-            granted: 300,
+            granted: 305,
             left: 0
         }
     );
@@ -397,7 +403,7 @@ async fn a_common_take_is_one_request_and_one_write_unit() {
         a.pull(&l, 100).await.unwrap(),
         Taken {
             granted: 100,
-            left: 150
+            left: 153
         }
     );
     eprintln!("pull, local: {:?}", lc.snapshot());
@@ -406,5 +412,5 @@ async fn a_common_take_is_one_request_and_one_write_unit() {
     assert_eq!(pc.total_units(), (0.5, 1.0));
     assert_eq!(lc.requests("UpdateItem"), 2, "the credit and the take");
     assert_eq!(lc.total_units(), (0.0, 2.0));
-    assert_eq!(item(&h, "alw-b", &l).await.unwrap().0, 250);
+    assert_eq!(item(&h, "alw-b", &l).await.unwrap().0, 252);
 }

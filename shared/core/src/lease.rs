@@ -6,15 +6,17 @@
 //! figures: 23× the limit at the cheapest settings). So each hard request
 //! limit also has, per region and period, an **allowance**: the calls that
 //! region may still grant. It starts as the region's share of the limit
-//! ([`initial_share`]; the shares of all regions sum to the limit).
+//! ([`initial_share`] of the [`allowance`], the limit and 1 % more; the
+//! shares of all regions sum to it).
 //! An authorizer container takes a **lease** of *n* calls from its region's
 //! allowance with one conditional write, serves them from memory
 //! ([`LeaseBook`]), and takes another when they are used up. A region whose
 //! allowance is spent pulls part of its peers' ([`pull_amount`]).
 //!
 //! No call is allowed without a leased unit, and the leases of all regions
-//! never add up to more than the limit, so **no call passes a hard limit**,
-//! whatever the counting lag, bursts or concurrency. The price is paid in
+//! never add up to more than the allowance, so **no call passes a hard
+//! limit by more than 1 %** (none below a limit of 100), whatever the
+//! counting lag, bursts or concurrency. The price is paid in
 //! false denials instead, and those are bounded:
 //! - a container that dies loses what is left of its lease, at most
 //!   [`max_lease`] (0.5 % of the limit, at least 1);
@@ -67,6 +69,15 @@ pub fn leased_limits(plan: &Plan, identity: &Identity, now: UnixMillis) -> Vec<L
             })
         })
         .collect()
+}
+
+/// The units all regions together may grant for a limit: the limit and
+/// 1 % more, rounded down (nothing more below 100). The goal allows calls
+/// past a limit up to 1 % of it; spending that margin on the allowance
+/// means the few units stranded when a limit is reached (in a container
+/// of another region, or one that died) do not turn into false denials.
+pub fn allowance(limit: u64) -> u64 {
+    limit.saturating_add(limit / 100)
 }
 
 /// The share of `limit` region `index` of `regions` starts a period with:
@@ -262,20 +273,21 @@ impl LeaseBook {
         }
     }
 
-    /// Drops allowances of ended periods; if none had ended, the one with
-    /// the fewest units (what an eviction loses is at most a lease).
+    /// Drops allowances of ended periods; if none had ended, the eighth of
+    /// the book holding the fewest units (what an eviction loses is at most
+    /// a lease each). A full book so pays one pass for many insertions,
+    /// not one per insertion.
     fn evict(&mut self, now: UnixMillis) {
         let before = self.held.len();
         self.held.retain(|k, _| k.period.end() > now);
         if self.held.len() < before {
             return;
         }
-        if let Some(k) = self
-            .held
-            .iter()
-            .min_by_key(|(_, h)| h.left)
-            .map(|(k, _)| k.clone())
-        {
+        let drop = (self.held.len() / 8).max(1);
+        let mut by_units: Vec<(u64, LeaseKey)> =
+            self.held.iter().map(|(k, h)| (h.left, k.clone())).collect();
+        by_units.select_nth_unstable_by_key(drop - 1, |(units, _)| *units);
+        for (_, k) in by_units.into_iter().take(drop) {
             self.held.remove(&k);
         }
     }

@@ -31,7 +31,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
-use tollgate_core::lease::{initial_share, Leased, Taken};
+use tollgate_core::lease::{allowance, initial_share, Leased, Taken};
 use tollgate_core::{CoreError, Identity, Period, Region};
 
 use crate::attr::{get_u64, n, s};
@@ -168,7 +168,7 @@ impl AllowanceStore {
 
     /// This region's share of `limit` at the start of a period.
     pub fn initial_share(&self, limit: u64) -> u64 {
-        initial_share(limit, self.regions, self.index)
+        initial_share(allowance(limit), self.regions, self.index)
     }
 
     /// One conditional `UpdateItem` of `leased`'s item through `client`;

@@ -21,14 +21,17 @@ fn top_key_rate(w: &Workload) -> f64 {
 }
 
 #[test]
-fn leases_never_let_a_call_past_a_fixed_limit() {
+fn leases_never_let_a_call_past_a_fixed_limit_by_more_than_its_margin() {
     let s = w2(30);
     for scenario in Scenario::ALL {
         if scenario == Scenario::PlanChange {
             continue;
         }
         let o = outcome(&s, scenario, Design::Leases);
-        assert_eq!(o.over_total, 0, "{}: {}", scenario.name(), row(&o));
+        // The allowance is the limit and 1 %: at most that many past it.
+        let (over, limit) = o.over_max;
+        assert!(over <= limit / 100, "{}: {}", scenario.name(), row(&o));
+        assert_eq!(o.over_missed, 0, "{}: {}", scenario.name(), row(&o));
         assert!(
             o.denied > 0,
             "{}: the top key reaches its limit",
@@ -64,8 +67,8 @@ fn a_region_down_keeps_its_share_and_leases_grant_the_rest_exactly() {
     let s = w2(30);
     let world = play(&s, Scenario::RegionDown, Design::Leases);
     let (top, _) = slots(&s.workload, 0);
-    // 1,500 over three regions: 500 each; the last one is down.
-    assert_eq!(world.allowed[top[0]], 1_000);
+    // An allowance of 1,515 over three regions: 505 each; the last one is down.
+    assert_eq!(world.allowed[top[0]], 1_010);
     assert_eq!(world.over_calls, 0);
 }
 

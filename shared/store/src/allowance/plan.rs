@@ -2,7 +2,7 @@
 //! the one conditional `UpdateItem` a take, a peer's debit or a credit
 //! makes next, and what it grants or moves if its condition holds.
 
-use tollgate_core::lease::{initial_share, pull_amount, Taken};
+use tollgate_core::lease::{allowance, initial_share, pull_amount, Taken};
 
 use crate::attr::{get_u64, Item};
 use crate::StoreError;
@@ -42,8 +42,8 @@ fn refunded(a: Alw, limit: u64, regions: usize, index: usize) -> (u64, u64) {
     if a.limit == limit {
         return (a.left, a.owed);
     }
-    let old = i128::from(initial_share(a.limit, regions, index));
-    let new = i128::from(initial_share(limit, regions, index));
+    let old = i128::from(initial_share(allowance(a.limit), regions, index));
+    let new = i128::from(initial_share(allowance(limit), regions, index));
     let total = i128::from(a.left) - i128::from(a.owed) + new - old;
     let clamp = |v: i128| u64::try_from(v).unwrap_or(u64::MAX);
     if total >= 0 {
@@ -119,15 +119,41 @@ pub(super) fn plan_take(
         values: vec![(":n", want), (":limit", limit)],
     };
     match known {
-        Known::Nothing => Ok((
-            common(),
-            Taken {
-                granted: want,
-                left: 0,
-            },
-        )),
+        // One request whether or not the item exists yet: created with the
+        // region's share if absent (asking at most the share), taken from
+        // if it holds enough for the same limit.
+        Known::Nothing => {
+            let share = initial_share(allowance(limit), regions, index);
+            if share == 0 {
+                let taken = Taken {
+                    granted: want,
+                    left: 0,
+                };
+                return Ok((common(), taken));
+            }
+            let n = want.min(share);
+            let write = Write {
+                update: "SET #left = if_not_exists(#left, :share) - :n, \
+                         #taken = if_not_exists(#taken, :zero) + :n, \
+                         #limit = if_not_exists(#limit, :limit), #ttl = :ttl",
+                condition: "attribute_not_exists(#left) OR (#left >= :n AND #limit = :limit)",
+                values: vec![
+                    (":n", n),
+                    (":share", share),
+                    (":zero", 0),
+                    (":limit", limit),
+                ],
+            };
+            Ok((
+                write,
+                Taken {
+                    granted: n,
+                    left: share - n,
+                },
+            ))
+        }
         Known::Absent => {
-            let share = initial_share(limit, regions, index);
+            let share = initial_share(allowance(limit), regions, index);
             let granted = want.min(share);
             let left = share - granted;
             Ok((Write::create(left, granted, limit), Taken { granted, left }))
@@ -165,7 +191,7 @@ pub(super) fn plan_debit(
 ) -> Option<(Write, u64)> {
     match known {
         Known::Absent | Known::Nothing => {
-            let share = initial_share(limit, regions, index);
+            let share = initial_share(allowance(limit), regions, index);
             let m = pull_amount(share);
             (m > 0).then(|| (Write::create(share - m, 0, limit), m))
         }
@@ -198,7 +224,7 @@ pub(super) fn plan_credit(
 ) -> Write {
     match known {
         Known::Absent => {
-            let share = initial_share(limit, regions, index);
+            let share = initial_share(allowance(limit), regions, index);
             Write::create(share.saturating_add(moved), 0, limit)
         }
         Known::Item(a) if a.limit != limit => {
@@ -232,8 +258,16 @@ mod tests {
     fn a_take_plans_the_write_its_state_calls_for() {
         // 10 over 3 regions: 4, 3, 3.
         let (w, t) = plan_take(Known::Nothing, 10, 2, 3, 0).unwrap();
-        assert_eq!(w.condition, "#left >= :n AND #limit = :limit");
+        assert_eq!(
+            w.condition,
+            "attribute_not_exists(#left) OR (#left >= :n AND #limit = :limit)"
+        );
         assert_eq!(t.granted, 2);
+        // At most the share when the item may not exist yet (4 of 10 here);
+        // a region with no share takes only from an item that exists.
+        assert_eq!(plan_take(Known::Nothing, 10, 9, 3, 0).unwrap().1.granted, 4);
+        let (w, _) = plan_take(Known::Nothing, 1, 1, 3, 2).unwrap();
+        assert_eq!(w.condition, "#left >= :n AND #limit = :limit");
         let (w, t) = plan_take(Known::Absent, 10, 5, 3, 0).unwrap();
         assert_eq!(
             (w.condition, t),

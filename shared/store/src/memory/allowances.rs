@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tollgate_core::lease::{initial_share, pull_amount, LeaseKey, Leased, Taken};
+use tollgate_core::lease::{allowance, initial_share, pull_amount, LeaseKey, Leased, Taken};
 
 use crate::ports::Allowances;
 use crate::StoreError;
@@ -102,14 +102,14 @@ fn funded<'a>(
         .items
         .entry((region, leased.key.clone()))
         .or_insert_with(|| Allowance {
-            left: initial_share(leased.limit, regions, region),
+            left: initial_share(allowance(leased.limit), regions, region),
             taken: 0,
             limit: leased.limit,
             owed: 0,
         });
     if a.limit != leased.limit {
-        let old = i128::from(initial_share(a.limit, regions, region));
-        let new = i128::from(initial_share(leased.limit, regions, region));
+        let old = i128::from(initial_share(allowance(a.limit), regions, region));
+        let new = i128::from(initial_share(allowance(leased.limit), regions, region));
         let total = i128::from(a.left) - i128::from(a.owed) + new - old;
         let clamp = |v: i128| u64::try_from(v).unwrap_or(u64::MAX);
         (a.left, a.owed) = if total >= 0 {
