@@ -9,7 +9,11 @@
 //! - [`recompute`]: blocks re-checked after plans change
 //!   (`tollgate recompute-blocks`), by the rules of `tollgate_core::blocking`.
 //! - [`plans`]: the plan cache (plans and key plans for a short time).
+//! - [`commit`]: the one exactly-once committer of counted usage (ingest
+//!   and the log-processor): chunks with their dedupe markers, `max`
+//!   counters, anonymous counters in bucket parts.
 
+pub mod commit;
 pub mod plans;
 pub mod recompute;
 pub mod top;
