@@ -231,8 +231,21 @@ mod tests {
     async fn post(h: &Harness, region: &str, now: i64, events: Value) {
         let mut config = ingest::Config::new(h.tables.clone(), Region::new(region).unwrap());
         config.request_key_expiry = std::time::Duration::from_secs(86_400);
-        let ingest =
-            ingest::Ingest::with_clock(h.client_in(region), config, ManualClock::new(now as u64));
+        let (client, clock) = (h.client_in(region), ManualClock::new(now as u64));
+        let stores = ingest::Stores {
+            commits: tollgate_store::CommitStore::on(
+                client.clone(),
+                &config.tables.usage,
+                config.top_index,
+                ingest::Stores::marker_config(&config, clock.clone()),
+            ),
+            keys: KeysStore::new(client.clone(), &config.tables.keys),
+            requests: tollgate_idempotency::Idempotency::new(
+                client,
+                ingest::Stores::request_config(&config, clock.clone()),
+            ),
+        };
+        let ingest = ingest::Ingest::with_clock(stores, config, clock);
         let r = ingest
             .post_events(&serde_json::to_vec(&events).unwrap())
             .await;

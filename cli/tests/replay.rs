@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::Client;
 use log_processor::{Config, Processor};
 use serde_json::{json, Value};
 use tollgate_store::usage::UsageItem;
+use tollgate_store::CommitStore;
 use tollgate_tests::{unique_prefix, Harness, TEST_REGION};
 
 /// moto keeps its resources per region; the stream ARN names it.
@@ -184,6 +185,14 @@ fn serve(
     out.flush()
 }
 
+/// A processor on `client`'s stores, as its `main.rs` builds them.
+fn processor(client: Client, config: Config) -> Processor {
+    let markers = Processor::marker_config(&config);
+    let keys = tollgate_store::KeysStore::new(client.clone(), config.keys_table.clone());
+    let commits = CommitStore::on(client, &config.usage_table, config.top_index, markers);
+    Processor::new(commits, keys, config)
+}
+
 fn config(h: &Harness) -> Config {
     let vars: BTreeMap<&str, &str> = [
         ("TOLLGATE_REGION", TEST_REGION),
@@ -337,9 +346,9 @@ async fn a_failed_delivery_replayed_twice_counts_once() {
     dead_letter(&direct).await;
     dead_letter(&from_stream).await;
 
-    let up = Processor::new(h.client(), config(&h));
+    let up = processor(h.client(), config(&h));
     let unreachable = tollgate_store::local_client("http://127.0.0.1:9", TEST_REGION);
-    let down = Processor::new(unreachable, config(&h));
+    let down = processor(unreachable, config(&h));
     let lambda = start_invoke_stand_in(up, down);
 
     // 1. DynamoDB is still down: nothing is replayed, both stay queued.

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use log_processor::{Config, Processor, ACCESS_LOG_FORMAT};
-use tollgate_store::RequestCounter;
+use tollgate_store::{CommitStore, RequestCounter};
 use tollgate_testkit::cloudwatch::{direct_event, payload_json};
 use tollgate_testkit::traffic::Traffic;
 use tollgate_testkit::{Harness, TEST_REGION};
@@ -52,7 +52,10 @@ pub async fn run(args: WriteCostArgs) -> Result<()> {
     .into_iter()
     .collect();
     let config = Config::from_lookup(|k| vars.get(k).map(|v| v.to_string()))?;
-    let processor = Processor::new(client, config);
+    let markers = Processor::marker_config(&config);
+    let keys = tollgate_store::KeysStore::new(client.clone(), config.keys_table.clone());
+    let commits = CommitStore::on(client, &config.usage_table, config.top_index, markers);
+    let processor = Processor::new(commits, keys, config);
 
     let mut traffic = Traffic::new(ACCESS_LOG_FORMAT, 10_000, 1.1, 50_000, 0.2, 2026);
     let spacing = (86_400_000 / requests.max(1)) as i64;

@@ -9,8 +9,11 @@ use anyhow::{anyhow, Result};
 use futures::StreamExt;
 use serde_json::json;
 use tollgate_core::{ApiKey, Identity, KeyRecord, KeyStatus, MeterName, Plan};
+use tollgate_idempotency::{Idempotency, SystemClock};
 use tollgate_store::client::local_config;
-use tollgate_store::{AllowanceStore, KeysStore, RequestCounter, TableNames, UsageStore, TABLES};
+use tollgate_store::{
+    AllowanceStore, CommitStore, KeysStore, RequestCounter, TableNames, UsageStore, TABLES,
+};
 use tollgate_testkit::pump::{PumpOptions, RegionPump};
 use tollgate_testkit::streams::{local_reader, StartPosition};
 
@@ -216,12 +219,38 @@ pub(super) async fn region(
     let log_vars = vars(&[("TOLLGATE_ANONYMOUS_WINDOWS", "day".into())]);
     let log_config = log_processor::Config::from_lookup(|k| log_vars.get(k).cloned())
         .map_err(|e| anyhow!("{e}"))?;
-    let log = log_processor::Processor::new(counted(endpoint, name, &counters[1]), log_config);
+    let log = log_processor::Processor::new(
+        CommitStore::on(
+            counted(endpoint, name, &counters[1]),
+            &log_config.usage_table,
+            log_config.top_index,
+            log_processor::Processor::marker_config(&log_config),
+        ),
+        KeysStore::new(
+            counted(endpoint, name, &counters[1]),
+            &log_config.keys_table,
+        ),
+        log_config,
+    );
 
     let ingest_vars = vars(&[("TOLLGATE_WINDOWS", "day,month".into())]);
     let ingest_config =
         ingest::Config::from_vars(|k| ingest_vars.get(k).cloned()).map_err(|e| anyhow!("{e}"))?;
-    let ingest = ingest::Ingest::new(counted(endpoint, name, &counters[2]), ingest_config);
+    let ingest_client = counted(endpoint, name, &counters[2]);
+    let ingest_stores = ingest::Stores {
+        commits: CommitStore::on(
+            ingest_client.clone(),
+            &ingest_config.tables.usage,
+            ingest_config.top_index,
+            ingest::Stores::marker_config(&ingest_config, SystemClock),
+        ),
+        keys: KeysStore::new(ingest_client.clone(), &ingest_config.tables.keys),
+        requests: Idempotency::new(
+            ingest_client,
+            ingest::Stores::request_config(&ingest_config, SystemClock),
+        ),
+    };
+    let ingest = ingest::Ingest::new(ingest_stores, ingest_config);
 
     let peers: Vec<String> = all.iter().filter(|r| *r != name).cloned().collect();
     let qs_vars = vars(&[("TOLLGATE_PEER_REGIONS", peers.join(","))]);

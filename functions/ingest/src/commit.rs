@@ -1,17 +1,17 @@
-//! Counting valid events exactly once: their dedupe markers and their
-//! aggregated counter increments commit together, chunk by chunk, through
-//! the idempotency crate's batch mode.
+//! Counting valid events exactly once through the one committer
+//! (`tollgate_app::commit`): each event is a chunk, its dedupe marker and
+//! its counter increments (one per window) committed together, packed with
+//! other events' in transactions.
 //!
-//! `max` meters are raised with a conditional update before the markers
-//! are written: raising a maximum twice changes nothing, so a crash between
-//! the two is repaired by the client's retry.
+//! `max` meters are raised (conditional updates) before the markers are
+//! written: raising a maximum twice changes nothing, so a crash between the
+//! two is repaired by the client's retry.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
-use aws_sdk_dynamodb::types::TransactWriteItem;
+use tollgate_app::commit::{Batch, Chunk, Committer, OnFailure, UsageWriter};
 use tollgate_core::{Aggregation, CoreError, CountedWindows, CounterKey, Region, UnixMillis};
-use tollgate_idempotency::{Idempotency, IdempotencyError};
-use tollgate_store::{usage, StoreError, UsageStore};
+use tollgate_store::StoreError;
 
 use crate::validate::{aggregate, Event};
 
@@ -22,24 +22,15 @@ pub const MARKER_PREFIX: &str = "event#";
 /// committed; a retry of the whole request finds their events duplicate.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
-    /// Building the writes failed.
+    /// Reading the stores failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// An event's time has no period (cannot happen after validation).
     #[error(transparent)]
     Core(#[from] CoreError),
-    /// The batch commit failed.
+    /// A write failed (the chunks before it are committed).
     #[error("committing the events failed: {0}")]
     Batch(String),
-}
-
-impl From<IdempotencyError<CommitError>> for CommitError {
-    fn from(e: IdempotencyError<CommitError>) -> Self {
-        match e {
-            IdempotencyError::Handler(inner) | IdempotencyError::ReplayedFailure(inner) => inner,
-            other => CommitError::Batch(other.to_string()),
-        }
-    }
 }
 
 /// What committing found.
@@ -50,9 +41,9 @@ pub struct CommitOutcome {
     /// Ids seen within the dedupe window before.
     pub duplicates: HashSet<String>,
     /// Transactions committed.
-    pub transactions: u32,
-    /// `max` counters raised.
-    pub max_updates: u32,
+    pub transactions: u64,
+    /// `max` counters raised, or found at least as high.
+    pub max_updates: u64,
 }
 
 /// The marker id of an event id.
@@ -63,9 +54,9 @@ pub fn marker_id(event_id: &str) -> String {
 /// Counts `events` (valid, with distinct ids) in `region`'s Usage items of
 /// each window `windows` counts their meter in, exactly once per event id
 /// within the marker expiry.
+/// The first write that fails stops the commit, and is returned.
 pub async fn commit(
-    markers: &Idempotency,
-    store: &UsageStore,
+    writer: &impl UsageWriter,
     region: &Region,
     windows: &CountedWindows,
     events: &[Event],
@@ -75,53 +66,56 @@ pub async fn commit(
     if events.is_empty() {
         return Ok(outcome);
     }
-    // `max` meters first: idempotent by nature, so safe before the markers.
+    // `max` meters: raised first by the committer, without markers.
     let max_events = events.iter().filter(|e| e.aggregation == Aggregation::Max);
     let maxima: BTreeMap<CounterKey, u64> = aggregate(max_events, windows)?
         .into_increments()
         .into_iter()
         .map(|(k, _, v)| (k, v))
         .collect();
-    for (counter, value) in &maxima {
-        if store
-            .raise_max(&counter.in_region(region), *value, now)
-            .await?
-        {
-            outcome.max_updates += 1;
-        }
-    }
-
-    let by_marker: HashMap<String, &Event> = events.iter().map(|e| (marker_id(&e.id), e)).collect();
-    // Events of one counter side by side: a chunk then holds few counters,
-    // and a transaction more markers and fewer increments.
+    // Events of one counter side by side: a transaction then holds few
+    // counters, and more markers and fewer increments. Every event has a
+    // marker; a `max` event's chunk has no increment.
     let mut order: Vec<&Event> = events.iter().collect();
     order.sort_by(|a, b| (&a.meter, &a.identity, a.time).cmp(&(&b.meter, &b.identity, b.time)));
-    let ids: Vec<String> = order.iter().map(|e| marker_id(&e.id)).collect();
-    let (table, top_index) = (store.table().to_owned(), store.top_index());
-    let writes_for = |chunk: &[String]| -> Result<Vec<TransactWriteItem>, CommitError> {
-        let chunk_events = chunk
+    let mut named = Vec::with_capacity(order.len());
+    for event in order {
+        let increments = if event.aggregation == Aggregation::Max {
+            Vec::new()
+        } else {
+            aggregate([event], windows)?
+                .into_increments()
+                .into_iter()
+                .map(|(counter, agg, amount)| (counter.into_region(region), agg, amount))
+                .collect()
+        };
+        named.push(Chunk {
+            id: marker_id(&event.id),
+            increments,
+        });
+    }
+    let batch = Batch {
+        named,
+        anonymous: Vec::new(),
+        maxima: maxima
             .iter()
-            .filter_map(|id| by_marker.get(id).copied())
-            .filter(|e| e.aggregation != Aggregation::Max);
-        let increments: Vec<_> = aggregate(chunk_events, windows)?
-            .into_increments()
-            .into_iter()
-            .map(|(counter, agg, amount)| (counter.into_region(region), agg, amount))
-            .collect();
-        // One write per item: a day and its month share one.
-        usage::ItemAdds::group(increments.iter().map(|(k, a, v)| (k, *a, *v)))
-            .iter()
-            .map(|adds| usage::increment(&table, adds, now, top_index).map_err(CommitError::from))
-            .collect()
+            .map(|(counter, value)| (counter.in_region(region), *value))
+            .collect(),
     };
-    let batch = markers.commit_batch(&ids, writes_for).await?;
+    // The first failure stops the commit: the client retries the request.
+    let committer = Committer::new(writer, now).on_failure(OnFailure::Stop);
+    let done = Box::pin(committer.commit(batch)).await;
+    if let Some((id, why)) = done.failed.first() {
+        return Err(CommitError::Batch(format!("{id}: {why}")));
+    }
     let strip = |id: String| {
         id.strip_prefix(MARKER_PREFIX)
             .map(str::to_owned)
             .unwrap_or(id)
     };
-    outcome.new = batch.new.into_iter().map(strip).collect();
-    outcome.duplicates = batch.duplicates.into_iter().map(strip).collect();
-    outcome.transactions = batch.transactions;
+    outcome.new = done.new.into_iter().map(strip).collect();
+    outcome.duplicates = done.duplicates.into_iter().map(strip).collect();
+    outcome.transactions = done.transactions;
+    outcome.max_updates = done.maxima;
     Ok(outcome)
 }

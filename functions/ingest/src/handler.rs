@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::Client;
 use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
@@ -14,10 +13,8 @@ use tollgate_app::top::{parse_top_query, top, TopQuery};
 use tollgate_app::usage::{parse_usage_query, query_usage, QueryError, Source};
 use tollgate_app::windows::PlanWindows;
 use tollgate_core::{Aggregation, MeterName, Region, UnixMillis};
-use tollgate_idempotency::{
-    Clock, Deadline, Idempotency, IdempotencyConfig, IdempotencyError, SystemClock,
-};
-use tollgate_store::{KeysStore, UsageStore};
+use tollgate_idempotency::{Clock, Deadline, Idempotency, IdempotencyError, SystemClock};
+use tollgate_store::{CommitStore, UsageStore};
 
 use crate::body::{parse_request, Limits};
 use crate::cloudevents::{self, Problem};
@@ -25,6 +22,7 @@ use crate::commit::{commit, CommitError, CommitOutcome};
 use crate::config::Config;
 use crate::meters::{MeterCache, Meters};
 use crate::request::EventsRequest;
+use crate::stores::Stores;
 use crate::validate::{validate_all, Checked, Rules};
 
 /// The longest `Idempotency-Key` header value.
@@ -95,7 +93,7 @@ fn query_error(e: QueryError) -> ApiResponse {
     }
 }
 
-/// The ingest function: its configuration and clients, built once.
+/// The ingest function: its configuration and stores, built once.
 #[derive(Debug, Clone)]
 pub struct Ingest {
     inner: Arc<Inner>,
@@ -111,17 +109,17 @@ struct Inner {
     meters: MeterCache,
     /// The windows each meter is counted in, as the plans say.
     windows: PlanWindows,
-    markers: Idempotency,
+    commits: CommitStore,
     requests: Idempotency,
     clock: Arc<dyn Clock>,
 }
 
 impl Ingest {
-    /// The function on `client`, with the system clock. The client builds
-    /// the idempotency records (event markers, `Idempotency-Key` requests)
-    /// and this region's stores.
-    pub fn new(client: Client, config: Config) -> Self {
-        Self::with_clock(client, config, SystemClock)
+    /// The function on `stores` (their idempotency records built with
+    /// [`Stores::marker_config`] and [`Stores::request_config`] on the
+    /// system clock), with the system clock.
+    pub fn new(stores: Stores, config: Config) -> Self {
+        Self::with_clock(stores, config, SystemClock)
     }
 
     /// The same function, reading usage from every region's own Usage table
@@ -134,47 +132,22 @@ impl Ingest {
         self
     }
 
-    /// The function with an injected clock (tests move it to expire markers).
-    pub fn with_clock<C: Clock + Clone + 'static>(
-        client: Client,
-        config: Config,
-        clock: C,
-    ) -> Self {
-        let markers = Idempotency::new(
-            client.clone(),
-            IdempotencyConfig::new(config.tables.idempotency.clone())
-                .namespace("ingest")
-                .marker_expiry(config.marker_expiry())
-                .clock(clock.clone()),
-        );
-        let requests_config = IdempotencyConfig::new(config.tables.idempotency.clone())
-            .namespace("ingest-request")
-            .expiry(config.request_key_expiry)
-            .clock(clock.clone());
-        // Both paths are constants, so the fallbacks are never taken.
-        let requests_config = requests_config
-            .clone()
-            .key_path("key")
-            .and_then(|c| c.payload_path("body"))
-            .unwrap_or(requests_config);
-        let requests = Idempotency::new(client.clone(), requests_config);
+    /// The function with an injected clock (tests move it to expire
+    /// markers; the stores' idempotency records are built on the same clock).
+    pub fn with_clock<C: Clock + 'static>(stores: Stores, config: Config, clock: C) -> Self {
         Ingest {
             inner: Arc::new(Inner {
-                usage: UsageStore::new(client.clone(), config.tables.usage.clone())
-                    .with_top_index(config.top_index),
-                meters: MeterCache::new(
-                    KeysStore::new(client.clone(), config.tables.keys.clone()),
-                    config.meter_cache_ttl,
-                ),
+                usage: stores.commits.usage().clone(),
+                meters: MeterCache::new(stores.keys.clone(), config.meter_cache_ttl),
                 windows: PlanWindows::new(
-                    KeysStore::new(client, config.tables.keys.clone()),
+                    stores.keys,
                     config.plan_cache_ttl,
                     &config.windows,
                     &config.windows,
                     config.anonymous_plan.clone(),
                 ),
-                markers,
-                requests,
+                commits: stores.commits,
+                requests: stores.requests,
                 clock: Arc::new(clock),
                 config,
             }),
@@ -378,15 +351,7 @@ impl Ingest {
         // The configured windows and the plans' (the plans' last read, or
         // the configured alone, when they cannot be read: never an error).
         let windows = Box::pin(self.inner.windows.current()).await;
-        commit(
-            &self.inner.markers,
-            &self.inner.usage,
-            &config.region,
-            &windows,
-            &valid,
-            now,
-        )
-        .await
+        commit(&self.inner.commits, &config.region, &windows, &valid, now).await
     }
 
     async fn post_inner(&self, events: &EventsRequest<'_>) -> Result<ApiResponse, CommitError> {

@@ -6,7 +6,9 @@
 //!   structured, batch, binary or plain JSON) into one JSON value per event.
 //! - [`cloudevents`]: CloudEvents onto tollgate's meter events.
 //! - [`validate`]: each event checked, with index, field and reason.
-//! - [`commit`]: markers and aggregated increments committed together.
+//! - [`commit`]: each event's marker and increments committed together,
+//!   through the one committer (`tollgate_app::commit`).
+//! - [`stores`]: the stores [`Ingest`] is built on (by `main.rs`).
 //! - [`handler`]: the HTTP routes (the usage queries themselves are
 //!   `tollgate_app::usage` and `tollgate_app::top`, shared with the CLI);
 //!   [`config`]: `TOLLGATE_*` settings.
@@ -20,8 +22,10 @@ pub mod handler;
 pub mod meters;
 pub mod metrics;
 pub mod request;
+pub mod stores;
 pub mod validate;
 
 pub use config::Config;
 pub use handler::{ApiResponse, Ingest};
 pub use request::EventsRequest;
+pub use stores::Stores;

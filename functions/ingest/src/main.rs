@@ -1,11 +1,12 @@
 //! The ingest Lambda function: wiring only. Configuration is read and the
-//! DynamoDB client built once; every request goes to [`ingest::Ingest`].
+//! DynamoDB client and the stores built once; every request goes to [`ingest::Ingest`].
 
 use anyhow::Context;
-use ingest::{Config, Ingest};
+use ingest::{Config, Ingest, Stores};
 use lambda_http::{service_fn, Request};
+use tollgate_idempotency::{Idempotency, SystemClock};
 use tollgate_store::client::{self, Limits};
-use tollgate_store::UsageStore;
+use tollgate_store::{CommitStore, KeysStore, UsageStore};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -23,7 +24,17 @@ async fn main() -> Result<(), lambda_http::Error> {
             (r.clone(), UsageStore::new(regional, &config.tables.usage))
         })
         .collect();
-    let ingest = Ingest::new(client, config).reading_regions(regions);
+    let stores = Stores {
+        commits: CommitStore::on(
+            client.clone(),
+            &config.tables.usage,
+            config.top_index,
+            Stores::marker_config(&config, SystemClock),
+        ),
+        keys: KeysStore::new(client.clone(), &config.tables.keys),
+        requests: Idempotency::new(client, Stores::request_config(&config, SystemClock)),
+    };
+    let ingest = Ingest::new(stores, config).reading_regions(regions);
     lambda_http::run(service_fn(move |req: Request| {
         let ingest = ingest.clone();
         async move { Ok::<_, std::convert::Infallible>(ingest.handle(req).await) }

@@ -45,7 +45,7 @@ async fn setup(label: &str) -> Setup {
         .unwrap();
     let (counted_client, counted) = h.counted_client(true);
     let now = Utc::now().timestamp_millis();
-    let ingest = Ingest::with_clock(
+    let ingest = common::ingest_on(
         counted_client,
         config(&h.tables, "local-a"),
         ManualClock::new(now as u64),

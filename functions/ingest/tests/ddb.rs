@@ -17,7 +17,6 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
-use ingest::Ingest;
 use serde_json::{json, Value};
 use tollgate_core::{Aggregation, CounterKey, Identity, MeterName, Region};
 use tollgate_idempotency::ManualClock;
@@ -336,7 +335,7 @@ async fn an_id_counts_again_once_the_dedupe_window_has_passed() {
     // (at the tests' usual NOW, the markers would vanish mid-test).
     const NOW: i64 = 1_921_000_000_000; // 2030-11-15T19:06:40Z
     let clock = ManualClock::new(NOW as u64);
-    let ingest = Ingest::with_clock(h.client(), cfg, clock.clone());
+    let ingest = ingest_on(h.client(), cfg, clock.clone());
     let month = "month#2030-11#local-a";
     let r = ingest
         .post_events(&array(&[event("old", "tokens", "key:w", 5, NOW)]))

@@ -9,7 +9,6 @@
 
 mod common;
 
-use ingest::Ingest;
 use tollgate_core::{FailurePolicy, Limit, MeterName, OveragePolicy, Plan, Window};
 use tollgate_store::KeysStore;
 use tollgate_tests::Harness;
@@ -37,9 +36,11 @@ async fn a_plans_minute_limit_on_a_custom_meter_is_counted() {
         .unwrap();
     let c = config(&h.tables, "local-a");
     assert_eq!(c.windows, [Window::Hour, Window::Day, Window::Month]);
-    let ingest = Ingest::new(h.client(), c);
-
+    // The wall clock: DynamoDB Local's TTL sweeper deletes by it.
     let now = chrono::Utc::now().timestamp_millis();
+    let clock = tollgate_idempotency::ManualClock::new(now as u64);
+    let ingest = common::ingest_on(h.client(), c, clock);
+
     let body = array(&[
         event("e1", "tokens", "key:alice", 5, now),
         event("e2", "tokens", "key:alice", 7, now),

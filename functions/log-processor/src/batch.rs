@@ -227,14 +227,11 @@ impl BatchAggregate {
     }
 }
 
-/// One chunk of increments, committed with its dedupe marker in one transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chunk {
-    /// The dedupe id: the source id and the chunk's index.
-    pub id: String,
-    /// Count and sum increments of this region's items, sorted, at most [`CHUNK_INCREMENTS`].
-    pub increments: Vec<(UsageKey, Aggregation, u64)>,
-}
+/// One chunk of increments, committed with its dedupe marker in one
+/// transaction (the committer's chunk): its id is the source id and the
+/// chunk's index, its increments this region's count and sum counters,
+/// sorted, at most [`CHUNK_INCREMENTS`].
+pub use tollgate_app::commit::Chunk;
 
 /// What one source (a payload, a Kinesis record) writes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -10,11 +10,10 @@
 //!   period, deterministic chunks, and the dedupe ids.
 //! - [`handler`]: the [`Processor`]: direct deliveries and Kinesis events
 //!   (read record by record), each chunk committed with its dedupe marker
-//!   through [`commit`], or each counter of a Kinesis batch raised past its
+//!   through the one committer (`tollgate_app::commit`: API keys' and
+//!   anonymous identities' chunks apart, anonymous counters placed in their
+//!   bucket's parts), or each counter of a Kinesis batch raised past its
 //!   per-shard watermark (`tollgate_core::watermark`).
-//! - [`commit`]: the chunks' transactions with their markers through
-//!   `tollgate_idempotency`, API keys' and anonymous identities' apart,
-//!   anonymous counters placed in their bucket's parts.
 //! - [`reject`]: poison input (a record or delivery that can never be
 //!   processed) quarantined: logged with its id and reason, counted as
 //!   rejected, acknowledged.
@@ -23,7 +22,6 @@
 //! - [`config`]: `TOLLGATE_*` settings.
 
 pub mod batch;
-pub mod commit;
 pub mod config;
 pub mod handler;
 pub mod line;

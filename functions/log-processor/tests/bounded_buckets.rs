@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use log_processor::Processor;
 use serde_json::json;
 use tollgate_core::bucket::{bucket_of, ANONYMOUS_BUCKETS, PART_ITEM_BYTES};
 use tollgate_core::{Identity, Window};
@@ -144,7 +143,7 @@ const VARS: [(&str, &str); 1] = [("TOLLGATE_ANONYMOUS_WINDOWS", "day")];
 async fn ten_thousand_identities_in_one_bucket_direct() {
     let h = Harness::new("lp-10k-direct").await;
     let (client, counter) = h.counted_client(true);
-    let processor = Processor::new(client, config(&h, &VARS));
+    let processor = common::processor(client, config(&h, &VARS));
     let at = now_ms();
     let (lines, want) = traffic(one_bucket(), at);
     let event = direct_event(&payload_json("api-logs", "s", &events(&lines, at, 0)));
@@ -174,7 +173,7 @@ async fn ten_thousand_identities_in_one_bucket_direct() {
 async fn ten_thousand_identities_in_one_bucket_kinesis() {
     let h = Harness::new("lp-10k-kin").await;
     let (client, counter) = h.counted_client(true);
-    let processor = Processor::new(client, config(&h, &VARS));
+    let processor = common::processor(client, config(&h, &VARS));
     let at = now_ms();
     let (lines, want) = traffic(one_bucket(), at);
     let records: Vec<Vec<u8>> = lines
@@ -213,7 +212,7 @@ async fn ten_thousand_identities_in_one_bucket_kinesis() {
 async fn a_day_at_full_density(total: usize) {
     let h = Harness::new(&format!("lp-day-{total}")).await;
     let (client, counter) = h.counted_client(true);
-    let processor = Processor::new(client, config(&h, &VARS));
+    let processor = common::processor(client, config(&h, &VARS));
     let buckets = ((total as u64 * u64::from(ANONYMOUS_BUCKETS)).div_ceil(1_000_000)) as u32;
     let ips = ips_in(0..buckets.min(ANONYMOUS_BUCKETS), total);
     let at = now_ms();

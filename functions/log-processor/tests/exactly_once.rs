@@ -14,7 +14,6 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
-use log_processor::Processor;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -38,7 +37,7 @@ const START: i64 = 1_795_000_000_000;
 #[ignore = "run by `make test` on a DynamoDB Local of its own (scripts/test.sh): DynamoDB Local slows down as it ages (the same run took 34 s, 130 s, then 266 s on one instance), and on an instance the whole suite has used its transaction locks time out"]
 async fn redelivered_batches_count_exactly_once() {
     let h = Harness::new("lp-once").await;
-    let processor = Arc::new(Processor::new(
+    let processor = Arc::new(common::processor(
         h.client(),
         config(&h, &[("TOLLGATE_KINESIS_DEDUPE", "transaction")]),
     ));
@@ -191,7 +190,7 @@ async fn a_store_failure_between_chunks_is_repaired_by_the_retry() {
         .collect();
     let event = direct_event(&payload_json("g", "s", &events));
     let (client, seen) = failing_client(&h, 4);
-    let failing = Processor::new(client, config(&h, &[]));
+    let failing = common::processor(client, config(&h, &[]));
     let err = failing.handle(event.clone()).await.unwrap_err();
     assert!(err.to_string().contains("injected store failure"), "{err}");
     assert!(err.to_string().contains("1 of 7 chunks failed"), "{err}");
@@ -204,7 +203,7 @@ async fn a_store_failure_between_chunks_is_repaired_by_the_retry() {
         "every chunk but the failed one committed"
     );
 
-    let retry = Processor::new(h.client(), config(&h, &[]));
+    let retry = common::processor(h.client(), config(&h, &[]));
     let summary = retry.handle(event.clone()).await.unwrap();
     assert_eq!(summary["chunks"], 7);
     assert_eq!(summary["duplicate_chunks"], 6);
@@ -228,7 +227,7 @@ async fn a_store_failure_between_chunks_is_repaired_by_the_retry() {
 async fn kinesis_reports_failed_records() {
     let h = Harness::new("lp-kin").await;
     let transaction = [("TOLLGATE_KINESIS_DEDUPE", "transaction")];
-    let processor = Processor::new(h.client(), config(&h, &transaction));
+    let processor = common::processor(h.client(), config(&h, &transaction));
     let line = |id: &str| Event {
         id: id.into(),
         timestamp: START,
@@ -253,7 +252,7 @@ async fn kinesis_reports_failed_records() {
 
     // A store failure: every record with writes is reported.
     let (client, _) = failing_client(&h, 1);
-    let failing = Processor::new(client, config(&h, &transaction));
+    let failing = common::processor(client, config(&h, &transaction));
     let fresh = kinesis_event(&[good.clone(), good], 900);
     let resp = failing.handle(fresh).await.unwrap();
     let ids: Vec<&str> = resp["batchItemFailures"]
@@ -277,7 +276,7 @@ async fn kinesis_reports_failed_records() {
 async fn kinesis_watermarks_count_exactly_once() {
     let h = Harness::new("lp-wm").await;
     let (counted, counter) = h.counted_client(true);
-    let processor = Processor::new(counted, config(&h, &[]));
+    let processor = common::processor(counted, config(&h, &[]));
     let mut traffic = Traffic::new(log_processor::ACCESS_LOG_FORMAT, 30, 1.1, 30, 0.3, 5);
     let mut truth = Vec::new();
     let mut records = Vec::new();
@@ -302,7 +301,7 @@ async fn kinesis_watermarks_count_exactly_once() {
             // A write fails in the middle of this batch.
             failed_once = true;
             let (client, _) = failing_op_client(&h, "UpdateItem", 3);
-            Processor::new(client, config(&h, &[]))
+            common::processor(client, config(&h, &[]))
                 .handle(event)
                 .await
                 .unwrap()
@@ -399,7 +398,7 @@ async fn anonymous_identities_share_bucket_items() {
     let h = Harness::new("lp-anon").await;
     let (counted, counter) = h.counted_client(true);
     let vars = [("TOLLGATE_ANONYMOUS_WINDOWS", "day")];
-    let processor = Processor::new(counted, config(&h, &vars));
+    let processor = common::processor(counted, config(&h, &vars));
     // 3,000 IPs taking 80 % of 4,000 requests: most IPs are seen once or twice.
     let mut traffic = Traffic::new(log_processor::ACCESS_LOG_FORMAT, 10, 1.1, 3_000, 0.8, 11);
     let (events, truth) = traffic.events(4_000, START, 7);
@@ -452,7 +451,7 @@ async fn anonymous_identities_share_bucket_items() {
 #[tokio::test]
 async fn bad_input_writes_nothing() {
     let h = Harness::new("lp-bad").await;
-    let processor = Processor::new(h.client(), config(&h, &[]));
+    let processor = common::processor(h.client(), config(&h, &[]));
     let mut bomb_input = Vec::new();
     bomb_input.resize(20 << 20, b' ');
     let events = [Event {
@@ -516,7 +515,7 @@ async fn bad_input_writes_nothing() {
 #[tokio::test]
 async fn application_meters() {
     let h = Harness::new("lp-app").await;
-    let processor = Processor::new(
+    let processor = common::processor(
         h.client(),
         config(
             &h,

@@ -13,7 +13,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use log_processor::{Processor, ACCESS_LOG_FORMAT};
+use log_processor::ACCESS_LOG_FORMAT;
 use serde_json::json;
 use tollgate_core::{FailurePolicy, Limit, MeterName, OveragePolicy, Plan, Window};
 use tollgate_store::KeysStore;
@@ -93,7 +93,7 @@ async fn a_plans_hour_and_minute_limits_are_counted() {
     // TOLLGATE_WINDOWS and TOLLGATE_ANONYMOUS_WINDOWS left at their defaults.
     let c = config(&h, &[]);
     assert_eq!(c.windows, [Window::Day, Window::Month]);
-    let processor = Processor::new(h.client(), c);
+    let processor = common::processor(h.client(), c);
     let at = chrono::Utc::now().timestamp_millis();
     let mut lines: Vec<Event> = (0..7).map(|n| line(n, at, "192.0.2.1", "key:k1")).collect();
     lines.extend((7..10).map(|n| line(n, at, "198.51.100.7", "ip:198.51.100.7")));
@@ -145,7 +145,7 @@ async fn plans_that_cannot_be_read_leave_the_configured_windows_counted() {
     put_plans(&h).await;
     // The plans live in a table this function cannot read (none by this name).
     let missing = format!("{}-missing", h.tables.keys);
-    let processor = Processor::new(
+    let processor = common::processor(
         h.client(),
         config(&h, &[("TOLLGATE_KEYS_TABLE", missing.as_str())]),
     );
@@ -186,12 +186,12 @@ async fn a_redelivery_after_the_plans_changed_counts_each_window_once() {
     lines.extend((6..8).map(|n| line(n, at, "198.51.100.7", "ip:198.51.100.7")));
     let event = direct_event(&payload_json("api-logs", "s", &lines));
     // First delivery: no plan yet (day and month).
-    let first = Processor::new(h.client(), config(&h, &[]));
+    let first = common::processor(h.client(), config(&h, &[]));
     first.handle(event.clone()).await.unwrap();
     // The plans now limit the hour (pro) and the minute (anonymous): a new
     // container (a fresh plan cache) gets the delivery again.
     put_plans(&h).await;
-    let second = Processor::new(h.client(), config(&h, &[]));
+    let second = common::processor(h.client(), config(&h, &[]));
     let summary = second.handle(event.clone()).await.unwrap();
     assert!(
         summary["duplicate_chunks"].as_u64().unwrap() >= 2,
@@ -200,7 +200,7 @@ async fn a_redelivery_after_the_plans_changed_counts_each_window_once() {
     assert!(summary["new_chunks"].as_u64().unwrap() >= 2, "{summary}");
     // And once more where the plans cannot be read.
     let missing = format!("{}-missing", h.tables.keys);
-    let blind = Processor::new(
+    let blind = common::processor(
         h.client(),
         config(&h, &[("TOLLGATE_KEYS_TABLE", missing.as_str())]),
     );

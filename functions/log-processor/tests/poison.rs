@@ -11,7 +11,6 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use log_processor::Processor;
 use serde_json::{json, Value};
 use tollgate_tests::cloudwatch::{
     base64, control_json, direct_event, gzip, kinesis_event, payload_json, Event,
@@ -144,7 +143,7 @@ async fn the_aws_sample_kinesis_event_is_quarantined() {
     )
     .unwrap();
     for dedupe in ["watermark", "transaction"] {
-        let processor = Processor::new(
+        let processor = common::processor(
             h.client(),
             config(&h, &[("TOLLGATE_KINESIS_DEDUPE", dedupe)]),
         );
@@ -187,7 +186,7 @@ async fn poison_records_in_a_kinesis_batch_are_quarantined() {
         ("lp-poison-kt", "transaction"),
     ] {
         let h = Harness::new(name).await;
-        let processor = Processor::new(h.client(), restricted(&h, dedupe));
+        let processor = common::processor(h.client(), restricted(&h, dedupe));
         let poison = poison();
         let mut records = vec![gzip(&payload_json(
             GROUP,
@@ -255,7 +254,7 @@ async fn poison_records_in_a_kinesis_batch_are_quarantined() {
 #[tokio::test(flavor = "current_thread")]
 async fn poison_direct_deliveries_are_quarantined() {
     let h = Harness::new("lp-poison-direct").await;
-    let processor = Processor::new(h.client(), restricted(&h, "watermark"));
+    let processor = common::processor(h.client(), restricted(&h, "watermark"));
     let good_a = direct_event(&payload_json(GROUP, "s", &lines(&["1", "2"], "key:a")));
     let good_b = direct_event(&payload_json(GROUP, "t", &lines(&["3"], "key:a")));
     let mut deliveries: Vec<(Value, Option<&str>)> = vec![(good_a, None)];
@@ -318,7 +317,7 @@ async fn poison_direct_deliveries_are_quarantined() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_payload_from_an_unconfigured_log_group_counts_nothing() {
     let h = Harness::new("lp-foreign-group").await;
-    let processor = Processor::new(h.client(), restricted(&h, "watermark"));
+    let processor = common::processor(h.client(), restricted(&h, "watermark"));
     let foreign = payload_from(
         "/aws/lambda/anything",
         ACCOUNT,
@@ -338,7 +337,7 @@ async fn a_payload_from_an_unconfigured_log_group_counts_nothing() {
     assert_eq!(count_items(&h.client(), &h.tables.usage).await, 0);
     assert_eq!(count_items(&h.client(), &h.tables.idempotency).await, 0);
     // The same payload is counted once its log group is configured.
-    let open = Processor::new(h.client(), config(&h, &[]));
+    let open = common::processor(h.client(), config(&h, &[]));
     let summary = open.handle(direct_event(&foreign)).await.unwrap();
     assert_eq!(summary["counted"], 2);
     assert_eq!(count_items(&h.client(), &h.tables.usage).await, 1);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use log_processor::{Processor, ACCESS_LOG_FORMAT};
+use log_processor::ACCESS_LOG_FORMAT;
 use serde_json::json;
 use tollgate_tests::cloudwatch::{direct_event, gzip, kinesis_event, payload_json, Event};
 use tollgate_tests::{Harness, TEST_REGION};
@@ -56,7 +56,7 @@ fn ip(n: usize) -> String {
 #[tokio::test]
 async fn one_referer_from_many_ips_is_counted_for_every_call() {
     let h = Harness::new("lp-referer").await;
-    let processor = Processor::new(
+    let processor = common::processor(
         h.client(),
         config(&h, &[("TOLLGATE_ANONYMOUS_WINDOWS", "day")]),
     );
@@ -116,7 +116,7 @@ async fn one_referer_from_many_ips_is_counted_for_every_call() {
 #[tokio::test]
 async fn unauthorized_lines_are_charged_to_the_source_ip() {
     let h = Harness::new("lp-unauth").await;
-    let processor = Processor::new(h.client(), config(&h, &[]));
+    let processor = common::processor(h.client(), config(&h, &[]));
     let direct: Vec<Event> = (0..200)
         .map(|n| {
             let addr = if n % 2 == 0 {

@@ -9,9 +9,13 @@
 //! - [`recompute`]: blocks re-checked after plans change
 //!   (`tollgate recompute-blocks`), by the rules of `tollgate_core::blocking`.
 //! - [`plans`]: the plan cache (plans and key plans for a short time).
+//! - [`commit`]: the one exactly-once committer of counted usage (ingest
+//!   and the log-processor): chunks with their dedupe markers, `max`
+//!   counters, anonymous counters in bucket parts.
 //! - [`windows`]: the windows each meter is counted in, as the
 //!   configuration and the plans say (log-processor, ingest).
 
+pub mod commit;
 pub mod plans;
 pub mod recompute;
 pub mod top;

@@ -5,14 +5,16 @@
 //! tests and benchmarks ([`metrics`]).
 //!
 //! Handlers and use cases see the store through [`ports`], narrow traits
-//! per role in domain types; [`KeysStore`], [`UsageStore`] and
-//! [`AllowanceStore`] are their DynamoDB adapters, and with the
+//! per role in domain types; [`KeysStore`], [`UsageStore`],
+//! [`AllowanceStore`] and [`CommitStore`] (chunks committed exactly once
+//! with their dedupe markers) are their DynamoDB adapters, and with the
 //! feature `memory` [`memory::MemoryKeys`] is an in-memory one for handler
 //! tests (enable it in `[dev-dependencies]` only).
 
 pub mod allowance;
 pub mod attr;
 pub mod client;
+pub mod commits;
 pub mod keys;
 #[cfg(feature = "memory")]
 pub mod memory;
@@ -26,12 +28,14 @@ pub mod usage;
 
 pub use allowance::AllowanceStore;
 pub use client::{client_from_env, local_client};
+pub use commits::CommitStore;
 pub use keys::KeysStore;
 pub use metrics::RequestCounter;
 pub use parts::{install_bucket_secret_from_env, PartPlacer};
 pub use pending::PendingCopies;
 pub use ports::{
-    Allowances, BlockRecords, KeyLookup, KeyPlans, PeriodScan, PlanSource, TopIndex, UsageRange,
+    Allowances, BlockRecords, Chunk, GroupCommitted, GroupError, KeyLookup, KeyPlans, PeriodScan,
+    PlanSource, TopIndex, UsageRange, UsageWriter,
 };
 pub use rotation::{KeySecrets, RollOutcome};
 pub use tables::{

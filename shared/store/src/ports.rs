@@ -6,7 +6,8 @@
 //! The Keys table's ports ([`KeyLookup`], [`PlanSource`], [`KeyPlans`],
 //! [`BlockRecords`]) have [`KeysStore`] as their DynamoDB adapter, the
 //! Usage table's ([`UsageRange`], [`TopIndex`], [`PeriodScan`])
-//! [`UsageStore`]; their DynamoDB behaviour (one request per lookup,
+//! [`UsageStore`], the exactly-once writes' ([`UsageWriter`])
+//! [`CommitStore`](crate::CommitStore); their DynamoDB behaviour (one request per lookup,
 //! unprocessed keys retried, then an error) is tested against DynamoDB
 //! Local, never through the memory adapter.
 //!
@@ -20,7 +21,8 @@ use std::collections::BTreeMap;
 
 use tollgate_core::lease::{Leased, Taken};
 use tollgate_core::{
-    Block, CounterKey, Identity, KeyDigest, KeyRecord, MeterName, Period, Plan, Region, UsageKey,
+    Aggregation, Block, CounterKey, Identity, KeyDigest, KeyRecord, MeterName, Period, Plan,
+    Region, UnixMillis, UsageKey,
 };
 
 use crate::usage::{Cursor, UsageItem};
@@ -169,6 +171,76 @@ pub trait PeriodScan: Send + Sync {
         &self,
         periods: &[Period],
     ) -> impl Future<Output = Result<Vec<UsageItem>, StoreError>> + Send;
+}
+
+/// One unit of exactly-once counting: a deterministic id (the same input
+/// always gives the same id, so a redelivery finds its dedupe marker) and
+/// the count and sum increments it applies to this region's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// The dedupe id (the id of its marker).
+    pub id: String,
+    /// `(counter, aggregation, amount)`: count and sum counters only (a
+    /// `max` counter is raised with [`UsageWriter::raise_max`]).
+    pub increments: Vec<(UsageKey, Aggregation, u64)>,
+}
+
+/// What committing a group of chunks found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupCommitted {
+    /// Ids of the chunks committed now, in the order given.
+    pub new: Vec<String>,
+    /// Ids of the chunks found committed before, in the order given.
+    pub duplicates: Vec<String>,
+    /// Transactions committed.
+    pub transactions: u32,
+}
+
+/// Why a group of chunks did not commit (chunks committed before the
+/// failure stay committed; their markers make a retry skip them).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    /// A bucket part had no room left for the group's counters (its
+    /// condition on the part's reservations failed): place them again.
+    #[error("a bucket part is full")]
+    PartFull,
+    /// Anything else, with why.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Exactly-once writes to a Usage table (the one committer,
+/// `tollgate_app::commit`): chunks committed with their dedupe markers,
+/// `max` counters raised, anonymous counters placed in bucket parts.
+pub trait UsageWriter: Send + Sync {
+    /// Commits `chunks` (whose markers and distinct items fit one
+    /// transaction of 100 actions together, each item's adds within one
+    /// write's bounds), each exactly once: the markers of the chunks not
+    /// committed before and their increments, grouped one write per item,
+    /// in one transaction; a chunk whose marker exists adds nothing.
+    fn commit_chunks(
+        &self,
+        chunks: &[Chunk],
+        now: UnixMillis,
+    ) -> impl Future<Output = Result<GroupCommitted, GroupError>> + Send;
+
+    /// Raises a `max` counter to `value` if it is lower (idempotent by
+    /// nature: no marker). Returns whether it was written.
+    fn raise_max(
+        &self,
+        key: &UsageKey,
+        value: u64,
+        now: UnixMillis,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Sets the bucket part of every anonymous identity's key in `keys`
+    /// (see [`crate::PartPlacer::place`]); `fresh` after a group found its
+    /// part full. API keys' counters are left alone.
+    fn place(
+        &self,
+        keys: Vec<&mut UsageKey>,
+        fresh: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The Keys table (the inherent methods, which other crates call directly).

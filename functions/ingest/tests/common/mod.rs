@@ -5,11 +5,11 @@
 use aws_sdk_dynamodb::Client;
 use serde_json::{json, Value};
 use tollgate_core::{Aggregation, MeterDef, MeterName, Region};
-use tollgate_idempotency::ManualClock;
-use tollgate_store::{KeysStore, TableNames};
+use tollgate_idempotency::{Idempotency, ManualClock};
+use tollgate_store::{CommitStore, KeysStore, TableNames};
 use tollgate_tests::Harness;
 
-use ingest::{Config, Ingest};
+use ingest::{Config, Ingest, Stores};
 
 /// 2026-11-18T11:06:40Z.
 pub const NOW: i64 = 1_795_000_000_000;
@@ -43,10 +43,25 @@ pub fn config(tables: &TableNames, region: &str) -> Config {
     config
 }
 
+/// An `Ingest` on `client`'s stores (as `main.rs` builds them), with `clock`.
+pub fn ingest_on(client: Client, config: Config, clock: ManualClock) -> Ingest {
+    let stores = Stores {
+        commits: CommitStore::on(
+            client.clone(),
+            &config.tables.usage,
+            config.top_index,
+            Stores::marker_config(&config, clock.clone()),
+        ),
+        keys: KeysStore::new(client.clone(), &config.tables.keys),
+        requests: Idempotency::new(client, Stores::request_config(&config, clock.clone())),
+    };
+    Ingest::with_clock(stores, config, clock)
+}
+
 /// An `Ingest` on `client` with a manual clock at `NOW`.
 pub fn ingest_at(client: Client, config: Config) -> (Ingest, ManualClock) {
     let clock = ManualClock::new(NOW as u64);
-    (Ingest::with_clock(client, config, clock.clone()), clock)
+    (ingest_on(client, config, clock.clone()), clock)
 }
 
 /// A harness with meters defined and an `Ingest` in `local-a`.

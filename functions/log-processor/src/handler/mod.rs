@@ -3,7 +3,8 @@
 //!
 //! This module holds the [`Processor`], its [`Summary`] and errors, the
 //! entry point and direct deliveries, and the commit of chunks with their
-//! dedupe markers; `kinesis` reads Kinesis events record by record, and
+//! dedupe markers (through `tollgate_app::commit`, the one committer);
+//! `kinesis` reads Kinesis events record by record, and
 //! `fenced` raises a Kinesis batch's counters past their per-shard
 //! watermarks (`TOLLGATE_KINESIS_DEDUPE=watermark`).
 
@@ -14,18 +15,15 @@ pub use fenced::shard_attribute;
 
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tollgate_app::commit::{max_id, Batch, Committer};
 use tollgate_app::windows::PlanWindows;
-use tollgate_core::{UnixMillis, UsageKey};
-use tollgate_idempotency::{Idempotency, IdempotencyConfig, IdempotencyError};
-use tollgate_store::{KeysStore, PartPlacer, StoreError, UsageStore};
+use tollgate_core::UnixMillis;
+use tollgate_idempotency::IdempotencyConfig;
+use tollgate_store::{CommitStore, KeysStore, StoreError, UsageStore};
 
-use crate::batch::{
-    cloudwatch_source_id, plan_in, BatchAggregate, Chunk, Counting, Tally, WritePlan,
-};
-use crate::commit::Writer;
+use crate::batch::{cloudwatch_source_id, plan_in, BatchAggregate, Counting, Tally, WritePlan};
 use crate::config::Config;
 use crate::line::Rules;
 use crate::payload::{decode_data, parse_payload, DecodeError, MessageType};
@@ -44,12 +42,6 @@ pub enum ProcessError {
     /// a retry finds their markers and writes only the rest.
     #[error("writing usage failed: {0}")]
     Store(String),
-}
-
-impl From<IdempotencyError<StoreError>> for ProcessError {
-    fn from(e: IdempotencyError<StoreError>) -> Self {
-        ProcessError::Store(e.to_string())
-    }
 }
 
 impl From<StoreError> for ProcessError {
@@ -114,13 +106,14 @@ struct DirectData {
     data: String,
 }
 
-/// The log-processor, with its clients and configuration.
+/// The log-processor, with its stores and configuration.
 #[derive(Debug, Clone)]
 pub struct Processor {
+    /// The Usage table (the watermark path writes it directly).
     usage: UsageStore,
-    idempotency: Idempotency,
-    /// The open part of each anonymous bucket item written (per container).
-    parts: PartPlacer,
+    /// The exactly-once writes: chunks with their markers, `max` counters,
+    /// bucket parts (the open part of each bucket item, per container).
+    commits: CommitStore,
     config: Config,
     /// The line rules and `max` meters; its windows are the configured ones
     /// ([`Processor::counting`] has the plans' too).
@@ -130,23 +123,29 @@ pub struct Processor {
 }
 
 impl Processor {
-    /// A processor writing with `client` to the tables of `config`.
-    pub fn new(client: Client, config: Config) -> Self {
-        let idem_config = IdempotencyConfig::new(config.idempotency_table.clone())
+    /// The dedupe markers' configuration for `config`: its Idempotency
+    /// table, namespace and expiry (for the [`CommitStore`] given to
+    /// [`Processor::new`]).
+    pub fn marker_config(config: &Config) -> IdempotencyConfig {
+        IdempotencyConfig::new(config.idempotency_table.clone())
             .namespace(config.dedupe_namespace.clone())
-            .expiry(config.dedupe_ttl);
+            .expiry(config.dedupe_ttl)
+    }
+
+    /// A processor committing through `commits` (on `config`'s Usage
+    /// table, with [`Processor::marker_config`]'s markers) and reading the
+    /// plans (for the windows they limit) from `keys`: see `main.rs`.
+    pub fn new(commits: CommitStore, keys: KeysStore, config: Config) -> Self {
         let windows = PlanWindows::new(
-            KeysStore::new(client.clone(), config.keys_table.clone()),
+            keys,
             config.plan_cache_ttl,
             &config.windows,
             &config.anonymous_windows,
             config.anonymous_plan.clone(),
         );
         Processor {
-            usage: UsageStore::new(client.clone(), config.usage_table.clone())
-                .with_top_index(config.top_index),
-            idempotency: Idempotency::new(client, idem_config),
-            parts: PartPlacer::new(),
+            usage: commits.usage().clone(),
+            commits,
             counting: Counting {
                 rules: Rules {
                     count_status: config.count_status.clone(),
@@ -264,51 +263,39 @@ impl Processor {
         Ok(summary)
     }
 
-    /// Commits the plans' chunks (each with its dedupe marker, API keys'
-    /// and anonymous identities' apart, see [`crate::commit`]), then raises
-    /// their `max` counters. Returns the chunks (and `max` counters, by
-    /// [`max_id`]) that failed: everything else is written.
+    /// Commits the plans through the one committer
+    /// (`tollgate_app::commit`): their `max` counters raised, their chunks
+    /// each with its dedupe marker, API keys' and anonymous identities'
+    /// apart. Returns the chunks (and `max` counters, by [`max_id`]) that
+    /// failed: everything else is written.
     async fn apply(&self, plans: &[&WritePlan], summary: &mut Summary) -> Vec<(String, String)> {
-        let now = now_millis();
-        let named: Vec<Chunk> = plans
-            .iter()
-            .flat_map(|p| p.chunks.iter().cloned())
-            .collect();
-        let anonymous: Vec<Chunk> = plans
-            .iter()
-            .flat_map(|p| p.anonymous.iter().cloned())
-            .collect();
-        summary.chunks += (named.len() + anonymous.len()) as u64;
-        summary.increments += plans.iter().map(|p| p.increments() as u64).sum::<u64>();
-        let writer = Writer {
-            usage: &self.usage,
-            idempotency: &self.idempotency,
-            parts: &self.parts,
-            now,
+        let batch = Batch {
+            named: plans
+                .iter()
+                .flat_map(|p| p.chunks.iter().cloned())
+                .collect(),
+            anonymous: plans
+                .iter()
+                .flat_map(|p| p.anonymous.iter().cloned())
+                .collect(),
+            maxima: plans.iter().flat_map(|p| p.maxes.iter().cloned()).collect(),
         };
+        summary.chunks += (batch.named.len() + batch.anonymous.len()) as u64;
+        summary.increments += plans.iter().map(|p| p.increments() as u64).sum::<u64>();
+        let committer = Committer::new(&self.commits, now_millis());
         // Boxed: the commit's future is deep (placement, packing, the batch).
-        let done = Box::pin(writer.commit(named, anonymous)).await;
-        summary.new_chunks += done.new;
-        summary.duplicate_chunks += done.duplicates;
+        let done = Box::pin(committer.commit(batch)).await;
+        summary.new_chunks += done.new.len() as u64;
+        summary.duplicate_chunks += done.duplicates.len() as u64;
         summary.transactions += done.transactions;
         summary.placed_again += done.placed_again;
-        let mut failed = done.failed;
-        for (key, value) in plans.iter().flat_map(|p| p.maxes.iter()) {
-            match self.usage.raise_max(key, *value, now).await {
-                Ok(_) => summary.max_updates += 1,
-                Err(e) => failed.push((max_id(key), e.to_string())),
-            }
-        }
+        summary.max_updates += done.maxima;
+        let failed = done.failed;
         for (id, why) in failed.iter().take(3) {
             tracing::error!(chunk = %id, error = %why, failed = failed.len(), "a usage write failed; the others are written");
         }
         failed
     }
-}
-
-/// The name of a `max` counter's write among failed chunks.
-fn max_id(key: &UsageKey) -> String {
-    format!("max#{}#{}", key.counter.name(), key.label())
 }
 
 fn now_millis() -> UnixMillis {

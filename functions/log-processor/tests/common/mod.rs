@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::Client;
-use log_processor::Config;
+use log_processor::{Config, Processor};
 use tollgate_core::Window;
 use tollgate_store::usage::UsageItem;
+use tollgate_store::{CommitStore, KeysStore};
 use tollgate_tests::traffic::Generated;
 use tollgate_tests::{Harness, TEST_REGION};
 
@@ -25,6 +26,14 @@ pub fn config(h: &Harness, extra: &[(&str, &str)]) -> Config {
         vars.insert(k.to_string(), v.to_string());
     }
     Config::from_lookup(|k| vars.get(k).cloned()).unwrap()
+}
+
+/// A processor on `client`'s stores, as `main.rs` builds them.
+pub fn processor(client: Client, config: Config) -> Processor {
+    let markers = Processor::marker_config(&config);
+    let keys = KeysStore::new(client.clone(), config.keys_table.clone());
+    let commits = CommitStore::on(client, &config.usage_table, config.top_index, markers);
+    Processor::new(commits, keys, config)
 }
 
 /// Every counter of the Usage table: `(pk, label) -> value`, the label
