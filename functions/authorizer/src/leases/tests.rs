@@ -34,6 +34,15 @@ fn plan(name: &str, overage: OveragePolicy, day: u64) -> Plan {
     }
 }
 
+/// The key's plan `pro` (`overage`, `day` a day) and a hard `anonymous`
+/// plan of `anonymous` a day.
+fn plans(overage: OveragePolicy, day: u64, anonymous: u64) -> Vec<Plan> {
+    vec![
+        plan("pro", overage, day),
+        plan("anonymous", OveragePolicy::Hard, anonymous),
+    ]
+}
+
 fn key() -> ApiKey {
     ApiKey::generate([5u8; 32])
 }
@@ -123,10 +132,7 @@ async fn a_hard_limit_holds_in_one_region_without_any_count() {
         0,
         1,
         Config::default(),
-        vec![
-            plan("pro", OveragePolicy::Hard, 10),
-            plan("anonymous", OveragePolicy::Hard, 5),
-        ],
+        plans(OveragePolicy::Hard, 10, 5),
     );
     assert_eq!(play(&a, 25).await, 10);
     // 10 takes of one unit (0.5 % of 10 rounds up to 1), then one that
@@ -137,14 +143,9 @@ async fn a_hard_limit_holds_in_one_region_without_any_count() {
 #[tokio::test]
 async fn a_hard_limit_holds_across_regions_when_one_region_takes_every_call() {
     let d = MemoryAllowances::deployment(3);
-    let plans = || {
-        vec![
-            plan("pro", OveragePolicy::Hard, 3_000),
-            plan("anonymous", OveragePolicy::Hard, 5),
-        ]
-    };
-    let hot = region(d[0].clone(), 0, 3, Config::default(), plans());
-    let quiet = region(d[2].clone(), 2, 3, Config::default(), plans());
+    let pro = || plans(OveragePolicy::Hard, 3_000, 5);
+    let hot = region(d[0].clone(), 0, 3, Config::default(), pro());
+    let quiet = region(d[2].clone(), 2, 3, Config::default(), pro());
     // The quiet container leased 1 + 2 + 4 + 8 units (its clock stands
     // still, so leases double) and used 10.
     assert_eq!(play(&quiet, 10).await, 10);
@@ -172,11 +173,8 @@ async fn a_hard_limit_holds_across_regions_when_one_region_takes_every_call() {
 async fn a_region_that_is_down_keeps_its_share_and_nothing_passes_the_limit() {
     let d = MemoryAllowances::deployment(3);
     d[0].set_down(1, true);
-    let plans = vec![
-        plan("pro", OveragePolicy::Hard, 300),
-        plan("anonymous", OveragePolicy::Hard, 5),
-    ];
-    let a = region(d[0].clone(), 0, 3, Config::default(), plans);
+    let pro = plans(OveragePolicy::Hard, 300, 5);
+    let a = region(d[0].clone(), 0, 3, Config::default(), pro);
     // An allowance of 303 over 3 regions: region 1's 101 is out of reach.
     assert_eq!(play(&a, 400).await, 202);
 }
@@ -189,10 +187,7 @@ async fn anonymous_callers_are_held_to_the_anonymous_plan_per_ip() {
         0,
         1,
         Config::default(),
-        vec![
-            plan("pro", OveragePolicy::Hard, 10),
-            plan("anonymous", OveragePolicy::Hard, 3),
-        ],
+        plans(OveragePolicy::Hard, 10, 3),
     );
     let mut allowed_calls = [0, 0];
     for _ in 0..6 {
@@ -216,10 +211,7 @@ async fn soft_plans_and_leases_off_never_take_a_lease() {
         0,
         1,
         Config::default(),
-        vec![
-            plan("pro", OveragePolicy::Soft, 10),
-            plan("anonymous", OveragePolicy::Hard, 5),
-        ],
+        plans(OveragePolicy::Soft, 10, 5),
     );
     assert_eq!(play(&soft, 20).await, 20);
     assert_eq!(soft.allowances().calls(), (0, 0));
@@ -232,10 +224,7 @@ async fn soft_plans_and_leases_off_never_take_a_lease() {
             leases: false,
             ..Config::default()
         },
-        vec![
-            plan("pro", OveragePolicy::Hard, 10),
-            plan("anonymous", OveragePolicy::Hard, 5),
-        ],
+        plans(OveragePolicy::Hard, 10, 5),
     );
     // Without leases only blocks deny, and there are none: the counting lag.
     assert_eq!(play(&off, 20).await, 20);
@@ -251,10 +240,7 @@ async fn a_store_failure_follows_the_plans_failure_policy() {
         0,
         1,
         Config::default(),
-        vec![
-            plan("pro", OveragePolicy::Hard, 10),
-            plan("anonymous", OveragePolicy::Hard, 5),
-        ],
+        plans(OveragePolicy::Hard, 10, 5),
     );
     let v = call(&a, &key_event()).await;
     assert!(!allowed(&v));
