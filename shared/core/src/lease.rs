@@ -93,6 +93,32 @@ pub fn initial_share(limit: u64, regions: usize, index: usize) -> u64 {
     limit / regions + u64::from(index < limit % regions)
 }
 
+/// What a region's allowance has `left` and still `owed` once its limit
+/// changes from `old` to `new`: moved by the difference of the region's
+/// shares (region `index` of `regions`); a fall below 0 is owed rather than
+/// forgotten, so a limit lowered then raised never grants more than its
+/// highest allowance. Both adapters of the store's `Allowances` apply it.
+pub fn refund(
+    (left, owed): (u64, u64),
+    old: u64,
+    new: u64,
+    regions: usize,
+    index: usize,
+) -> (u64, u64) {
+    if old == new {
+        return (left, owed);
+    }
+    let old = i128::from(initial_share(allowance(old), regions, index));
+    let new = i128::from(initial_share(allowance(new), regions, index));
+    let total = i128::from(left) - i128::from(owed) + new - old;
+    let clamp = |v: i128| u64::try_from(v).unwrap_or(u64::MAX);
+    if total >= 0 {
+        (clamp(total), 0)
+    } else {
+        (0, clamp(-total))
+    }
+}
+
 /// The largest lease of a limit: 0.5 % of it, at least 1, so that a
 /// container that dies holding a full lease costs at most that many false
 /// denials.

@@ -2,7 +2,7 @@
 //! the one conditional `UpdateItem` a take, a peer's debit or a credit
 //! makes next, and what it grants or moves if its condition holds.
 
-use tollgate_core::lease::{allowance, initial_share, pull_amount, Taken};
+use tollgate_core::lease::{allowance, initial_share, pull_amount, refund, Taken};
 
 use crate::attr::{get_u64, Item};
 use crate::StoreError;
@@ -36,21 +36,9 @@ pub(super) fn parse(item: &Item) -> Result<Alw, StoreError> {
 }
 
 /// What an item funded for `a.limit` has left, and still owes, once funded
-/// for `limit` instead: moved by the difference of the region's shares; a
-/// fall below 0 is owed rather than forgotten.
+/// for `limit` instead ([`refund`]).
 fn refunded(a: Alw, limit: u64, regions: usize, index: usize) -> (u64, u64) {
-    if a.limit == limit {
-        return (a.left, a.owed);
-    }
-    let old = i128::from(initial_share(allowance(a.limit), regions, index));
-    let new = i128::from(initial_share(allowance(limit), regions, index));
-    let total = i128::from(a.left) - i128::from(a.owed) + new - old;
-    let clamp = |v: i128| u64::try_from(v).unwrap_or(u64::MAX);
-    if total >= 0 {
-        (clamp(total), 0)
-    } else {
-        (0, clamp(-total))
-    }
+    refund((a.left, a.owed), a.limit, limit, regions, index)
 }
 
 /// What is known of an item before a write.

@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tollgate_core::lease::{allowance, initial_share, pull_amount, LeaseKey, Leased, Taken};
+use tollgate_core::lease::{
+    allowance, initial_share, pull_amount, refund, LeaseKey, Leased, Taken,
+};
 
 use crate::ports::Allowances;
 use crate::StoreError;
@@ -108,15 +110,7 @@ fn funded<'a>(
             owed: 0,
         });
     if a.limit != leased.limit {
-        let old = i128::from(initial_share(allowance(a.limit), regions, region));
-        let new = i128::from(initial_share(allowance(leased.limit), regions, region));
-        let total = i128::from(a.left) - i128::from(a.owed) + new - old;
-        let clamp = |v: i128| u64::try_from(v).unwrap_or(u64::MAX);
-        (a.left, a.owed) = if total >= 0 {
-            (clamp(total), 0)
-        } else {
-            (0, clamp(-total))
-        };
+        (a.left, a.owed) = refund((a.left, a.owed), a.limit, leased.limit, regions, region);
         a.limit = leased.limit;
     }
     a
