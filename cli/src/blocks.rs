@@ -18,6 +18,9 @@ pub enum BlocksCommand {
         /// Also list blocks whose period is over (not yet removed by TTL).
         #[arg(long)]
         all: bool,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Remove every block of one identity (`key:<id>`, `ip:<addr>`, `referer:<host>`).
     Clear {
@@ -30,9 +33,13 @@ pub async fn run(client: &Client, names: &TableNames, command: BlocksCommand) ->
     let store = KeysStore::new(client.clone(), names.keys.clone());
     let now = Utc::now().timestamp_millis();
     match command {
-        BlocksCommand::List { all } => {
+        BlocksCommand::List { all, json } => {
             let blocks = list_blocks(&store, now, all).await?;
-            print!("{}", render_list(&blocks, now));
+            if json {
+                println!("{}", render_list_json(&blocks, now));
+            } else {
+                print!("{}", render_list(&blocks, now));
+            }
         }
         BlocksCommand::Clear { identity } => {
             let identity = clear_blocks(&store, &identity).await?;
@@ -72,6 +79,39 @@ pub async fn clear_blocks(store: &KeysStore, identity: &str) -> Result<Identity>
     Ok(identity)
 }
 
+/// When `b`'s period ends (RFC 3339, seconds).
+fn resets(b: &Block) -> String {
+    DateTime::<Utc>::from_timestamp_millis(b.period.end())
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+/// One block as JSON: `{"meter","period","used","limit","resets"}`.
+pub fn block_json(b: &Block) -> serde_json::Value {
+    serde_json::json!({
+        "meter": b.meter.as_str(),
+        "period": b.period.to_string(),
+        "used": b.used,
+        "limit": b.limit,
+        "resets": resets(b),
+    })
+}
+
+/// `blocks list --json`: one object per block, with its `identity` and
+/// whether its period is `current`.
+pub fn render_list_json(rows: &[(Identity, Block)], now: UnixMillis) -> String {
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|(id, b)| {
+            let mut v = block_json(b);
+            v["identity"] = serde_json::Value::String(id.to_string());
+            v["current"] = serde_json::Value::Bool(b.is_current(now));
+            v
+        })
+        .collect();
+    serde_json::Value::Array(rows).to_string()
+}
+
 pub fn render_list(rows: &[(Identity, Block)], now: UnixMillis) -> String {
     if rows.is_empty() {
         return "no blocks\n".to_owned();
@@ -83,14 +123,12 @@ pub fn render_list(rows: &[(Identity, Block)], now: UnixMillis) -> String {
         "IDENTITY", "METER", "PERIOD", "USED/LIMIT"
     );
     for ((_, b), id) in rows.iter().zip(&ids) {
-        let resets = DateTime::<Utc>::from_timestamp_millis(b.period.end())
-            .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
-            .unwrap_or_default();
         out.push_str(&format!(
-            "{id:<width$}  {:<10}  {:<24}  {:>12}  {resets}{}\n",
+            "{id:<width$}  {:<10}  {:<24}  {:>12}  {}{}\n",
             b.meter.as_str(),
             b.period.to_string(),
             format!("{}/{}", b.used, b.limit),
+            resets(b),
             if b.is_current(now) { "" } else { " (over)" },
         ));
     }
@@ -150,6 +188,17 @@ mod tests {
         let all = list_blocks(&store, NOW, true).await.unwrap();
         assert_eq!(all.len(), 3);
         assert!(render_list(&all, NOW).contains("(over)"));
+        let json: serde_json::Value = serde_json::from_str(&render_list_json(&all, NOW)).unwrap();
+        let rows = json.as_array().unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.iter().filter(|r| r["current"] == false).count(), 1);
+        let ip_row = rows
+            .iter()
+            .find(|r| r["identity"] == "ip:203.0.113.10")
+            .unwrap();
+        assert_eq!(ip_row["meter"], "requests");
+        assert_eq!(ip_row["used"], ip_row["limit"]);
+        assert_eq!(render_list_json(&[], NOW), "[]");
 
         // Clearing normalises the identity text.
         let cleared = clear_blocks(&store, "ip:::ffff:203.0.113.10")

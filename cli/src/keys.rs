@@ -67,6 +67,9 @@ pub enum KeysCommand {
     List {
         #[arg(long)]
         customer: String,
+        /// Print a JSON array of `{key_id, status, plan}` instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Show one key: plan, status, expiry and current blocks.
     Show {
@@ -74,6 +77,9 @@ pub enum KeysCommand {
         customer: String,
         #[arg(long)]
         key_id: String,
+        /// Print one JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -160,15 +166,25 @@ pub async fn run(client: &Client, names: &TableNames, command: KeysCommand) -> R
             }
             println!("revoked {key_id} of customer {customer}");
         }
-        KeysCommand::List { customer } => {
-            print!(
-                "{}",
-                render_list(&customer, &list_keys(&store, &customer).await?)
-            );
+        KeysCommand::List { customer, json } => {
+            let rows = list_keys(&store, &customer).await?;
+            if json {
+                println!("{}", render_list_json(&rows));
+            } else {
+                print!("{}", render_list(&customer, &rows));
+            }
         }
-        KeysCommand::Show { customer, key_id } => {
+        KeysCommand::Show {
+            customer,
+            key_id,
+            json,
+        } => {
             let shown = show_key(&store, &customer, &key_id).await?;
-            print!("{}", render_shown(&shown, now));
+            if json {
+                println!("{}", render_shown_json(&shown, now));
+            } else {
+                print!("{}", render_shown(&shown, now));
+            }
         }
     }
     Ok(())
@@ -321,6 +337,16 @@ pub fn render_list(customer: &str, rows: &[KeyRow]) -> String {
     out
 }
 
+/// `keys list --json`: `[{"key_id","status","plan"}]`, by key id (the
+/// digest stays out: it is the stored form of the secret).
+pub fn render_list_json(rows: &[KeyRow]) -> String {
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| serde_json::json!({"key_id": r.key_id, "status": r.status, "plan": r.plan}))
+        .collect();
+    serde_json::Value::Array(rows).to_string()
+}
+
 /// Revokes a customer's key; an error if the customer has no such key.
 pub async fn revoke_key(store: &KeysStore, customer: &str, key_id: &str) -> Result<()> {
     check_customer(customer)?;
@@ -359,13 +385,39 @@ pub async fn show_key(store: &KeysStore, customer: &str, key_id: &str) -> Result
     Ok(Shown { record, blocks })
 }
 
-pub fn render_shown(s: &Shown, now: UnixMillis) -> String {
-    let r = &s.record;
-    let status = match r.status {
+/// What `keys show` says of a key's status at `now`.
+fn status_at(r: &KeyRecord, now: UnixMillis) -> &'static str {
+    match r.status {
         KeyStatus::Revoked => "revoked",
         KeyStatus::Active if r.expires_at.is_some_and(|t| now >= t) => "expired",
         KeyStatus::Active => "active",
-    };
+    }
+}
+
+/// `keys show --json`: the key's record, its status at `now` and its
+/// current blocks (`resets` is the end of the block's period).
+pub fn render_shown_json(s: &Shown, now: UnixMillis) -> String {
+    let r = &s.record;
+    let blocks: Vec<serde_json::Value> = s
+        .blocks
+        .iter()
+        .filter(|b| b.is_current(now))
+        .map(crate::blocks::block_json)
+        .collect();
+    serde_json::json!({
+        "key_id": r.key_id,
+        "customer": r.customer,
+        "plan": r.plan,
+        "status": status_at(r, now),
+        "expires": r.expires_at.map(rfc3339),
+        "blocks": blocks,
+    })
+    .to_string()
+}
+
+pub fn render_shown(s: &Shown, now: UnixMillis) -> String {
+    let r = &s.record;
+    let status = status_at(r, now);
     let mut out = format!(
         "key id:   {}\ncustomer: {}\nplan:     {}\nstatus:   {status}\nexpires:  {}\n",
         r.key_id,
@@ -502,6 +554,18 @@ pub(crate) mod tests {
         assert!(table.contains(&a.record.key_id) && table.contains(&b.record.key_id));
         assert!(!table.contains(&a.key.digest().0), "digests are not listed");
         assert!(render_list("nobody", &[]).contains("has no keys"));
+        let listed: serde_json::Value = serde_json::from_str(&render_list_json(&rows)).unwrap();
+        let ids: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["key_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [&rows[0].key_id, &rows[1].key_id]);
+        assert_eq!(listed[0]["plan"], "pro");
+        assert_eq!(listed[0]["status"], "active");
+        assert!(!listed.to_string().contains(&a.key.digest().0));
+        assert_eq!(render_list_json(&[]), "[]");
 
         let identity = Identity::key(&b.record.key_id).unwrap();
         let block = Block {
@@ -521,6 +585,19 @@ pub(crate) mod tests {
             "{text}"
         );
         assert!(render_shown(&shown, NOW + 86_400_000).contains("status:   expired"));
+        let json: serde_json::Value =
+            serde_json::from_str(&render_shown_json(&shown, NOW)).unwrap();
+        assert_eq!(json["key_id"], b.record.key_id.as_str());
+        assert_eq!(json["customer"], "acme");
+        assert_eq!(json["status"], "active");
+        assert_eq!(json["expires"], "2026-11-22T13:05:07Z");
+        assert_eq!(json["blocks"][0]["period"], "day#2026-11-21");
+        assert_eq!(json["blocks"][0]["used"], 100);
+        assert_eq!(json["blocks"][0]["resets"], "2026-11-22T00:00:00Z");
+        let later: serde_json::Value =
+            serde_json::from_str(&render_shown_json(&shown, NOW + 86_400_000)).unwrap();
+        assert_eq!(later["status"], "expired");
+        assert_eq!(later["blocks"], serde_json::json!([]));
 
         revoke_key(&store, "acme", &a.record.key_id).await.unwrap();
         let shown = show_key(&store, "acme", &a.record.key_id).await.unwrap();

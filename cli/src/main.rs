@@ -126,9 +126,11 @@ async fn main() -> Result<()> {
 /// a command that only prints status lines (or, for `export`, picks its
 /// format with `--format`) refuses it.
 fn json_output(command: &mut Command) -> Result<()> {
+    use blocks::BlocksCommand;
     use keys::KeysCommand;
     use meters::MetersCommand;
     use plans::PlansCommand;
+    use tables::TablesCommand;
     use usage::UsageCommand;
     let json = match command {
         Command::Meters {
@@ -138,7 +140,16 @@ fn json_output(command: &mut Command) -> Result<()> {
             command: PlansCommand::List { json } | PlansCommand::Show { json, .. },
         }
         | Command::Keys {
-            command: KeysCommand::Create { json, .. },
+            command:
+                KeysCommand::Create { json, .. }
+                | KeysCommand::List { json, .. }
+                | KeysCommand::Show { json, .. },
+        }
+        | Command::Blocks {
+            command: BlocksCommand::List { json, .. },
+        }
+        | Command::Tables {
+            command: TablesCommand::Describe { json },
         }
         | Command::Usage {
             command: UsageCommand::Show { json, .. } | UsageCommand::Top { json, .. },
@@ -146,7 +157,7 @@ fn json_output(command: &mut Command) -> Result<()> {
         Command::Replay(args) => &mut args.json,
         Command::Export(_) => anyhow::bail!("export prints billing records: pick them with --format (stripe, csv or ndjson), not --output"),
         _ => anyhow::bail!(
-            "--output json is not available for this command; it is for meters list, plans list|show, keys create, usage show|top and replay"
+            "--output json is not available for this command; it is for meters list, plans list|show, keys create|list|show, blocks list, tables describe, usage show|top and replay"
         ),
     };
     *json = true;
@@ -172,6 +183,19 @@ mod tests {
                 "--output", "json", "usage", "top", "--meter", "requests", "--period", "2026-11",
             ],
             &["--output", "json", "replay", "--dry-run"],
+            &["--output", "json", "keys", "list", "--customer", "acme"],
+            &[
+                "--output",
+                "json",
+                "keys",
+                "show",
+                "--customer",
+                "acme",
+                "--key-id",
+                "k1",
+            ],
+            &["--output", "json", "blocks", "list", "--all"],
+            &["--output", "json", "tables", "describe"],
         ] {
             let mut cli = parse(args).unwrap();
             assert_eq!(cli.output, Output::Json, "{args:?}");
@@ -184,8 +208,20 @@ mod tests {
         assert_eq!(cli.output, Output::Table);
         assert!(format!("{:?}", cli.command).contains("json: true"));
         // Commands without JSON output refuse it.
-        let mut cli = parse(&["--output", "json", "tables", "describe"]).unwrap();
-        assert!(json_output(&mut cli.command).is_err());
+        for args in [
+            &["--output", "json", "tables", "create"][..],
+            &[
+                "--output",
+                "json",
+                "blocks",
+                "clear",
+                "--identity",
+                "ip:192.0.2.1",
+            ],
+        ] {
+            let mut cli = parse(args).unwrap();
+            assert!(json_output(&mut cli.command).is_err(), "{args:?}");
+        }
         assert!(parse(&["--output", "yaml", "meters", "list"]).is_err());
     }
 

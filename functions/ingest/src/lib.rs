@@ -12,6 +12,7 @@
 //! - [`handler`]: the HTTP routes (the usage queries themselves are
 //!   `tollgate_app::usage` and `tollgate_app::top`, shared with the CLI);
 //!   [`config`]: `TOLLGATE_*` settings.
+//! - [`response`]: a response as data, rendered once.
 //! - [`metrics`]: each request's outcome as CloudWatch metrics (EMF).
 
 pub mod body;
@@ -22,10 +23,12 @@ pub mod handler;
 pub mod meters;
 pub mod metrics;
 pub mod request;
+pub mod response;
 pub mod stores;
 pub mod validate;
 
 pub use config::Config;
-pub use handler::{ApiResponse, Ingest};
+pub use handler::Ingest;
 pub use request::EventsRequest;
+pub use response::ApiResponse;
 pub use stores::Stores;

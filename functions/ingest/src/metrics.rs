@@ -5,7 +5,7 @@
 use serde_json::Value;
 use tollgate_lambda::metrics::{self, count, Line, Metric};
 
-use crate::handler::ApiResponse;
+use crate::response::ApiResponse;
 
 /// Events counted now.
 pub const EVENTS_ACCEPTED: &str = "EventsAccepted";

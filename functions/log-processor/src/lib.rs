@@ -17,6 +17,7 @@
 //! - [`reject`]: poison input (a record or delivery that can never be
 //!   processed) quarantined: logged with its id and reason, counted as
 //!   rejected, acknowledged.
+//! - [`summary`]: what an invocation did.
 //! - [`metrics`]: the run summary as CloudWatch metrics (EMF), one line
 //!   per invocation.
 //! - [`config`]: `TOLLGATE_*` settings.
@@ -28,14 +29,16 @@ pub mod line;
 pub mod metrics;
 pub mod payload;
 pub mod reject;
+pub mod summary;
 
 /// The payload module under its former name (`decode`), for callers of
 /// `log_processor::decode::*`.
 pub use payload as decode;
 
 pub use config::Config;
-pub use handler::{ProcessError, Processor, Summary};
+pub use handler::{ProcessError, Processor};
 pub use line::ACCESS_LOG_FORMAT;
+pub use summary::Summary;
 
 /// The workload generator for the unit tests; it lives in the test kit
 /// (`tollgate_testkit::{cloudwatch, traffic}`), with the traffic logged in

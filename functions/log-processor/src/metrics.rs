@@ -6,7 +6,7 @@
 
 use tollgate_lambda::metrics::{self, count, Line, Metric};
 
-use crate::handler::Summary;
+use crate::summary::Summary;
 
 /// Log events read.
 pub const LOG_EVENTS: &str = "LogEvents";

@@ -31,25 +31,6 @@ use tollgate_store::StoreError;
 use super::sim::{slots, Cached, World, STREAM_PASS_MS};
 use super::Design;
 
-/// Reserve mode's state: which identity-periods are in it, and each
-/// region's reserve of them.
-#[derive(Debug, Default)]
-pub(super) struct Reserve {
-    pub mode: Vec<bool>,
-    pub left: std::collections::HashMap<(usize, usize), u64>,
-    /// Identity-periods switched to reserve mode.
-    pub switched: u64,
-}
-
-impl Reserve {
-    pub(super) fn new(slots: usize) -> Reserve {
-        Reserve {
-            mode: vec![false; slots],
-            ..Reserve::default()
-        }
-    }
-}
-
 /// `total` split by `weights`, summing to `total` exactly (the remainder
 /// to the heaviest).
 fn split(total: u64, weights: &[u64]) -> Vec<u64> {

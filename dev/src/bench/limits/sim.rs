@@ -13,7 +13,6 @@ use tollgate_core::lease::{initial_share, leased_limits, LeaseBook};
 use tollgate_core::{Identity, Ipv6Prefix, Limit, MeterName, OveragePolicy, Plan, Window};
 use tollgate_store::memory::MemoryAllowances;
 
-use super::designs::Reserve;
 use super::{Design, Scenario, Settings};
 use crate::bench::{ANON_DAILY, PAID_DAILY, PAID_MONTHLY};
 use crate::workload::{calls, Call, Caller, Workload};
@@ -86,6 +85,25 @@ pub(super) struct Stats {
     pub pulls: u64,
     /// Decisions by their store calls (index: calls).
     pub histogram: Vec<u64>,
+}
+
+/// Reserve mode's state: which identity-periods are in it, and each
+/// region's reserve of them.
+#[derive(Debug, Default)]
+pub(super) struct Reserve {
+    pub mode: Vec<bool>,
+    pub left: std::collections::HashMap<(usize, usize), u64>,
+    /// Identity-periods switched to reserve mode.
+    pub switched: u64,
+}
+
+impl Reserve {
+    pub(super) fn new(slots: usize) -> Reserve {
+        Reserve {
+            mode: vec![false; slots],
+            ..Reserve::default()
+        }
+    }
 }
 
 /// Everything one run of one design in one scenario holds.

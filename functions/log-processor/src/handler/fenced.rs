@@ -11,8 +11,9 @@ use tollgate_core::{Aggregation, Cell, Contributions, ItemKey, Position, UnixMil
 use tollgate_store::usage::{Expect, Fence, Fenced, ItemAdds};
 use tollgate_store::StoreError;
 
-use super::{now_millis, Processor, Summary};
+use super::{now_millis, Processor};
 use crate::batch::WritePlan;
+use crate::summary::Summary;
 
 impl Processor {
     /// Applies a Kinesis batch with per-shard watermarks: the increments of

@@ -10,11 +10,12 @@ use serde_json::Value;
 use tollgate_core::Position;
 
 use super::fenced::shard_attribute;
-use super::{log_samples, max_id, Processor, Summary};
+use super::{log_samples, max_id, Processor};
 use crate::batch::{kinesis_source_id, plan_in, BatchAggregate, WritePlan};
 use crate::config::KinesisDedupe;
 use crate::payload::{parse_payload, MessageType};
 use crate::reject::{self, kinesis_records, Rejection};
+use crate::summary::Summary;
 
 impl Processor {
     /// Processes a Kinesis event: every record is one CloudWatch Logs

@@ -1,7 +1,7 @@
 //! The handler: one core for CloudWatch Logs subscription events delivered
 //! directly and for Kinesis events carrying the same payloads.
 //!
-//! This module holds the [`Processor`], its [`Summary`] and errors, the
+//! This module holds the [`Processor`] and its errors, the
 //! entry point and direct deliveries, and the commit of chunks with their
 //! dedupe markers (through `tollgate_app::commit`, the one committer);
 //! `kinesis` reads Kinesis events record by record, and
@@ -15,7 +15,7 @@ pub use fenced::shard_attribute;
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use tollgate_app::commit::{max_id, Batch, Committer};
 use tollgate_app::windows::PlanWindows;
@@ -23,11 +23,12 @@ use tollgate_core::UnixMillis;
 use tollgate_idempotency::IdempotencyConfig;
 use tollgate_store::{CommitStore, KeysStore, StoreError, UsageStore};
 
-use crate::batch::{cloudwatch_source_id, plan_in, BatchAggregate, Counting, Tally, WritePlan};
+use crate::batch::{cloudwatch_source_id, plan_in, BatchAggregate, Counting, WritePlan};
 use crate::config::Config;
 use crate::line::Rules;
 use crate::payload::{decode_data, parse_payload, DecodeError, MessageType};
 use crate::reject::{self, DirectId, Rejection};
+use crate::summary::Summary;
 
 /// Why an invocation (direct delivery) or a record (Kinesis) failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,51 +48,6 @@ pub enum ProcessError {
 impl From<StoreError> for ProcessError {
     fn from(e: StoreError) -> Self {
         ProcessError::Store(e.to_string())
-    }
-}
-
-/// What an invocation did (the response of a direct invocation, and logged).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Summary {
-    /// Data payloads processed.
-    pub payloads: u64,
-    /// Control messages acknowledged.
-    pub control_messages: u64,
-    /// Records or deliveries rejected as poison (quarantined: logged and
-    /// acknowledged, never retried; see [`crate::reject`]).
-    pub rejected: u64,
-    /// What the lines were.
-    #[serde(flatten)]
-    pub tally: Tally,
-    /// Count and sum increments planned.
-    pub increments: u64,
-    /// Chunks planned.
-    pub chunks: u64,
-    /// Chunks committed now.
-    pub new_chunks: u64,
-    /// Chunks found committed before (redeliveries).
-    pub duplicate_chunks: u64,
-    /// Transactions committed.
-    pub transactions: u64,
-    /// `max` counters raised (or found at least as high).
-    pub max_updates: u64,
-    /// Counters raised past their shard watermark (Kinesis, `watermark` dedupe).
-    pub fenced_updates: u64,
-    /// Counters whose shard watermark showed the batch counted before.
-    pub fenced_duplicates: u64,
-    /// Transactions that found an anonymous bucket's part full, placed again.
-    pub placed_again: u64,
-}
-
-impl Summary {
-    /// The summary of a delivery quarantined as a whole.
-    fn one_rejected() -> Self {
-        let summary = Summary {
-            rejected: 1,
-            ..Summary::default()
-        };
-        tracing::info!(summary = ?summary, "batch processed");
-        summary
     }
 }
 

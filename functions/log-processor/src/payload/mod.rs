@@ -2,7 +2,8 @@
 //!
 //! - [`gzip`]: base64, then gzip with a cap on the decompressed size.
 //! - [`model`]: the CloudWatch Logs payload ([`LogsPayload`], [`LogEvent`],
-//!   [`Message`]) and [`parse_payload`], which reads it with the one-pass
+//!   [`Message`]).
+//! - [`parse`]: [`parse_payload`], which reads it with the one-pass
 //!   scanner or, for anything else, `serde_json`.
 //! - `scan`: the one-pass scanner (a strict JSON reader that declines
 //!   anything it would not read exactly as `serde_json` does).
@@ -17,6 +18,7 @@
 
 pub mod gzip;
 pub mod model;
+pub mod parse;
 mod scan;
 mod swar;
 mod template;
@@ -24,9 +26,8 @@ mod template;
 mod tests;
 
 pub use gzip::{base64_decode, decode_data, gunzip_agrees, gunzip_capped, DecodeError, Decoder};
-pub use model::{
-    fast_payload_agrees, parse_payload, truncate, LogEvent, LogsPayload, Message, MessageType,
-};
+pub use model::{truncate, LogEvent, LogsPayload, Message, MessageType};
+pub use parse::{fast_payload_agrees, parse_payload};
 pub use scan::parse_payload_fast;
 pub use template::{ACCESS_LOG_FORMAT, MAX_LINE_BYTES};
 

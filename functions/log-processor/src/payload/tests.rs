@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 use super::gzip::*;
 use super::model::*;
+use super::parse::*;
 use super::scan::*;
 use super::swar::*;
 use base64::Engine;
