@@ -1,7 +1,8 @@
 //! `tollgate-dev`: what only runs on a developer's machine, against
 //! DynamoDB Local: the demo (`make demo`), the cost harness (`make bench`),
 //! the stream pump that stands in for quota-sync's event source mapping,
-//! and the generator of the sample events in `events/log-processor/`.
+//! the generator of the sample events in `events/log-processor/`, and the
+//! start-time measurement of the function binaries.
 //!
 //! It drives the real functions, in this process or as the binaries that
 //! `cargo lambda watch` serves; nothing here ships in a Lambda function or
@@ -14,6 +15,7 @@ mod events;
 mod gen_events;
 mod invoke;
 mod pump;
+mod start_time;
 mod workload;
 mod write_cost;
 
@@ -42,6 +44,8 @@ enum Command {
     Pump(pump::PumpArgs),
     /// Write the sample events of `events/log-processor/`.
     GenEvents(gen_events::GenEventsArgs),
+    /// Time each function binary from process start to its first `next` call.
+    StartTime(start_time::StartTimeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,5 +78,6 @@ async fn main() -> Result<()> {
         } => bench::limits::run(&args),
         Command::Pump(args) => pump::run(&TableNames::from_env(), args).await,
         Command::GenEvents(args) => gen_events::run(&args),
+        Command::StartTime(args) => start_time::run(args).await,
     }
 }
