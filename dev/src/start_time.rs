@@ -131,7 +131,12 @@ async fn measure(
     runs: usize,
 ) -> Result<Figures> {
     let bytes = std::fs::metadata(binary)
-        .with_context(|| format!("{} (build it first: scripts/start-time.sh)", binary.display()))?
+        .with_context(|| {
+            format!(
+                "{} (build it first: scripts/start-time.sh)",
+                binary.display()
+            )
+        })?
         .len();
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
