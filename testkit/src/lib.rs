@@ -10,7 +10,10 @@
 //!   event source mapping.
 //! - [`cloudwatch`] and [`traffic`]: CloudWatch Logs subscription events and
 //!   synthetic access-log traffic (the workload generator).
+//! - [`clock`]: a test's "now", derived from the wall clock so that items
+//!   written with a TTL never age past DynamoDB Local's TTL sweeper.
 
+pub mod clock;
 pub mod cloudwatch;
 mod harness;
 pub mod pump;

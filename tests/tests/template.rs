@@ -303,6 +303,30 @@ fn every_failed_delivery_is_kept_in_a_dead_letter_queue() {
     }
 }
 
+/// Issue 16 item 5: log-processor is told the Kinesis mapping's
+/// `ParallelizationFactor` (it refuses a factor above 1 with the watermark
+/// dedupe), so the two must be the same value.
+#[test]
+fn the_log_processor_gets_the_mappings_parallelization_factor() {
+    let t = template();
+    let mapping = &resource(&t, "LogProcessorKinesisMapping")["Properties"];
+    let factor = mapping["ParallelizationFactor"]
+        .as_u64()
+        .expect("a literal ParallelizationFactor");
+    let vars = &resource(&t, "LogProcessorFunction")["Properties"]["Environment"]["Variables"];
+    let env = vars[log_processor::config::PARALLELIZATION_FACTOR_VAR]
+        .as_str()
+        .expect("TOLLGATE_KINESIS_PARALLELIZATION_FACTOR as a string");
+    assert_eq!(env, factor.to_string());
+    // And what the template deploys starts: the watermark only at factor 1.
+    let dedupe = vars["TOLLGATE_KINESIS_DEDUPE"].as_str();
+    assert!(
+        dedupe == Some("transaction")
+            || tollgate_core::watermark::in_order(u32::try_from(factor).unwrap_or(u32::MAX)),
+        "ParallelizationFactor {factor} with TOLLGATE_KINESIS_DEDUPE {dedupe:?}"
+    );
+}
+
 /// Each queue's depth has an alarm that fires on the first message, and
 /// notifies the optional topic.
 #[test]

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use tollgate_core::ceiling::RequestTotals;
 use tollgate_core::meter::parse_value;
 use tollgate_core::{
     Aggregation, Aggregator, CountedWindows, Identity, MeterDef, MeterName, UnixMillis,
@@ -73,9 +74,13 @@ pub struct Rules<'a> {
     pub future_tolerance_ms: i64,
 }
 
-/// Checks every event of a request, in order.
+/// Checks every event of a request, in order. The values of a `sum`
+/// meter's events for one identity add up to at most
+/// [`tollgate_core::ceiling::MAX_REQUEST_ADD`] per request: the events past
+/// it are rejected (`value`), and nothing of them is counted.
 pub fn validate_all(values: &[Value], rules: &Rules<'_>) -> Vec<Checked> {
     let mut seen: HashSet<&str> = HashSet::with_capacity(values.len());
+    let mut totals = RequestTotals::new();
     values
         .iter()
         .enumerate()
@@ -83,14 +88,23 @@ pub fn validate_all(values: &[Value], rules: &Rules<'_>) -> Vec<Checked> {
             Ok(event) => {
                 // `value` outlives `seen`, and the id is a string inside it.
                 let id = value.get("id").and_then(Value::as_str).unwrap_or_default();
-                if seen.insert(id) {
-                    Checked::Valid(event)
-                } else {
-                    Checked::Duplicate {
+                if seen.contains(id) {
+                    return Checked::Duplicate {
                         index,
                         id: event.id,
+                    };
+                }
+                if event.aggregation == Aggregation::Sum {
+                    if let Err(e) = totals.admit(&event.meter, &event.identity, event.value) {
+                        return Checked::Rejected(Rejection {
+                            index,
+                            field: "value",
+                            reason: e.to_string(),
+                        });
                     }
                 }
+                seen.insert(id);
+                Checked::Valid(event)
             }
             Err(rejection) => Checked::Rejected(rejection),
         })
@@ -354,6 +368,74 @@ mod tests {
                 id: "a".into()
             }
         );
+    }
+
+    /// Issue 16 item 7: 1,000 events of 9e15 for one counter (9e18, half
+    /// of `u64::MAX`) are no longer accepted in one request: the events
+    /// past the per-request ceiling are rejected, naming the value.
+    #[test]
+    fn a_request_adds_at_most_the_ceiling_to_one_counter() {
+        use tollgate_core::ceiling::{MAX_EVENT_VALUE, MAX_REQUEST_ADD};
+        let m = meters();
+        let rules = Rules {
+            meters: &m,
+            now: NOW,
+            dedupe_window_ms: 86_400_000,
+            future_tolerance_ms: 0,
+        };
+        assert_eq!(MAX_EVENT_VALUE, 9_000_000_000_000_000);
+        let ev = |id: &str, meter: &str, who: &str, value: u64| json!({"id":id,"meter":meter,"identity":who,"value":value,"time":NOW});
+        let mut values = vec![
+            ev("a", "tokens", "key:k", MAX_REQUEST_ADD - 5),
+            ev("b", "tokens", "key:k", 6),
+            ev("a", "tokens", "key:k", 6),
+            ev("c", "tokens", "key:k", 5),
+            ev("d", "tokens", "key:other", MAX_EVENT_VALUE),
+            // A count meter counts events, whatever their value.
+            ev("e", "calls", "key:k", MAX_EVENT_VALUE),
+            ev("f", "calls", "key:k", MAX_EVENT_VALUE),
+            ev("g", "tokens", "key:k", MAX_EVENT_VALUE + 1),
+        ];
+        values.extend(
+            (0..1_000).map(|i| ev(&format!("big{i}"), "tokens", "key:big", MAX_EVENT_VALUE)),
+        );
+        let checked = validate_all(&values, &rules);
+        let kinds: Vec<&str> = checked[..8]
+            .iter()
+            .map(|c| match c {
+                Checked::Valid(_) => "valid",
+                Checked::Duplicate { .. } => "duplicate",
+                Checked::Rejected(_) => "rejected",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "valid",
+                "rejected",
+                "duplicate",
+                "valid",
+                "valid",
+                "valid",
+                "valid",
+                "rejected"
+            ]
+        );
+        let Checked::Rejected(r) = &checked[1] else {
+            unreachable!()
+        };
+        assert_eq!((r.index, r.field), (1, "value"));
+        assert!(r.reason.contains("add up to more than"), "{}", r.reason);
+        let big: Vec<bool> = checked[8..]
+            .iter()
+            .map(|c| matches!(c, Checked::Valid(_)))
+            .collect();
+        assert_eq!(
+            big.iter().filter(|v| **v).count(),
+            1,
+            "only the first of 9e15 fits"
+        );
+        assert!(big[0]);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use serde_json::{json, Value};
-use tollgate_core::{Aggregation, CounterKey, Identity, MeterName, Region};
+use tollgate_core::{Aggregation, CounterKey, Identity, MeterName, Region, Window};
 use tollgate_idempotency::ManualClock;
 use tollgate_store::client::local_config;
 use tollgate_store::usage::{increment, ItemAdds};
@@ -29,9 +29,51 @@ use common::*;
 use tollgate_app::top::{parse_top_query, TopReport};
 use tollgate_app::usage::{parse_usage_query, query_usage, Source, UsageReport};
 
-const DAY: &str = "day#2026-11-18#local-a";
-const HOUR: &str = "hour#2026-11-18T11#local-a";
-const MONTH: &str = "month#2026-11#local-a";
+const DAY_MS: i64 = 86_400_000;
+
+/// The hour, day and month of [`now`] in `local-a`, as counters' sort keys end.
+fn hour_day_month() -> [String; 3] {
+    [Window::Hour, Window::Day, Window::Month].map(|w| label(w, now(), "local-a"))
+}
+
+/// The day of [`now`] in `local-a`.
+fn today() -> String {
+    label(Window::Day, now(), "local-a")
+}
+
+/// The day `days` days from [`now`] (negative: before), as a period text
+/// (`day#<date>`).
+fn day_at(days: i64) -> String {
+    tollgate_tests::clock::label(Window::Day, now() + days * DAY_MS)
+}
+
+/// The date of a `day#<date>` period text, as usage reports name periods.
+fn date(period: &str) -> &str {
+    period.split_once('#').map_or(period, |(_, d)| d)
+}
+
+/// The month of [`now`]: its period text (`month#<yyyy-mm>`), its label
+/// (`<yyyy-mm>`), its first and its last date, and the last two days
+/// before it (period texts).
+struct ThisMonth {
+    period: String,
+    label: String,
+    first: String,
+    last: String,
+    before: [String; 2],
+}
+
+fn this_month() -> ThisMonth {
+    let month = Window::Month.period_of(now()).unwrap();
+    let day = |at: i64| tollgate_tests::clock::label(Window::Day, at);
+    ThisMonth {
+        period: month.to_string(),
+        label: month.label(),
+        first: date(&day(month.start)).to_owned(),
+        last: date(&day(month.end() - 1)).to_owned(),
+        before: [day(month.start - 1 - DAY_MS), day(month.start - 1)],
+    }
+}
 
 fn params(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let map: HashMap<String, String> = pairs
@@ -46,12 +88,12 @@ async fn counts_valid_events_and_reports_each_status() {
     let (h, ingest, _) = setup("basic").await;
     let client = h.client();
     let body = array(&[
-        event("e1", "tokens", "key:alice", 100, NOW),
-        event("e2", "tokens", "key:alice", 50, NOW - 1000),
-        event("e3", "calls", "ip:::ffff:192.0.2.1", 7, NOW),
-        event("e4", "unknown", "key:bob", 1, NOW),
-        event("e1", "tokens", "key:alice", 999, NOW),
-        json!({"id": "e5", "meter": "tokens", "identity": "key:carol", "value": -3, "time": NOW}),
+        event("e1", "tokens", "key:alice", 100, now()),
+        event("e2", "tokens", "key:alice", 50, now() - 1000),
+        event("e3", "calls", "ip:::ffff:192.0.2.1", 7, now()),
+        event("e4", "unknown", "key:bob", 1, now()),
+        event("e1", "tokens", "key:alice", 999, now()),
+        json!({"id": "e5", "meter": "tokens", "identity": "key:carol", "value": -3, "time": now()}),
     ]);
     let r = ingest.post_events(&body).await;
     assert_eq!(r.status, 207, "{}", r.body);
@@ -75,21 +117,27 @@ async fn counts_valid_events_and_reports_each_status() {
     );
 
     let usage = &h.tables.usage;
-    for sk in [HOUR, DAY, MONTH] {
+    for sk in hour_day_month() {
         assert_eq!(
-            counter(&client, usage, "tokens#key:alice", sk).await,
+            counter(&client, usage, "tokens#key:alice", &sk).await,
             Some(150),
             "{sk}"
         );
         assert_eq!(
-            counter(&client, usage, "calls#ip:192.0.2.1", sk).await,
+            counter(&client, usage, "calls#ip:192.0.2.1", &sk).await,
             Some(1),
             "count meters count events"
         );
     }
     // Nothing for rejected events: no counter, no marker.
-    assert_eq!(counter(&client, usage, "tokens#key:carol", DAY).await, None);
-    assert_eq!(counter(&client, usage, "unknown#key:bob", DAY).await, None);
+    assert_eq!(
+        counter(&client, usage, "tokens#key:carol", &today()).await,
+        None
+    );
+    assert_eq!(
+        counter(&client, usage, "unknown#key:bob", &today()).await,
+        None
+    );
     let markers = scan(&client, &h.tables.idempotency).await;
     assert_eq!(markers.len(), 3, "one marker per counted event");
 
@@ -107,12 +155,12 @@ async fn counts_valid_events_and_reports_each_status() {
         ]
     );
     assert_eq!(
-        counter(&client, usage, "tokens#key:alice", DAY).await,
+        counter(&client, usage, "tokens#key:alice", &today()).await,
         Some(150)
     );
     // All accepted or duplicate: 200.
     let ok = ingest
-        .post_events(&array(&[event("e1", "tokens", "key:alice", 100, NOW)]))
+        .post_events(&array(&[event("e1", "tokens", "key:alice", 100, now())]))
         .await;
     assert_eq!(ok.status, 200);
     assert_eq!(statuses(&ok.body), ["duplicate"]);
@@ -123,20 +171,20 @@ async fn max_meters_keep_the_largest_value() {
     let (h, ingest, _) = setup("max").await;
     let r = ingest
         .post_events(&array(&[
-            event("p1", "peak", "key:a", 10, NOW),
-            event("p2", "peak", "key:a", 30, NOW),
-            event("p3", "peak", "key:a", 20, NOW),
+            event("p1", "peak", "key:a", 10, now()),
+            event("p2", "peak", "key:a", 30, now()),
+            event("p3", "peak", "key:a", 20, now()),
         ]))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let lower = ingest
-        .post_events(&array(&[event("p4", "peak", "key:a", 25, NOW)]))
+        .post_events(&array(&[event("p4", "peak", "key:a", 25, now())]))
         .await;
     assert_eq!(statuses(&lower.body), ["accepted"]);
     let c = h.client();
-    for sk in [HOUR, DAY, MONTH] {
+    for sk in hour_day_month() {
         assert_eq!(
-            counter(&c, &h.tables.usage, "peak#key:a", sk).await,
+            counter(&c, &h.tables.usage, "peak#key:a", &sk).await,
             Some(30)
         );
     }
@@ -161,7 +209,7 @@ async fn concurrent_overlapping_batches_give_exact_totals() {
                             "tokens",
                             &identity_of(i),
                             value_of(i),
-                            NOW,
+                            now(),
                         )
                     })
                     .collect::<Vec<_>>(),
@@ -202,8 +250,8 @@ async fn concurrent_overlapping_batches_give_exact_totals() {
             .filter(|&&i| i % 4 == who)
             .map(|&i| value_of(i))
             .sum();
-        for sk in [HOUR, DAY, MONTH] {
-            let got = counter(&c, &h.tables.usage, &format!("tokens#key:c{who}"), sk).await;
+        for sk in hour_day_month() {
+            let got = counter(&c, &h.tables.usage, &format!("tokens#key:c{who}"), &sk).await;
             assert_eq!(got, Some(expected), "identity c{who} {sk}");
         }
     }
@@ -278,7 +326,7 @@ async fn a_half_failed_request_retried_whole_counts_each_event_once() {
                     "tokens",
                     &format!("key:u{}", i % 60),
                     2,
-                    NOW,
+                    now(),
                 )
             })
             .collect();
@@ -316,7 +364,7 @@ async fn a_half_failed_request_retried_whole_counts_each_event_once() {
                 &h.client(),
                 &h.tables.usage,
                 &format!("tokens#key:u{u}"),
-                DAY,
+                &today(),
             )
             .await;
             assert_eq!(got, Some(10), "after_send={after_send} u{u}: 5 events of 2");
@@ -330,39 +378,38 @@ async fn an_id_counts_again_once_the_dedupe_window_has_passed() {
     define_meters(&h.client(), &h.tables).await;
     let mut cfg = config(&h.tables, "local-a");
     cfg.dedupe_window = Duration::from_secs(2 * 86_400);
-    // Markers expire two days after this test's clock. DynamoDB Local's TTL
-    // sweeper deletes by the wall clock, so the clock stands in the future
-    // (at the tests' usual NOW, the markers would vanish mid-test).
-    const NOW: i64 = 1_921_000_000_000; // 2030-11-15T19:06:40Z
-    let clock = ManualClock::new(NOW as u64);
+    // Markers expire two days after this test's clock, which stands ahead
+    // of the wall clock (DynamoDB Local's TTL sweeper deletes by it).
+    let t0 = now();
+    let clock = ManualClock::new(t0 as u64);
     let ingest = ingest_on(h.client(), cfg, clock.clone());
-    let month = "month#2030-11#local-a";
+    let month = label(Window::Month, t0, "local-a");
     let r = ingest
-        .post_events(&array(&[event("old", "tokens", "key:w", 5, NOW)]))
+        .post_events(&array(&[event("old", "tokens", "key:w", 5, t0)]))
         .await;
     assert_eq!(statuses(&r.body), ["accepted"]);
 
     clock.advance(Duration::from_secs(86_400));
-    let day1 = NOW + 86_400_000;
+    let day1 = t0 + 86_400_000;
     let r = ingest
         .post_events(&array(&[event("old", "tokens", "key:w", 5, day1)]))
         .await;
     assert_eq!(statuses(&r.body), ["duplicate"], "within the window");
     // Its original time is still inside the window: a retry of it is a duplicate too.
     let r = ingest
-        .post_events(&array(&[event("old", "tokens", "key:w", 5, NOW)]))
+        .post_events(&array(&[event("old", "tokens", "key:w", 5, t0)]))
         .await;
     assert_eq!(statuses(&r.body), ["duplicate"]);
 
     clock.advance(Duration::from_secs(86_400 + 600));
     let r = ingest
-        .post_events(&array(&[event("old", "tokens", "key:w", 5, NOW)]))
+        .post_events(&array(&[event("old", "tokens", "key:w", 5, t0)]))
         .await;
     assert_eq!(
         r.body["results"][0]["field"], "time",
         "older than the window: rejected"
     );
-    let later = NOW + 2 * 86_400_000 + 600_000;
+    let later = t0 + 2 * 86_400_000 + 600_000;
     let r = ingest
         .post_events(&array(&[event("old", "tokens", "key:w", 5, later)]))
         .await;
@@ -372,7 +419,7 @@ async fn an_id_counts_again_once_the_dedupe_window_has_passed() {
         "the marker expired: the id counts again"
     );
     assert_eq!(
-        counter(&h.client(), &h.tables.usage, "tokens#key:w", month).await,
+        counter(&h.client(), &h.tables.usage, "tokens#key:w", &month).await,
         Some(10)
     );
 }
@@ -417,9 +464,9 @@ async fn bad_bodies_get_the_documented_error_and_write_nothing() {
     // Wrong types: every event rejected, each naming its field.
     let wrong = ingest
         .post_events(&array(&[
-            json!({"id": 1, "meter": "tokens", "identity": "key:a", "time": NOW}),
-            json!({"id": "a", "meter": ["tokens"], "identity": "key:a", "time": NOW}),
-            json!({"id": "b", "meter": "tokens", "identity": "key:a", "value": "10", "time": NOW}),
+            json!({"id": 1, "meter": "tokens", "identity": "key:a", "time": now()}),
+            json!({"id": "a", "meter": ["tokens"], "identity": "key:a", "time": now()}),
+            json!({"id": "b", "meter": "tokens", "identity": "key:a", "value": "10", "time": now()}),
             json!({"id": "c", "meter": "tokens", "identity": "key:a", "time": true}),
             json!("not an object"),
         ]))
@@ -447,8 +494,8 @@ async fn bad_bodies_get_the_documented_error_and_write_nothing() {
 async fn an_idempotency_key_replays_the_stored_response() {
     let (h, ingest, _) = setup("idemkey").await;
     let body = array(&[
-        event("k1", "tokens", "key:a", 4, NOW),
-        event("k2", "nope", "key:a", 4, NOW),
+        event("k1", "tokens", "key:a", 4, now()),
+        event("k2", "nope", "key:a", 4, now()),
     ]);
     let first = ingest.post_events_once(&body, "req-1", None.into()).await;
     assert_eq!(first.status, 207);
@@ -460,14 +507,14 @@ async fn an_idempotency_key_replays_the_stored_response() {
     );
     let other = ingest
         .post_events_once(
-            &array(&[event("k3", "tokens", "key:a", 4, NOW)]),
+            &array(&[event("k3", "tokens", "key:a", 4, now())]),
             "req-1",
             None.into(),
         )
         .await;
     assert_eq!(other.status, 422);
     assert_eq!(
-        counter(&h.client(), &h.tables.usage, "tokens#key:a", DAY).await,
+        counter(&h.client(), &h.tables.usage, "tokens#key:a", &today()).await,
         Some(4)
     );
     let bad = ingest.post_events_once(&body, "", None.into()).await;
@@ -499,7 +546,7 @@ async fn put_counter(
         aggregation: agg,
         adds: vec![(counter.cell(), n)],
     };
-    let write = increment(table, &adds, NOW, true).unwrap();
+    let write = increment(table, &adds, now(), true).unwrap();
     client
         .transact_write_items()
         .transact_items(write)
@@ -523,7 +570,7 @@ async fn all_pages(sources: &[Source<'_>], pairs: &[(&str, &str)]) -> Vec<(Strin
         if let Some(n) = next.as_deref() {
             pairs.push(("next", n));
         }
-        let page = query_usage(sources, &parse_usage_query(params(&pairs), NOW).unwrap())
+        let page = query_usage(sources, &parse_usage_query(params(&pairs), now()).unwrap())
             .await
             .unwrap();
         assert!(page.periods.len() <= limit);
@@ -544,17 +591,19 @@ async fn usage_queries_sum_regions_and_page() {
     // local-a counted through the handler, local-b's items as quota-sync copies them.
     let r = ingest
         .post_events(&array(&[
-            event("q1", "tokens", "key:a", 10, NOW),
-            event("q2", "tokens", "key:a", 5, NOW - 86_400_000),
+            event("q1", "tokens", "key:a", 10, now()),
+            event("q2", "tokens", "key:a", 5, now() - 86_400_000),
         ]))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    put_counter(&c, t, "tokens", "key:a", "day#2026-11-18", "local-b", 7).await;
-    put_counter(&c, t, "tokens", "key:a", "day#2026-11-16", "local-b", 3).await;
-    put_counter(&c, t, "tokens", "key:a", "day#2026-11-17", "eu-west-1", 1).await;
+    let [d_2, d_1, d0] = [-2, -1, 0].map(day_at);
+    let m = this_month();
+    put_counter(&c, t, "tokens", "key:a", &d0, "local-b", 7).await;
+    put_counter(&c, t, "tokens", "key:a", &d_2, "local-b", 3).await;
+    put_counter(&c, t, "tokens", "key:a", &d_1, "eu-west-1", 1).await;
     // Another identity and another window must not leak in.
-    put_counter(&c, t, "tokens", "key:b", "day#2026-11-18", "local-b", 100).await;
-    put_counter(&c, t, "tokens", "key:a", "month#2026-11", "local-b", 1000).await;
+    put_counter(&c, t, "tokens", "key:b", &d0, "local-b", 100).await;
+    put_counter(&c, t, "tokens", "key:a", &m.period, "local-b", 1000).await;
 
     let store = UsageStore::new(c.clone(), t.clone());
     let q = parse_usage_query(
@@ -562,11 +611,11 @@ async fn usage_queries_sum_regions_and_page() {
             ("identity", "key:a"),
             ("meter", "tokens"),
             ("window", "day"),
-            ("from", "2026-11-01"),
-            ("to", "2026-11-30"),
+            ("from", m.first.as_str()),
+            ("to", m.last.as_str()),
             ("regions", "true"),
         ]),
-        NOW,
+        now(),
     )
     .unwrap();
     let local = [Source {
@@ -579,10 +628,7 @@ async fn usage_queries_sum_regions_and_page() {
         .iter()
         .map(|p| (p.period.as_str(), p.total))
         .collect();
-    assert_eq!(
-        totals,
-        [("2026-11-16", 3), ("2026-11-17", 6), ("2026-11-18", 17)]
-    );
+    assert_eq!(totals, [(date(&d_2), 3), (date(&d_1), 6), (date(&d0), 17)]);
     assert_eq!(
         all.periods[2].regions,
         Some(BTreeMap::from([
@@ -598,8 +644,8 @@ async fn usage_queries_sum_regions_and_page() {
         &[
             ("identity", "key:a"),
             ("meter", "tokens"),
-            ("from", "2026-11-01"),
-            ("to", "2026-11-30"),
+            ("from", m.first.as_str()),
+            ("to", m.last.as_str()),
             ("limit", "1"),
         ],
     )
@@ -610,13 +656,14 @@ async fn usage_queries_sum_regions_and_page() {
     // Days across a month boundary: they live in two month items, one per
     // region each, and a range that ends inside a month leaves its later
     // days out. Every page size gives the same periods, each whole.
-    put_counter(&c, t, "tokens", "key:a", "day#2026-10-31", "local-b", 4).await;
-    put_counter(&c, t, "tokens", "key:a", "day#2026-10-30", "local-a", 2).await;
+    let [last_but_one, last] = &m.before;
+    put_counter(&c, t, "tokens", "key:a", last, "local-b", 4).await;
+    put_counter(&c, t, "tokens", "key:a", last_but_one, "local-a", 2).await;
     let want = [
-        ("2026-10-30".to_owned(), 2),
-        ("2026-10-31".to_owned(), 4),
-        ("2026-11-16".to_owned(), 3),
-        ("2026-11-17".to_owned(), 6),
+        (date(last_but_one).to_owned(), 2),
+        (date(last).to_owned(), 4),
+        (date(&d_2).to_owned(), 3),
+        (date(&d_1).to_owned(), 6),
     ];
     for limit in ["1", "2", "3", "100"] {
         let got = all_pages(
@@ -624,8 +671,8 @@ async fn usage_queries_sum_regions_and_page() {
             &[
                 ("identity", "key:a"),
                 ("meter", "tokens"),
-                ("from", "2026-10-30"),
-                ("to", "2026-11-17"),
+                ("from", date(last_but_one)),
+                ("to", date(&d_1)),
                 ("limit", limit),
             ],
         )
@@ -636,7 +683,7 @@ async fn usage_queries_sum_regions_and_page() {
     // Through HTTP: the month, summed over regions.
     let req = lambda_http::http::Request::builder()
         .method("GET")
-        .uri("https://api.example.com/v1/usage?identity=key:a&meter=tokens&window=month&from=2026-11&to=2026-11")
+        .uri(format!("https://api.example.com/v1/usage?identity=key:a&meter=tokens&window=month&from={0}&to={0}", m.label))
         .body(lambda_http::Body::Empty)
         .unwrap();
     let req = lambda_http::RequestExt::with_query_string_parameters(
@@ -645,7 +692,7 @@ async fn usage_queries_sum_regions_and_page() {
             ("identity".to_string(), "key:a".to_string()),
             ("meter".into(), "tokens".into()),
             ("window".into(), "month".into()),
-            ("from".into(), "2026-11".into()),
+            ("from".into(), m.label.clone()),
         ]),
     );
     let resp = ingest.handle(req).await;
@@ -663,13 +710,15 @@ async fn usage_queries_read_every_regions_own_table() {
     define_meters(&h.client(), &h.tables).await;
     let (a, b) = (h.client_in("local-a"), h.client_in("local-b"));
     let t = &h.tables.usage;
-    put_counter(&a, t, "tokens", "key:a", "day#2026-11-18", "local-a", 10).await;
-    put_counter(&a, t, "tokens", "key:a", "day#2026-11-17", "local-a", 2).await;
+    let [d_1, d0, d1] = [-1, 0, 1].map(day_at);
+    let m = this_month();
+    put_counter(&a, t, "tokens", "key:a", &d0, "local-a", 10).await;
+    put_counter(&a, t, "tokens", "key:a", &d_1, "local-a", 2).await;
     // local-b's own items, in local-b's table only ...
-    put_counter(&b, t, "tokens", "key:a", "day#2026-11-18", "local-b", 7).await;
-    put_counter(&b, t, "tokens", "key:a", "day#2026-11-19", "local-b", 4).await;
+    put_counter(&b, t, "tokens", "key:a", &d0, "local-b", 7).await;
+    put_counter(&b, t, "tokens", "key:a", &d1, "local-b", 4).await;
     // ... and an old copy of local-a's item there, which must not count.
-    put_counter(&b, t, "tokens", "key:a", "day#2026-11-18", "local-a", 3).await;
+    put_counter(&b, t, "tokens", "key:a", &d0, "local-a", 3).await;
     let (ingest, _) = ingest_at(a.clone(), config(&h.tables, "local-a"));
     let ingest = ingest.reading_regions(vec![
         (
@@ -684,12 +733,12 @@ async fn usage_queries_read_every_regions_own_table() {
     let mut pages = Vec::new();
     let mut next: Option<String> = None;
     loop {
-        let mut uri = "https://api.example.com/v1/usage?identity=key:a&meter=tokens&from=2026-11-01&to=2026-11-30&regions=true&limit=2".to_owned();
+        let mut uri = format!("https://api.example.com/v1/usage?identity=key:a&meter=tokens&from={}&to={}&regions=true&limit=2", m.first, m.last);
         let mut query = HashMap::from([
             ("identity".to_string(), "key:a".to_string()),
             ("meter".into(), "tokens".into()),
-            ("from".into(), "2026-11-01".into()),
-            ("to".into(), "2026-11-30".into()),
+            ("from".into(), m.first.clone()),
+            ("to".into(), m.last.clone()),
             ("regions".into(), "true".into()),
             ("limit".into(), "2".into()),
         ]);
@@ -714,10 +763,7 @@ async fn usage_queries_read_every_regions_own_table() {
         }
     }
     let got: Vec<(&str, u64)> = pages.iter().map(|p| (p.period.as_str(), p.total)).collect();
-    assert_eq!(
-        got,
-        [("2026-11-17", 2), ("2026-11-18", 17), ("2026-11-19", 4)]
-    );
+    assert_eq!(got, [(date(&d_1), 2), (date(&d0), 17), (date(&d1), 4)]);
     assert_eq!(
         pages[1].regions,
         Some(BTreeMap::from([
@@ -732,7 +778,8 @@ async fn top_lists_order_by_global_total_with_ties_by_identity() {
     let (h, ingest, _) = setup("top").await;
     let c = h.client();
     let t = &h.tables.usage;
-    let month = "month#2026-11";
+    let m = this_month();
+    let month = m.period.as_str();
     // Global totals: a = 60+60 = 120 (first in neither region's list),
     // b = 100, c = 100 (tie: b before c), d = 90, e = 90+0, then 25 small ones.
     for (who, region, n) in [
@@ -762,7 +809,7 @@ async fn top_lists_order_by_global_total_with_ties_by_identity() {
         parse_top_query(params(&[
             ("meter", "tokens"),
             ("window", "month"),
-            ("period", "2026-11"),
+            ("period", m.label.as_str()),
             ("limit", limit),
         ]))
         .unwrap()
@@ -807,7 +854,7 @@ async fn top_lists_order_by_global_total_with_ties_by_identity() {
 
     // Counted through the handler (with the index on), the index follows every write.
     let r = two_regions
-        .post_events(&array(&[event("t1", "tokens", "key:z", 500, NOW)]))
+        .post_events(&array(&[event("t1", "tokens", "key:z", 500, now())]))
         .await;
     assert_eq!(r.status, 200);
     let after: TopReport = serde_json::from_value(two_regions.top(&ask("1")).await.body).unwrap();
@@ -822,7 +869,8 @@ async fn top_lists_order_by_global_total_with_ties_by_identity() {
     );
 
     // Unknown meter and unindexed window: 400.
-    let unknown = parse_top_query(params(&[("meter", "nope"), ("period", "2026-11")])).unwrap();
+    let unknown =
+        parse_top_query(params(&[("meter", "nope"), ("period", m.label.as_str())])).unwrap();
     assert_eq!(two_regions.top(&unknown).await.status, 400);
 }
 
@@ -946,7 +994,7 @@ async fn cost_of_a_1000_event_request_with_10_percent_duplicates() {
                 "tokens",
                 &format!("key:cust{}", i % 50),
                 10,
-                NOW - i as i64 * 1000,
+                now() - i as i64 * 1000,
             )
         })
         .collect();

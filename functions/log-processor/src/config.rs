@@ -79,6 +79,12 @@ pub struct Config {
     /// How Kinesis batches are deduplicated (`TOLLGATE_KINESIS_DEDUPE`,
     /// `watermark` or `transaction`; default `watermark`).
     pub kinesis_dedupe: KinesisDedupe,
+    /// The Kinesis event source mapping's `ParallelizationFactor`
+    /// (`TOLLGATE_KINESIS_PARALLELIZATION_FACTOR`, 1 to 10, default 1; the
+    /// template passes the mapping's own value). The watermark dedupe
+    /// refuses a factor above 1 at start-up: it would silently discard
+    /// interleaved records ([`tollgate_core::watermark::in_order`]).
+    pub kinesis_parallelization_factor: u32,
     /// Whether month counters carry the top index key (`TOLLGATE_TOP_INDEX`,
     /// default `false`; see [`tollgate_store::usage::TOP_INDEX_VAR`]).
     pub top_index: bool,
@@ -104,6 +110,24 @@ impl KinesisDedupe {
             )),
         }
     }
+}
+
+/// The variable that carries the Kinesis mapping's `ParallelizationFactor`.
+pub const PARALLELIZATION_FACTOR_VAR: &str = "TOLLGATE_KINESIS_PARALLELIZATION_FACTOR";
+
+/// `TOLLGATE_KINESIS_PARALLELIZATION_FACTOR` (Lambda allows 1 to 10),
+/// refused above 1 with the watermark dedupe.
+fn parallelization_factor(env: &Env<'_>, dedupe: KinesisDedupe) -> Result<u32, ConfigError> {
+    let factor = env.number(PARALLELIZATION_FACTOR_VAR, 1u32, 1..=10)?;
+    if dedupe == KinesisDedupe::Watermark && !tollgate_core::watermark::in_order(factor) {
+        return Err(EnvError::invalid(
+            PARALLELIZATION_FACTOR_VAR,
+            &factor.to_string(),
+            "1 with TOLLGATE_KINESIS_DEDUPE=watermark (the watermark needs one shard's \
+             records in order; set TOLLGATE_KINESIS_DEDUPE=transaction for a larger factor)",
+        ));
+    }
+    Ok(factor)
 }
 
 impl Config {
@@ -143,6 +167,7 @@ impl Config {
         )?;
         let dedupe_hours = env.number("TOLLGATE_DEDUPE_HOURS", 48u64, 1..=24 * 366)?;
         let kinesis_dedupe = KinesisDedupe::read(env)?;
+        let kinesis_parallelization_factor = parallelization_factor(env, kinesis_dedupe)?;
         let top_index = env.flag(tollgate_store::usage::TOP_INDEX_VAR, false)?;
         let sources = LogSources::new(env.list::<String>("TOLLGATE_LOG_GROUPS")?, account(env)?);
         let plan_cache_ttl = env.seconds(
@@ -166,6 +191,7 @@ impl Config {
             dedupe_ttl: Duration::from_secs(dedupe_hours * 3600),
             dedupe_namespace: env.text_or("TOLLGATE_DEDUPE_NAMESPACE", "log-processor"),
             kinesis_dedupe,
+            kinesis_parallelization_factor,
             top_index,
             sources,
             ipv6_prefix: ipv6_prefix(env)?,
@@ -251,6 +277,7 @@ mod tests {
         assert_eq!(c.dedupe_ttl, Duration::from_secs(48 * 3600));
         assert!(c.max_meters.is_empty());
         assert_eq!(c.kinesis_dedupe, KinesisDedupe::Watermark);
+        assert_eq!(c.kinesis_parallelization_factor, 1);
         assert!(!c.top_index);
         assert!(c.sources.any_log_group());
         assert_eq!(c.sources.account(), None);
@@ -309,6 +336,34 @@ mod tests {
         assert_eq!(c.usage_table, "u");
     }
 
+    /// Issue 16 item 5: the watermark path would silently discard
+    /// interleaved records at a factor above 1, so it refuses to start.
+    #[test]
+    fn the_watermark_refuses_a_parallelization_factor_above_1() {
+        let var = PARALLELIZATION_FACTOR_VAR;
+        let c = config(&[("AWS_REGION", "r"), (var, "1")]).unwrap();
+        assert_eq!(c.kinesis_parallelization_factor, 1);
+        for dedupe in [None, Some("watermark")] {
+            let mut vars = vec![("AWS_REGION", "r"), (var, "2")];
+            vars.extend(dedupe.map(|d| ("TOLLGATE_KINESIS_DEDUPE", d)));
+            let err = config(&vars).unwrap_err();
+            assert_eq!(err.var(), var, "{err}");
+            let text = err.to_string();
+            assert!(
+                text.contains(var) && text.contains("TOLLGATE_KINESIS_DEDUPE=transaction"),
+                "{text}"
+            );
+        }
+        // Transactions dedupe each record on its own: any factor works.
+        let c = config(&[
+            ("AWS_REGION", "r"),
+            (var, "10"),
+            ("TOLLGATE_KINESIS_DEDUPE", "transaction"),
+        ])
+        .unwrap();
+        assert_eq!(c.kinesis_parallelization_factor, 10);
+    }
+
     #[test]
     fn top_index_takes_the_one_boolean_grammar() {
         for (value, want) in [("1", true), ("yes", true), ("off", false), ("FALSE", false)] {
@@ -339,6 +394,8 @@ mod tests {
             ("TOLLGATE_DEDUPE_HOURS", "0"),
             ("TOLLGATE_PLAN_CACHE_SECONDS", "-1"),
             ("TOLLGATE_KINESIS_DEDUPE", "exactly-twice"),
+            ("TOLLGATE_KINESIS_PARALLELIZATION_FACTOR", "0"),
+            ("TOLLGATE_KINESIS_PARALLELIZATION_FACTOR", "11"),
             // `yes` is true in the one boolean grammar (`tollgate_lambda::env`).
             ("TOLLGATE_TOP_INDEX", "maybe"),
             ("TOLLGATE_ACCOUNT_ID", "12345"),

@@ -56,6 +56,11 @@ async fn aws_sample_event_is_skipped_and_succeeds() {
 
 /// The generated samples, each delivered twice, through the binary: exact
 /// counts; a bad payload fails the invocation with a clear error.
+///
+/// The samples are fixed files (`tollgate-dev gen-events`, for `sam local
+/// invoke -e`), timed 2026-11-18: this test keeps their dates because what
+/// it writes never expires by them (the binary counts days and months,
+/// whose items carry no TTL, and its markers' TTL follows the wall clock).
 #[tokio::test]
 async fn generated_samples_count_once_through_the_binary() {
     let h = Harness::new("lp-bin-gen").await;

@@ -24,9 +24,7 @@ use tollgate_tests::cloudwatch::{
 use tollgate_tests::traffic::Traffic;
 use tollgate_tests::{Harness, TEST_REGION};
 
-use common::{config, count_items, expected, usage_items};
-
-const START: i64 = 1_795_000_000_000;
+use common::{config, count_items, expected, label, start, usage_items};
 
 /// Every batch delivered 1 to 5 times, in shuffled order, by 8 concurrent
 /// workers (direct deliveries and Kinesis events mixed): the counters equal
@@ -45,7 +43,7 @@ async fn redelivered_batches_count_exactly_once() {
     let mut truth = Vec::new();
     let mut deliveries: Vec<Value> = Vec::new();
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-    let mut t = START;
+    let mut t = start();
     // 16 direct batches (some crossing a day boundary) ...
     for b in 0..16 {
         let size = [50, 400, 900][b % 3];
@@ -184,8 +182,11 @@ async fn a_store_failure_between_chunks_is_repaired_by_the_retry() {
     let events: Vec<Event> = (0..330)
         .map(|i| Event {
             id: format!("{i:056}"),
-            timestamp: START,
-            message: format!(r#"{{"tollgate":1,"identity":"key:k{i}","time":{START}}}"#),
+            timestamp: start(),
+            message: format!(
+                r#"{{"tollgate":1,"identity":"key:k{i}","time":{}}}"#,
+                start()
+            ),
         })
         .collect();
     let event = direct_event(&payload_json("g", "s", &events));
@@ -230,7 +231,7 @@ async fn kinesis_reports_failed_records() {
     let processor = common::processor(h.client(), config(&h, &transaction));
     let line = |id: &str| Event {
         id: id.into(),
-        timestamp: START,
+        timestamp: start(),
         message: r#"{"tollgate":1,"identity":"key:a"}"#.into(),
     };
     let good = gzip(&payload_json("g", "s", &[line("1"), line("2")]));
@@ -240,10 +241,7 @@ async fn kinesis_reports_failed_records() {
     let got = usage_items(&h.client(), &h.tables.usage).await;
     // Two records of two requests each.
     assert_eq!(
-        got.get(&(
-            "requests#key:a".into(),
-            format!("day#2026-11-18#{TEST_REGION}")
-        )),
+        got.get(&("requests#key:a".into(), label(Window::Day, start()))),
         Some(&4)
     );
     // A redelivery counts nothing twice.
@@ -280,7 +278,7 @@ async fn kinesis_watermarks_count_exactly_once() {
     let mut traffic = Traffic::new(log_processor::ACCESS_LOG_FORMAT, 30, 1.1, 30, 0.3, 5);
     let mut truth = Vec::new();
     let mut records = Vec::new();
-    let mut t = START;
+    let mut t = start();
     for _ in 0..16 {
         let (events, gen) = traffic.events(25, t, 61);
         t += 25 * 61;
@@ -401,7 +399,7 @@ async fn anonymous_identities_share_bucket_items() {
     let processor = common::processor(counted, config(&h, &vars));
     // 3,000 IPs taking 80 % of 4,000 requests: most IPs are seen once or twice.
     let mut traffic = Traffic::new(log_processor::ACCESS_LOG_FORMAT, 10, 1.1, 3_000, 0.8, 11);
-    let (events, truth) = traffic.events(4_000, START, 7);
+    let (events, truth) = traffic.events(4_000, start(), 7);
     let records: Vec<Vec<u8>> = events
         .chunks(500)
         .map(|chunk| gzip(&payload_json("api-logs", "s", chunk)))
@@ -456,7 +454,7 @@ async fn bad_input_writes_nothing() {
     bomb_input.resize(20 << 20, b' ');
     let events = [Event {
         id: "1".into(),
-        timestamp: START,
+        timestamp: start(),
         message: r#"{"tollgate":1,"identity":"key:a"}"#.into(),
     }];
     let good = gzip(&payload_json("g", "s", &events));
@@ -496,7 +494,7 @@ async fn bad_input_writes_nothing() {
     .enumerate()
     .map(|(i, m)| Event {
         id: i.to_string(),
-        timestamp: START,
+        timestamp: start(),
         message: m.to_string(),
     })
     .collect();
@@ -525,18 +523,37 @@ async fn application_meters() {
             ],
         ),
     );
+    // Four lines between 08:00 and 08:59:59.999 of the tests' day.
+    let eight = Window::Day.period_of(start()).unwrap().start + 8 * 3_600_000;
+    let at = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(eight + ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
     let lines = [
-        r#"{"tollgate":1,"identity":"key:a","meter":"tokens","value":100,"time":"2026-11-18T08:00:00Z"}"#,
-        r#"{"tollgate":1,"identity":"key:a","meter":"tokens","value":23,"time":"2026-11-18T08:59:59.999Z"}"#,
-        r#"{"tollgate":1,"identity":"key:a","meter":"peak","value":9,"time":"2026-11-18T08:10:00Z"}"#,
-        r#"{"tollgate":1,"identity":"key:a","meter":"peak","value":4,"time":"2026-11-18T08:20:00Z"}"#,
+        format!(
+            r#"{{"tollgate":1,"identity":"key:a","meter":"tokens","value":100,"time":"{}"}}"#,
+            at(0)
+        ),
+        format!(
+            r#"{{"tollgate":1,"identity":"key:a","meter":"tokens","value":23,"time":"{}"}}"#,
+            at(3_599_999)
+        ),
+        format!(
+            r#"{{"tollgate":1,"identity":"key:a","meter":"peak","value":9,"time":"{}"}}"#,
+            at(600_000)
+        ),
+        format!(
+            r#"{{"tollgate":1,"identity":"key:a","meter":"peak","value":4,"time":"{}"}}"#,
+            at(1_200_000)
+        ),
     ];
     let events: Vec<Event> = lines
         .iter()
         .enumerate()
         .map(|(i, m)| Event {
             id: i.to_string(),
-            timestamp: START,
+            timestamp: start(),
             message: m.to_string(),
         })
         .collect();
@@ -544,13 +561,10 @@ async fn application_meters() {
     processor.handle(event.clone()).await.unwrap();
     processor.handle(event).await.unwrap();
     let got = usage_items(&h.client(), &h.tables.usage).await;
-    let key = |pk: &str, sk: &str| (pk.to_owned(), format!("{sk}#{TEST_REGION}"));
-    assert_eq!(
-        got.get(&key("tokens#key:a", "hour#2026-11-18T08")),
-        Some(&123)
-    );
-    assert_eq!(got.get(&key("tokens#key:a", "month#2026-11")), Some(&123));
-    assert_eq!(got.get(&key("peak#key:a", "hour#2026-11-18T08")), Some(&9));
-    assert_eq!(got.get(&key("peak#key:a", "month#2026-11")), Some(&9));
+    let key = |pk: &str, window: Window| (pk.to_owned(), label(window, eight));
+    assert_eq!(got.get(&key("tokens#key:a", Window::Hour)), Some(&123));
+    assert_eq!(got.get(&key("tokens#key:a", Window::Month)), Some(&123));
+    assert_eq!(got.get(&key("peak#key:a", Window::Hour)), Some(&9));
+    assert_eq!(got.get(&key("peak#key:a", Window::Month)), Some(&9));
     assert_eq!(got.len(), 4, "no day items: {got:?}");
 }

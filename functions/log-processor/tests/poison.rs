@@ -12,14 +12,14 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
+use tollgate_core::Window;
 use tollgate_tests::cloudwatch::{
     base64, control_json, direct_event, gzip, kinesis_event, payload_json, Event,
 };
-use tollgate_tests::{Harness, TEST_REGION};
+use tollgate_tests::Harness;
 
-use common::{config, count_items, usage_items};
+use common::{config, count_items, label, start, usage_items};
 
-const START: i64 = 1_795_000_000_000;
 const GROUP: &str = "/aws/apigateway/tollgate-access";
 const ACCOUNT: &str = "123456789012";
 
@@ -69,7 +69,7 @@ fn lines(ids: &[&str], identity: &str) -> Vec<Event> {
     ids.iter()
         .map(|id| Event {
             id: (*id).into(),
-            timestamp: START,
+            timestamp: start(),
             message: format!(r#"{{"tollgate":1,"identity":"{identity}"}}"#),
         })
         .collect()
@@ -239,7 +239,7 @@ async fn poison_records_in_a_kinesis_batch_are_quarantined() {
         }
         let got = usage_items(&h.client(), &h.tables.usage).await;
         let day = |pk: &str| {
-            got.get(&(pk.to_owned(), format!("day#2026-11-18#{TEST_REGION}")))
+            got.get(&(pk.to_owned(), label(Window::Day, start())))
                 .copied()
         };
         assert_eq!(day("requests#key:a"), Some(5), "{dedupe}: {got:?}");
@@ -302,10 +302,7 @@ async fn poison_direct_deliveries_are_quarantined() {
     }
     let got = usage_items(&h.client(), &h.tables.usage).await;
     assert_eq!(
-        got.get(&(
-            "requests#key:a".to_owned(),
-            format!("day#2026-11-18#{TEST_REGION}")
-        )),
+        got.get(&("requests#key:a".to_owned(), label(Window::Day, start()))),
         Some(&3),
         "{got:?}"
     );

@@ -7,12 +7,11 @@ mod common;
 
 use log_processor::ACCESS_LOG_FORMAT;
 use serde_json::json;
+use tollgate_core::Window;
 use tollgate_tests::cloudwatch::{direct_event, gzip, kinesis_event, payload_json, Event};
-use tollgate_tests::{Harness, TEST_REGION};
+use tollgate_tests::Harness;
 
-use common::{config, usage_items};
-
-const START: i64 = 1_795_000_000_000;
+use common::{config, label, start, usage_items};
 
 /// An access line as API Gateway renders [`ACCESS_LOG_FORMAT`].
 fn line(n: usize, ip: &str, identity: &str, error_type: &str, referer: &str) -> Event {
@@ -23,7 +22,10 @@ fn line(n: usize, ip: &str, identity: &str, error_type: &str, referer: &str) -> 
     };
     let message = ACCESS_LOG_FORMAT
         .replace("$context.requestId", &format!("req-{n}"))
-        .replace("$context.requestTimeEpoch", &(START + n as i64).to_string())
+        .replace(
+            "$context.requestTimeEpoch",
+            &(start() + n as i64).to_string(),
+        )
         .replace("$context.identity.sourceIp", ip)
         .replace("$context.httpMethod", "GET")
         .replace("$context.resourcePath", "/v1/lookup/{ip}")
@@ -40,7 +42,7 @@ fn line(n: usize, ip: &str, identity: &str, error_type: &str, referer: &str) -> 
     assert!(!message.contains('$'), "{message}");
     Event {
         id: format!("{n:020}"),
-        timestamp: START + n as i64,
+        timestamp: start() + n as i64,
         message,
     }
 }
@@ -90,11 +92,8 @@ async fn one_referer_from_many_ips_is_counted_for_every_call() {
     }
     let got = usage_items(&h.client(), &h.tables.usage).await;
     let day = |identity: &str| {
-        got.get(&(
-            format!("requests#{identity}"),
-            format!("day#2026-11-18#{TEST_REGION}"),
-        ))
-        .copied()
+        got.get(&(format!("requests#{identity}"), label(Window::Day, start())))
+            .copied()
     };
     assert_eq!(day("referer:app.example"), Some(1_000));
     assert_eq!(day("ip:10.0.0.0"), Some(5));
@@ -154,7 +153,7 @@ async fn unauthorized_lines_are_charged_to_the_source_ip() {
     assert_eq!(
         got.get(&(
             "requests#ip:198.51.100.4".to_owned(),
-            format!("day#2026-11-18#{TEST_REGION}")
+            label(Window::Day, start())
         )),
         Some(&300),
         "{got:?}"

@@ -14,6 +14,9 @@ use crate::handler::Stats;
 pub const RECORDS: &str = "Records";
 /// Records skipped (other tables or shapes, REMOVEs).
 pub const RECORDS_SKIPPED: &str = "RecordsSkipped";
+/// Records of a Usage item whose counters do not read (among the skipped;
+/// alarmed: the item's counters are not evaluated until it is repaired).
+pub const UNREADABLE_ITEMS: &str = "UnreadableItems";
 /// Copies that raised (or created) a peer's item.
 pub const COPIES: &str = "Copies";
 /// Copies that changed nothing (the peer had the value already).
@@ -37,6 +40,7 @@ pub const FAILED_RECORDS: &str = "FailedRecords";
 pub const NAMES: &[&str] = &[
     RECORDS,
     RECORDS_SKIPPED,
+    UNREADABLE_ITEMS,
     COPIES,
     COPIES_UNCHANGED,
     COPY_FAILURES,
@@ -49,11 +53,12 @@ pub const NAMES: &[&str] = &[
 ];
 
 /// The values of one invocation, in [`NAMES`]' order.
-pub fn values(s: &Stats) -> [Metric<'static>; 11] {
+pub fn values(s: &Stats) -> [Metric<'static>; 12] {
     let n = |v: usize| v as u64;
     [
         count(RECORDS, n(s.records)),
         count(RECORDS_SKIPPED, n(s.skipped)),
+        count(UNREADABLE_ITEMS, n(s.unreadable)),
         count(COPIES, n(s.replicas_raised)),
         count(COPIES_UNCHANGED, n(s.replicas_unchanged)),
         count(COPY_FAILURES, n(s.replica_failures)),
@@ -81,6 +86,7 @@ mod tests {
         let s = Stats {
             records: 9,
             skipped: 1,
+            unreadable: 1,
             replicas_raised: 4,
             replicas_unchanged: 2,
             replica_failures: 1,
@@ -97,6 +103,7 @@ mod tests {
         assert_eq!(names, NAMES);
         assert_eq!(v[RECORDS], 9);
         assert_eq!(v[COPIES], 4);
+        assert_eq!(v[UNREADABLE_ITEMS], 1);
         assert_eq!(v[PENDING_COPIES_KEPT], 1);
         assert_eq!(v[BLOCKS_WRITTEN], 5);
     }

@@ -9,6 +9,7 @@ pub mod apikey;
 pub mod billing;
 pub mod blocking;
 pub mod bucket;
+pub mod ceiling;
 pub mod clock;
 pub mod cloudevent;
 pub mod counting;

@@ -168,8 +168,11 @@ pub fn parse_value(value: f64) -> Result<u64, CoreError> {
             "value must be a whole number of the meter's unit (send 1500 ms, not 1.5 s)".into(),
         ));
     }
-    if value > 9.0e15 {
-        return Err(CoreError::Value("value is too large (at most 9e15)".into()));
+    if value > crate::ceiling::MAX_EVENT_VALUE as f64 {
+        return Err(CoreError::Value(format!(
+            "value is too large (at most {}, 9e15)",
+            crate::ceiling::MAX_EVENT_VALUE
+        )));
     }
     Ok(value as u64)
 }

@@ -14,7 +14,8 @@
 //!
 //! This is only sound when one shard's records reach the counters in order,
 //! one batch at a time: the Kinesis event source mapping with a
-//! parallelization factor of 1, as `template.yaml` sets it.
+//! parallelization factor of 1, as `template.yaml` sets it
+//! ([`in_order`]).
 
 use std::fmt;
 
@@ -65,6 +66,16 @@ impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Whether a Kinesis event source mapping with `parallelization_factor`
+/// delivers one shard's records in order, one batch at a time, as the
+/// watermark needs: only at factor 1. With a larger factor Lambda runs
+/// several batches of one shard at once (split by partition key), their
+/// positions interleave, and a batch behind a watermark another batch
+/// moved would be discarded as already counted.
+pub fn in_order(parallelization_factor: u32) -> bool {
+    parallelization_factor <= 1
 }
 
 fn shorten(s: &str) -> &str {

@@ -4,15 +4,26 @@
 
 use aws_sdk_dynamodb::Client;
 use serde_json::{json, Value};
-use tollgate_core::{Aggregation, MeterDef, MeterName, Region};
+use tollgate_core::{Aggregation, MeterDef, MeterName, Region, Window};
 use tollgate_idempotency::{Idempotency, ManualClock};
 use tollgate_store::{CommitStore, KeysStore, TableNames};
 use tollgate_tests::Harness;
 
 use ingest::{Config, Ingest, Stores};
 
-/// 2026-11-18T11:06:40Z.
-pub const NOW: i64 = 1_795_000_000_000;
+/// The tests' "now": 11:06:40 UTC on the 18th of the month after the wall
+/// clock's ([`tollgate_tests::clock::test_now`]), so no marker, request
+/// record or hour item a test writes is past its TTL while the test runs
+/// (DynamoDB Local's TTL sweeper deletes by the wall clock).
+pub fn now() -> i64 {
+    tollgate_tests::clock::test_now()
+}
+
+/// `window`'s period at `at` in `region`, as a counter's sort key ends
+/// (`day#<date>#local-a`).
+pub fn label(window: Window, at: i64, region: &str) -> String {
+    tollgate_tests::clock::label_in(window, at, region)
+}
 
 /// Defines `tokens` (sum), `calls` (count) and `peak` (max).
 pub async fn define_meters(client: &Client, tables: &TableNames) {
@@ -35,12 +46,7 @@ pub async fn define_meters(client: &Client, tables: &TableNames) {
 
 /// The configuration for a harness's tables in `region`.
 pub fn config(tables: &TableNames, region: &str) -> Config {
-    let mut config = Config::new(tables.clone(), Region::new(region).unwrap());
-    // The tests' clock stands at NOW, days before the wall clock; DynamoDB
-    // Local's TTL sweeper deletes by the wall clock, and would delete a
-    // request record that expires 24 h after NOW in the middle of a test.
-    config.request_key_expiry = std::time::Duration::from_secs(3650 * 86_400);
-    config
+    Config::new(tables.clone(), Region::new(region).unwrap())
 }
 
 /// An `Ingest` on `client`'s stores (as `main.rs` builds them), with `clock`.
@@ -58,9 +64,9 @@ pub fn ingest_on(client: Client, config: Config, clock: ManualClock) -> Ingest {
     Ingest::with_clock(stores, config, clock)
 }
 
-/// An `Ingest` on `client` with a manual clock at `NOW`.
+/// An `Ingest` on `client` with a manual clock at [`now`].
 pub fn ingest_at(client: Client, config: Config) -> (Ingest, ManualClock) {
-    let clock = ManualClock::new(NOW as u64);
+    let clock = ManualClock::new(now() as u64);
     (ingest_on(client, config, clock.clone()), clock)
 }
 

@@ -542,10 +542,12 @@ fn app_line<'a>(marker_ok: bool, raw: RawLine<'a>, event_time: UnixMillis) -> Li
     let value = match raw.value {
         None => 1,
         Some(Num::Absent) => return invalid("value is empty"),
-        Some(Num::Int(i)) => match u64::try_from(i) {
-            Ok(v) if v as f64 <= 9.0e15 => v,
-            _ => return invalid("value must be a whole number 0 to 9e15"),
-        },
+        Some(Num::Int(i)) => {
+            match u64::try_from(i).map(tollgate_core::ceiling::check_event_value) {
+                Ok(Ok(v)) => v,
+                _ => return invalid("value must be a whole number 0 to 9e15"),
+            }
+        }
         Some(Num::Float(f)) => match tollgate_core::meter::parse_value(f) {
             Ok(v) => v,
             Err(e) => return invalid(e.to_string()),

@@ -11,6 +11,20 @@ use tollgate_store::{CommitStore, KeysStore};
 use tollgate_tests::traffic::Generated;
 use tollgate_tests::{Harness, TEST_REGION};
 
+/// When the tests' log events happen: 11:06:40 UTC on the 18th of the
+/// month after the wall clock's ([`tollgate_tests::clock::test_now`]), so
+/// no hour item a test writes is past its TTL while the test runs
+/// (DynamoDB Local's TTL sweeper deletes by the wall clock).
+pub fn start() -> i64 {
+    tollgate_tests::clock::test_now()
+}
+
+/// `window`'s period at `at` in the test region, as a counter's label is
+/// (`day#<date>#<region>`).
+pub fn label(window: Window, at: i64) -> String {
+    tollgate_tests::clock::label_in(window, at, TEST_REGION)
+}
+
 /// The configuration for a harness's tables.
 pub fn config(h: &Harness, extra: &[(&str, &str)]) -> Config {
     let mut vars: BTreeMap<String, String> = [

@@ -189,11 +189,14 @@ impl QuotaSync {
                         Skip::Remove | Skip::OtherTable(_) | Skip::Unchanged => {
                             debug!(position, %skip, "skipped")
                         }
-                        Skip::Unreadable(_) => tracing::error!(
-                            position,
-                            %skip,
-                            "an unreadable Usage item: its counters are not evaluated until it is repaired"
-                        ),
+                        Skip::Unreadable(_) => {
+                            stats.unreadable += 1;
+                            tracing::error!(
+                                position,
+                                %skip,
+                                "an unreadable Usage item: its counters are not evaluated until it is repaired"
+                            )
+                        }
                         _ => info!(position, %skip, "skipped a record"),
                     }
                 }

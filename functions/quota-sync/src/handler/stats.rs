@@ -9,6 +9,10 @@ pub struct Stats {
     pub records: usize,
     /// Records skipped (other tables or shapes, REMOVEs).
     pub skipped: usize,
+    /// Of those, records of a Usage item whose counters do not read (a
+    /// damaged item: logged as an error, counted apart and alarmed, as
+    /// its counters are not evaluated until it is repaired).
+    pub unreadable: usize,
     /// Distinct region counters after collapsing repeated updates (a month
     /// item's update of its month and one day is two).
     pub items: usize,

@@ -134,16 +134,10 @@ impl UsageItem {
     }
 }
 
-/// A stored counter's value: a whole, non-negative number; one past
-/// `u64::MAX` (DynamoDB holds up to 38 digits) reads as `u64::MAX`, so an
-/// overflowing counter still reads, at its ceiling, instead of becoming
-/// unreadable.
+/// A stored counter's value: the rule of [`tollgate_core::ceiling::read_counter`]
+/// (one past `u64::MAX` reads at the ceiling instead of breaking its item).
 fn counter_value(text: &str) -> Option<u64> {
-    if let Ok(v) = text.parse::<u64>() {
-        return Some(v);
-    }
-    let digits = text.trim_start_matches('+');
-    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(u64::MAX)
+    tollgate_core::ceiling::read_counter(text)
 }
 
 /// A counter's value per region from the cells of `items` (as
