@@ -273,6 +273,7 @@ pub(super) fn bill(i: &Inputs<'_>) -> Value {
     json!({
         "regions": i.regions,
         "monthly_calls": monthly_calls,
+        "services": tollgate.services.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
         "tollgate": services_json(&tollgate),
         "baseline": services_json(&baseline),
         "tollgate_total": tollgate.total(),
