@@ -50,6 +50,7 @@ def main(paths):
     print("| alternative | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(runs))
     print("| X-Ray on (default sampling), added | " + " | ".join(money(r["all_in_per_million"]["xray_if_on"]) for r in runs) + " |")
+    print("| Metrics=false (no EMF line, no custom metric), saved | " + " | ".join(money(r["all_in_per_million"].get("metrics_off_saves", 0.0)) for r in runs) + " |")
     print("| Kinesis provisioned instead of on demand | " + " | ".join(
         money(r["all_in_per_million"]["kinesis"]["provisioned"]) if r["settings"]["source"] == "kinesis" else "-" for r in runs) + " |")
     print()

@@ -31,6 +31,9 @@ pub(super) struct Function {
     /// Log events and bytes it printed (tracing and EMF lines).
     pub log_events: f64,
     pub log_bytes: f64,
+    /// Of which embedded-metric lines (none with `Metrics=false`).
+    pub emf_events: f64,
+    pub emf_bytes: f64,
 }
 
 /// What the bill reads, totals over the run.
@@ -184,6 +187,8 @@ pub(super) fn bill(i: &Inputs<'_>) -> Value {
         billed_seconds: per_call(a.billed_seconds) * i.calls,
         log_events: per_call(a.log_events) * i.calls,
         log_bytes: per_call(a.log_bytes) * i.calls,
+        emf_events: per_call(a.emf_events) * i.calls,
+        emf_bytes: per_call(a.emf_bytes) * i.calls,
     };
     let b = function_dollars(&baseline_fn, MEMORY_MB[0]).map(|x| x * per_million);
     let baseline = Design {
@@ -226,7 +231,20 @@ pub(super) fn bill(i: &Inputs<'_>) -> Value {
         p::API_GATEWAY_REST_PER_MILLION,
         p::API_GATEWAY_REST_PER_MILLION
     );
-    say!("  alternatives: X-Ray on (default sampling, {:.1} % of calls traced) +{xray_if_on:.4}; Kinesis provisioned ({shards} shard per region) {kinesis_provisioned:.4} instead of on demand", xray_share(i.calls_per_second / i.regions.max(1.0)) * 100.0);
+    // Metrics=false (a template parameter): no EMF line, no custom metric.
+    let metrics_off_saves = metrics
+        + i.functions
+            .iter()
+            .map(|f| logs_dollars(f.emf_bytes, f.emf_events))
+            .sum::<f64>()
+            * per_million;
+    say!(
+        "  alternatives: X-Ray on (default sampling, {:.1} % of calls traced) +{xray_if_on:.4}; Metrics=false -{metrics_off_saves:.4} (its alarms then read nothing)",
+        xray_share(i.calls_per_second / i.regions.max(1.0)) * 100.0
+    );
+    if i.kinesis {
+        say!("  Kinesis provisioned ({shards} shard per region) {kinesis_provisioned:.4} instead of {kinesis_on_demand:.4} on demand");
+    }
 
     say!("\n== tollgate by function, $ per 1,000,000 calls ==");
     say!(
@@ -283,11 +301,13 @@ pub(super) fn bill(i: &Inputs<'_>) -> Value {
         "by_function": by_function.iter().enumerate().map(|(k, (name, d))| json!({
             "function": name, "dynamodb": d[0], "lambda_requests": d[1], "lambda_duration": d[2], "own_logs": d[3],
             "log_bytes_per_invocation": i.functions[k].log_bytes / i.functions[k].invocations.max(1.0),
+            "emf_bytes_per_invocation": i.functions[k].emf_bytes / i.functions[k].invocations.max(1.0),
         })).collect::<Vec<_>>(),
         "access_log": {"lines": i.access_lines, "bytes_per_line": i.access_bytes / i.access_lines.max(1.0)},
         "kinesis": {"records": r.records, "bytes": r.bytes, "billed_kb": r.billed_kb, "read_kb": r.read_kb, "put_units": r.put_units,
                      "on_demand": kinesis_on_demand, "provisioned": kinesis_provisioned, "shards_per_region": shards},
         "xray_if_on": xray_if_on,
+        "metrics_off_saves": metrics_off_saves,
         "custom_metrics_per_region": i.metrics,
         "seed_anchor": {"calls_per_month": SEED_CALLS_PER_MONTH, "dollars_per_month": SEED_DOLLARS_PER_MONTH,
                         "tollgate_overhead_per_month": overhead * 25.0, "with_api_gateway": anchor_month},

@@ -205,7 +205,7 @@ pub(super) async fn play(
     };
     let batch_ms = i64::from(w.log_batch_seconds) * 1000;
     let mut next_flush = batch_ms;
-    let mut progress = Progress::new(calls.len());
+    let mut progress = Progress::new("calls", calls.len());
     for (seq, call) in calls.iter().enumerate() {
         while call.at_ms >= next_flush {
             playing.flush(regions).await?;
@@ -463,41 +463,50 @@ pub(super) async fn pump_all(
 }
 
 /// A progress line on stderr every few seconds, with the ETA.
-struct Progress {
+pub(super) struct Progress {
+    what: &'static str,
     total: usize,
     started: Instant,
     last: Instant,
 }
 
 impl Progress {
-    fn new(total: usize) -> Progress {
+    /// Progress over `total` `what`s.
+    pub(super) fn new(what: &'static str, total: usize) -> Progress {
         let now = Instant::now();
         Progress {
+            what,
             total,
             started: now,
             last: now,
         }
     }
 
-    /// `done` calls played.
-    fn tick(&mut self, done: usize) {
+    /// `done` of them done.
+    pub(super) fn tick(&mut self, done: usize) {
         if self.last.elapsed().as_secs() < 5 && done < self.total {
             return;
         }
         self.last = Instant::now();
         let elapsed = self.started.elapsed().as_secs_f64();
         let eta = elapsed / done.max(1) as f64 * (self.total - done) as f64;
-        let _ = say_progress(done, self.total, elapsed, eta);
+        let _ = say_progress(self.what, done, self.total, elapsed, eta);
     }
 }
 
 /// Prints one progress line (stderr, whatever `--output`).
-fn say_progress(done: usize, total: usize, elapsed: f64, eta: f64) -> std::io::Result<()> {
+fn say_progress(
+    what: &str,
+    done: usize,
+    total: usize,
+    elapsed: f64,
+    eta: f64,
+) -> std::io::Result<()> {
     use std::io::Write;
     let mut err = std::io::stderr().lock();
     writeln!(
         err,
-        "progress: {done}/{total} calls ({:.0} %), {elapsed:.0} s, ETA {eta:.0} s",
+        "progress: {done}/{total} {what} ({:.0} %), {elapsed:.0} s, ETA {eta:.0} s",
         done as f64 * 100.0 / total.max(1) as f64
     )
 }

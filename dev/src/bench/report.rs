@@ -136,6 +136,8 @@ fn bill_inputs<'a>(run: &'a Run<'_>, baseline: Units, per_million: f64) -> bill:
             billed_seconds: inv.billed_seconds,
             log_events: (printed.lines + printed.emf_lines) as f64,
             log_bytes: (printed.bytes + printed.emf_bytes) as f64,
+            emf_events: printed.emf_lines as f64,
+            emf_bytes: printed.emf_bytes as f64,
         };
     }
     let series = |only: Option<&str>| {
