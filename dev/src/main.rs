@@ -60,11 +60,21 @@ enum BenchCommand {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Bench {
+            command: BenchCommand::Cost(_)
+        }
+    ) {
+        // The cost run counts the bytes the functions log (and still shows its own on stderr).
+        bench::capture::install();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match cli.command {
         Command::Demo(args) => demo::run(args).await,
         Command::Bench {

@@ -15,6 +15,7 @@ use serde_json::Value;
 use tollgate_store::TableNames;
 use tollgate_testkit::pump::{local_pump, InProcess, Invoke, Pump, PumpOptions, Round};
 use tollgate_testkit::streams::StartPosition;
+use tracing::Instrument;
 
 use crate::invoke::InvokeClient;
 
@@ -58,7 +59,13 @@ pub fn in_process(handler: Arc<QuotaSync>) -> Arc<dyn Invoke> {
     Arc::new(InProcess::new("quota-sync", move |event: Value| {
         let handler = handler.clone();
         async move {
-            let outcome = handler.handle(&event).await.map_err(|e| e.to_string())?;
+            // As the function's main.rs: the runtime's span, then the metric line.
+            let outcome = handler
+                .handle(&event)
+                .instrument(crate::bench::capture::request_span())
+                .await
+                .map_err(|e| e.to_string())?;
+            quota_sync::metrics::emit(&outcome.stats);
             serde_json::to_value(&outcome.response).map_err(|e| e.to_string())
         }
     }))

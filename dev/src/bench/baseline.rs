@@ -8,6 +8,7 @@ use tollgate_core::Identity;
 use tollgate_store::attr::{n, s};
 use tollgate_store::{RequestCounter, TableNames};
 
+use super::play::Progress;
 use super::setup::counted;
 
 /// The write-per-request design: each counted request is one `UpdateItem`
@@ -35,6 +36,11 @@ pub(super) async fn baseline(
         let _ = r;
     }
     counter.reset();
+    let writes = allowed
+        .iter()
+        .map(|(_, _, twice)| 1 + usize::from(*twice))
+        .sum();
+    let mut progress = Progress::new("baseline writes", writes);
     let jobs = allowed.iter().flat_map(|(r, identity, twice)| {
         let times = if *twice { 2 } else { 1 };
         (0..times).map(move |_| (*r, identity.clone()))
@@ -77,6 +83,11 @@ pub(super) async fn baseline(
         }
     }))
     .buffer_unordered(16)
+    .enumerate()
+    .map(|(done, result)| {
+        progress.tick(done + 1);
+        result
+    })
     .collect()
     .await;
     results.into_iter().collect::<Result<Vec<()>>>()?;

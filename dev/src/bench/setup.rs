@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 use futures::StreamExt;
@@ -31,7 +30,6 @@ pub(super) async fn tables_and_keys(
     start_ms: i64,
     args: &BenchArgs,
 ) -> Result<HashMap<usize, ApiKey>> {
-    let setup_started = Instant::now();
     let keys_used: Vec<usize> = {
         let mut k: Vec<usize> = calls
             .iter()
@@ -48,49 +46,49 @@ pub(super) async fn tables_and_keys(
         .iter()
         .map(|&i| (i, key_for(args.seed, i)))
         .collect();
-    for region in region_names {
-        let client = tollgate_store::local_client(endpoint, region);
-        for spec in TABLES {
-            spec.create(&client, names.name_of(&spec)).await?;
+    // Every region at once: at 10 regions, one after another took minutes.
+    futures::future::try_join_all(region_names.iter().map(|region| {
+        let secrets = &secrets;
+        async move {
+            let client = tollgate_store::local_client(endpoint, region);
+            for spec in TABLES {
+                spec.create(&client, names.name_of(&spec)).await?;
+            }
+            let store = KeysStore::new(client, &names.keys);
+            for plan in plans()? {
+                store.put_plan(&plan).await?;
+            }
+            store
+                .put_meter(&tollgate_core::MeterDef {
+                    name: MeterName::new("tokens")?,
+                    aggregation: tollgate_core::Aggregation::Sum,
+                    unit: "tokens".into(),
+                    value_path: None,
+                })
+                .await?;
+            let jobs = secrets.iter().map(|(i, key)| {
+                let store = store.clone();
+                let record = KeyRecord {
+                    key_id: key.key_id(),
+                    customer: format!("customer-{i}"),
+                    plan: "paid".into(),
+                    status: KeyStatus::Active,
+                    expires_at: None,
+                    valid_until: None,
+                };
+                let digest = key.digest();
+                async move { store.create_key(&digest, &record, start_ms).await }
+            });
+            let results: Vec<_> = futures::stream::iter(jobs)
+                .buffer_unordered(16)
+                .collect()
+                .await;
+            results.into_iter().collect::<Result<Vec<()>, _>>()?;
+            anyhow::Ok(())
         }
-        let store = KeysStore::new(client, &names.keys);
-        for plan in plans()? {
-            store.put_plan(&plan).await?;
-        }
-        store
-            .put_meter(&tollgate_core::MeterDef {
-                name: MeterName::new("tokens")?,
-                aggregation: tollgate_core::Aggregation::Sum,
-                unit: "tokens".into(),
-                value_path: None,
-            })
-            .await?;
-        let jobs = secrets.iter().map(|(i, key)| {
-            let store = store.clone();
-            let record = KeyRecord {
-                key_id: key.key_id(),
-                customer: format!("customer-{i}"),
-                plan: "paid".into(),
-                status: KeyStatus::Active,
-                expires_at: None,
-                valid_until: None,
-            };
-            let digest = key.digest();
-            async move { store.create_key(&digest, &record, start_ms).await }
-        });
-        let results: Vec<_> = futures::stream::iter(jobs)
-            .buffer_unordered(16)
-            .collect()
-            .await;
-        results.into_iter().collect::<Result<Vec<()>, _>>()?;
-    }
-    println!(
-        "set-up: {} keys in {} regions in {:.1} s (not counted)",
-        secrets.len(),
-        args.regions,
-        setup_started.elapsed().as_secs_f64()
-    );
-
+    }))
+    .await?;
+    let _ = args;
     Ok(secrets)
 }
 
@@ -266,16 +264,18 @@ pub(super) async fn region(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let qs = quota_sync::handler::QuotaSync::new(
-        &qs_config,
-        UsageStore::new(qs_client.clone(), &names.usage),
-        KeysStore::new(qs_client, &names.keys),
-        peer_stores,
-    )
-    // Its caches expire on the simulation's time, as they would in a real hour.
-    .with_clock(Arc::new(clock.clone()));
+    let qs = Arc::new(
+        quota_sync::handler::QuotaSync::new(
+            &qs_config,
+            UsageStore::new(qs_client.clone(), &names.usage),
+            KeysStore::new(qs_client, &names.keys),
+            peer_stores,
+        )
+        // Its caches expire on the simulation's time, as they would in a real hour.
+        .with_clock(Arc::new(clock.clone())),
+    );
     let reader = local_reader(endpoint, name, &names.usage, StartPosition::Latest);
-    let invoker = in_process(Arc::new(qs));
+    let invoker = in_process(qs.clone());
     let pump = RegionPump::new(
         reader,
         invoker,
@@ -291,7 +291,34 @@ pub(super) async fn region(
         log,
         ingest,
         pump,
+        quota_sync: qs,
         counters,
         next_seq: 1_000,
     })
+}
+
+/// Deletes the run's tables in every region (the smoke run's, on a
+/// DynamoDB Local other tests share).
+pub(super) async fn delete_tables(
+    endpoint: &str,
+    region_names: &[String],
+    names: &TableNames,
+) -> Result<()> {
+    for region in region_names {
+        let client = tollgate_store::local_client(endpoint, region);
+        let mut tables: Vec<String> = TABLES
+            .iter()
+            .map(|spec| names.name_of(spec).to_owned())
+            .collect();
+        tables.push(format!("{}-baseline", names.usage));
+        for table in tables {
+            client
+                .delete_table()
+                .table_name(&table)
+                .send()
+                .await
+                .map_err(|e| anyhow!("deleting {table} in {region}: {e}"))?;
+        }
+    }
+    Ok(())
 }

@@ -157,9 +157,26 @@ impl Line<'_> {
     }
 }
 
+/// Where metric lines go instead of stdout once [`capture`] set it. Never
+/// set in a function: only a benchmark running the handlers in process.
+static SINK: OnceLock<fn(&Line<'_>)> = OnceLock::new();
+
+/// Sends every metric line of this process to `sink` instead of stdout,
+/// whatever the environment, so that a benchmark running the handlers in
+/// process can count the bytes and metrics Lambda would ingest. Returns
+/// false (and changes nothing) when a sink was already set.
+pub fn capture(sink: fn(&Line<'_>)) -> bool {
+    SINK.set(sink).is_ok()
+}
+
 /// Prints `line` on stdout, as one line, when metrics are on (see the
-/// module's documentation); otherwise does nothing.
+/// module's documentation); otherwise does nothing. With a [`capture`]
+/// sink, hands the line to it instead.
 pub fn emit(line: &Line<'_>) {
+    if let Some(sink) = SINK.get() {
+        sink(line);
+        return;
+    }
     let Some(function) = function_name() else {
         return;
     };
