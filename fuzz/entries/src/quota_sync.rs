@@ -36,10 +36,10 @@ pub fn stream_record(sequence: &str, image: &Value) -> Value {
 /// block item in typed JSON; 3, three sequence numbers, one a line.
 ///
 /// Panics only if an invariant breaks: a decoded record yields changes of
-/// the item its image names, at its position and sequence number; the
+/// the partition its image names, at its position and sequence number; the
 /// collapsed batch has one entry per counter, at its largest value and
 /// earliest sequence number, and loses no record; an item's counters are
-/// cells of that item whose attributes hold them; an item read whole and
+/// of its partition; an item read whole and
 /// as a stream image gives the same counters; blocks print and read back;
 /// sequence numbers are totally ordered.
 pub fn fuzz_stream(bytes: &[u8]) {
@@ -89,10 +89,10 @@ fn check_batch(records: &[Value]) {
                 record["dynamodb"]["SequenceNumber"].as_str()
             );
             let holder = change.item.key.item();
-            assert_eq!(
-                (Some(holder.pk.as_str()), Some(holder.sk.as_str())),
-                (pk, sk)
-            );
+            // The image's partition (a day-keyed item's counter is held,
+            // as tollgate writes it, by the month's item).
+            assert_eq!(Some(holder.pk.as_str()), pk);
+            assert!(sk.is_some());
         }
         changes.extend(decoded);
     }
@@ -120,9 +120,7 @@ fn check_usage_item(value: &Value) {
         for item in items {
             let holder = item.key.item();
             assert_eq!(value["pk"]["S"].as_str(), Some(holder.pk.as_str()));
-            assert_eq!(value["sk"]["S"].as_str(), Some(holder.sk.as_str()));
-            let attribute = item.key.cell().attribute();
-            assert!(value[attribute.as_ref()]["N"].is_string(), "{attribute}");
+            assert!(value["sk"]["S"].is_string());
         }
     }
     // As a stream record's image: the same counters, when every attribute
