@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use aws_sdk_dynamodb::Client;
 use clap::Subcommand;
 use tollgate_core::Plan;
@@ -66,41 +66,12 @@ pub async fn run(client: &Client, names: &TableNames, command: PlansCommand) -> 
     Ok(())
 }
 
-/// Reads one plan or a list of plans (JSON for `.json` files, else YAML),
-/// each validated, no name twice.
+/// Reads a plan file ([`tollgate_app::plan_file::parse_plans`]).
 pub fn parse_plans(text: &str, path: &Path) -> Result<Vec<Plan>> {
-    let is_json = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let plans: Vec<Plan> = if is_json {
-        let value: serde_json::Value = serde_json::from_str(text)
-            .with_context(|| format!("{} is not valid JSON", path.display()))?;
-        if value.is_array() {
-            serde_json::from_value(value)
-        } else {
-            serde_json::from_value(value).map(|p| vec![p])
-        }
-        .with_context(|| format!("{} is not a plan or a list of plans", path.display()))?
-    } else {
-        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)
-            .with_context(|| format!("{} is not valid YAML", path.display()))?;
-        if value.is_sequence() {
-            serde_yaml_ng::from_value(value)
-        } else {
-            serde_yaml_ng::from_value(value).map(|p| vec![p])
-        }
-        .with_context(|| format!("{} is not a plan or a list of plans", path.display()))?
-    };
-    if plans.is_empty() {
-        bail!("{} holds no plan", path.display());
-    }
-    for (i, plan) in plans.iter().enumerate() {
-        plan.validate()?;
-        if plans[..i].iter().any(|p| p.name == plan.name) {
-            bail!("plan {:?} appears twice in {}", plan.name, path.display());
-        }
-    }
-    Ok(plans)
+    Ok(tollgate_app::plan_file::parse_plans(
+        text,
+        &path.display().to_string(),
+    )?)
 }
 
 /// Stores the plans; one line per plan saying what was stored.

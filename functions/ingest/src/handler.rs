@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::meters::{MeterCache, Meters};
 use crate::request::EventsRequest;
 use crate::response::ApiResponse;
+use crate::route::{route, Route};
 use crate::stores::Stores;
 use crate::validate::{validate_all, Checked, Rules};
 
@@ -125,8 +126,8 @@ impl Ingest {
                 .and_then(|q| q.first(name))
                 .map(str::to_owned)
         };
-        let response = if path.ends_with("/v1/events") {
-            if method == "POST" {
+        let response = match route(&method, &path) {
+            Route::Events => {
                 let key = req
                     .headers()
                     .get("idempotency-key")
@@ -146,39 +147,29 @@ impl Ingest {
                     ),
                     (Ok(events), None) => self.post(&events).await,
                 }
-            } else {
-                ApiResponse::error(405, "method_not_allowed", "use POST")
             }
-        } else if path.ends_with("/v1/usage/top") {
-            if method == "GET" {
-                match parse_top_query(param) {
-                    Ok(q) => self.top(&q).await,
-                    Err(e) => query_error(e),
-                }
-            } else {
-                ApiResponse::error(405, "method_not_allowed", "use GET")
-            }
-        } else if path.ends_with("/v1/usage") {
-            if method == "GET" {
-                match parse_usage_query(param, self.now()) {
-                    Ok(q) => match query_usage(&self.usage_sources(), &q).await {
-                        Ok(report) => ApiResponse {
-                            status: 200,
-                            body: serde_json::to_value(report).unwrap_or(Value::Null),
-                        },
-                        Err(e) => query_error(e),
+            Route::Top => match parse_top_query(param) {
+                Ok(q) => self.top(&q).await,
+                Err(e) => query_error(e),
+            },
+            Route::Usage => match parse_usage_query(param, self.now()) {
+                Ok(q) => match query_usage(&self.usage_sources(), &q).await {
+                    Ok(report) => ApiResponse {
+                        status: 200,
+                        body: serde_json::to_value(report).unwrap_or(Value::Null),
                     },
                     Err(e) => query_error(e),
-                }
-            } else {
-                ApiResponse::error(405, "method_not_allowed", "use GET")
+                },
+                Err(e) => query_error(e),
+            },
+            Route::MethodNotAllowed { allowed } => {
+                ApiResponse::error(405, "method_not_allowed", format!("use {allowed}"))
             }
-        } else {
-            ApiResponse::error(
+            Route::NotFound => ApiResponse::error(
                 404,
                 "not_found",
                 format!("no route for {method} {path}: POST /v1/events, GET /v1/usage, GET /v1/usage/top"),
-            )
+            ),
         };
         crate::metrics::emit(&response);
         response.into_http()

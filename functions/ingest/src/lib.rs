@@ -9,6 +9,7 @@
 //! - [`commit`]: each event's marker and increments committed together,
 //!   through the one committer (`tollgate_app::commit`).
 //! - [`stores`]: the stores [`Ingest`] is built on (by `main.rs`).
+//! - [`route`]: which route a method and path take.
 //! - [`handler`]: the HTTP routes (the usage queries themselves are
 //!   `tollgate_app::usage` and `tollgate_app::top`, shared with the CLI);
 //!   [`config`]: `TOLLGATE_*` settings.
@@ -24,6 +25,7 @@ pub mod meters;
 pub mod metrics;
 pub mod request;
 pub mod response;
+pub mod route;
 pub mod stores;
 pub mod validate;
 

@@ -107,7 +107,7 @@ impl DirectId {
 /// field) is quarantined on its own, by its sequence number when it has
 /// one, instead of failing the whole event. Returns the readable records
 /// and how many were quarantined.
-pub(crate) fn kinesis_records(records: &[Value]) -> (KinesisEvent, u64) {
+pub fn kinesis_records(records: &[Value]) -> (KinesisEvent, u64) {
     let mut event = KinesisEvent::default();
     let mut rejected = 0;
     for value in records {

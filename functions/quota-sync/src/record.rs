@@ -12,8 +12,10 @@ use tollgate_core::{Cell, UsageKey};
 use tollgate_store::usage::{ImageError, Scalar, UsageItem};
 
 /// A stream record's sequence number. Sequence numbers are decimal strings
-/// of varying length, so they order by numeric value, not as text.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// of varying length, so they order by numeric value, not as text. The
+/// order is total and equality agrees with it: numbers first (`7` equals
+/// `007`), then anything else, as text.
+#[derive(Debug, Clone)]
 pub struct SequenceNumber(pub String);
 
 impl SequenceNumber {
@@ -29,12 +31,39 @@ impl SequenceNumber {
 
 impl Ord for SequenceNumber {
     fn cmp(&self, other: &Self) -> Ordering {
-        let numeric = |s: &SequenceNumber| s.0.bytes().all(|b| b.is_ascii_digit());
-        if numeric(self) && numeric(other) {
-            let (a, b) = (self.digits(), other.digits());
-            a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+        match (self.is_numeric(), other.is_numeric()) {
+            (true, true) => {
+                let (a, b) = (self.digits(), other.digits());
+                a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+            }
+            (true, false) => Ordering::Less,
+            (false, true) => Ordering::Greater,
+            (false, false) => self.0.cmp(&other.0),
+        }
+    }
+}
+
+impl SequenceNumber {
+    fn is_numeric(&self) -> bool {
+        !self.0.is_empty() && self.0.bytes().all(|b| b.is_ascii_digit())
+    }
+}
+
+// By hand, to agree with `Ord` (a derive would tell `7` from `007`).
+impl PartialEq for SequenceNumber {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for SequenceNumber {}
+
+impl std::hash::Hash for SequenceNumber {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        if self.is_numeric() {
+            (0u8, self.digits()).hash(state);
         } else {
-            self.0.cmp(&other.0)
+            (1u8, self.0.as_str()).hash(state);
         }
     }
 }
@@ -278,6 +307,12 @@ mod tests {
         assert!(s("0009") < s("10"));
         assert!(s("100000000000000000001") > s("99999999999999999999"));
         assert_eq!(s("007").cmp(&s("7")), Ordering::Equal);
+        // A total order that equality agrees with (found by the fuzz entry
+        // `tollgate_fuzz::quota_sync`: `007` and `7` compared equal but were
+        // unequal, and `2` < `10` < `1x` yet `2` > `1x`).
+        assert_eq!(s("007"), s("7"));
+        assert!(s("2") < s("10") && s("10") < s("1x") && s("2") < s("1x"));
+        assert!(s("") > s("0") && s("x") > s(""));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //!   from the top index (`GET /v1/usage/top`, `tollgate usage top`).
 //! - [`recompute`]: blocks re-checked after plans change
 //!   (`tollgate recompute-blocks`), by the rules of `tollgate_core::blocking`.
+//! - [`plan_file`]: plan files (`tollgate plans put`), YAML or JSON.
 //! - [`plans`]: the plan cache (plans and key plans for a short time).
 //! - [`commit`]: the one exactly-once committer of counted usage (ingest
 //!   and the log-processor): chunks with their dedupe markers, `max`
@@ -16,6 +17,7 @@
 //!   configuration and the plans say (log-processor, ingest).
 
 pub mod commit;
+pub mod plan_file;
 pub mod plans;
 pub mod recompute;
 pub mod top;

@@ -213,6 +213,25 @@ pub fn parse_usage_query(
     })
 }
 
+/// The `next` token of a page whose last period is `last`: `<last period>#~`
+/// in unpadded URL-safe base64 (the page after it starts past that period).
+pub fn page_token(last: &Period) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{last}#~").as_bytes())
+}
+
+/// Reads a `next` token back: the last period of the previous page, which
+/// must be a period of the query's window between its bounds (a token of
+/// another query is a bad parameter, never a read elsewhere).
+pub fn parse_page_token(token: &str, q: &UsageQuery) -> Result<Period, QueryError> {
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|t| t.strip_suffix("#~").and_then(|p| p.parse::<Period>().ok()))
+        .filter(|p| p.window == q.window && *p >= q.from && *p <= q.to)
+        .ok_or_else(|| QueryError::param("next", "not a token of this query"))
+}
+
 /// Where a usage query reads: a Usage table (any [`UsageRange`] adapter,
 /// DynamoDB's by default), and whose items it takes from it (`None`: every
 /// region's items it holds, as in a table that receives every region's
@@ -255,17 +274,8 @@ pub async fn query_usage<S: UsageRange>(
         period,
     };
     let pk = counter_at(q.from).pk();
-    // The token is `<last period>#~`: the page after it starts past that period.
     let after = match &q.next {
-        Some(token) => Some(
-            URL_SAFE_NO_PAD
-                .decode(token)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|t| t.strip_suffix("#~").and_then(|p| p.parse::<Period>().ok()))
-                .filter(|p| p.window == q.window && *p >= q.from && *p <= q.to)
-                .ok_or_else(|| QueryError::param("next", "not a token of this query"))?,
-        ),
+        Some(token) => Some(parse_page_token(token, q)?),
         None => None,
     };
     // The items that hold the periods: a day's counter is in its month's
@@ -293,8 +303,7 @@ pub async fn query_usage<S: UsageRange>(
     let more = merged.len() > q.limit;
     let page: Vec<_> = merged.into_iter().take(q.limit).collect();
     let next = if more {
-        page.last()
-            .map(|(period, _)| URL_SAFE_NO_PAD.encode(format!("{period}#~").as_bytes()))
+        page.last().map(|(period, _)| page_token(period))
     } else {
         None
     };

@@ -45,12 +45,19 @@ impl Position {
         Ok(Position(format!("{:03}{digits}", digits.len())))
     }
 
-    /// Reads a stored watermark back.
+    /// Reads a stored watermark back: only the form [`Position::of_sequence`]
+    /// stores (three digits of length, then the digits without leading
+    /// zeros), since any other text would not order as its number.
     pub fn parse(stored: &str) -> Result<Position, CoreError> {
         let bad = || CoreError::Value(format!("watermark {:?} is malformed", shorten(stored)));
         let (len, digits) = stored.split_at_checked(3).ok_or_else(bad)?;
+        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if !all_digits(len) || !all_digits(digits) {
+            return Err(bad());
+        }
         let len: usize = len.parse().map_err(|_| bad())?;
-        if len != digits.len() || len == 0 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        if len != digits.len() || !(1..=128).contains(&len) || (len > 1 && digits.starts_with('0'))
+        {
             return Err(bad());
         }
         Ok(Position(stored.to_owned()))
@@ -170,6 +177,18 @@ mod tests {
             assert!(Position::parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(Position::parse(pos(123).as_str()).unwrap(), pos(123));
+        // Only the stored form (found by the fuzz entry
+        // `tollgate_fuzz::kinesis`: `+12…` read as a length, and leading
+        // zeros made `00200` order above every one-digit position).
+        for bad in [
+            "+12123456789012",
+            "00200",
+            "0020x",
+            &format!("129{}", "9".repeat(129)),
+        ] {
+            assert!(Position::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(Position::parse("0010").unwrap(), pos(0));
     }
 
     #[test]

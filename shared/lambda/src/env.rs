@@ -224,14 +224,17 @@ impl<'a> Env<'a> {
     /// This function's region: `TOLLGATE_REGION`, else Lambda's `AWS_REGION`.
     pub fn region(&self) -> Result<Region, EnvError> {
         const VAR: &str = "TOLLGATE_REGION";
-        let text = self
+        const LAMBDA: &str = "AWS_REGION";
+        // The error names the variable the value came from.
+        let (var, text) = self
             .text(VAR)
-            .or_else(|| self.text("AWS_REGION"))
+            .map(|t| (VAR, t))
+            .or_else(|| self.text(LAMBDA).map(|t| (LAMBDA, t)))
             .ok_or(EnvError::Missing {
                 var: VAR,
                 why: "it names this region (for example eu-central-1 or local-a); AWS_REGION is used when it is unset",
             })?;
-        Region::new(&text).map_err(|e| EnvError::invalid(VAR, &text, e.to_string()))
+        Region::new(&text).map_err(|e| EnvError::invalid(var, &text, e.to_string()))
     }
 
     /// The peer regions (`TOLLGATE_PEER_REGIONS`), each with its endpoint from
@@ -404,6 +407,12 @@ mod tests {
         assert!(Env::from_pairs(&[("TOLLGATE_REGION", "a b")])
             .region()
             .is_err());
+        // An invalid value names the variable it came from (found by the
+        // fuzz entry `tollgate_fuzz::env`: it named TOLLGATE_REGION, unset).
+        let err = Env::from_pairs(&[("AWS_REGION", "a b")])
+            .region()
+            .unwrap_err();
+        assert_eq!(err.var(), "AWS_REGION");
     }
 
     #[test]

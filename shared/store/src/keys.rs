@@ -71,6 +71,16 @@ pub fn parse_key(item: &Item) -> Result<KeyRecord, StoreError> {
     })
 }
 
+/// The attribute of a block item that holds `block`, and its value.
+pub(crate) fn block_attribute(block: &Block) -> (String, AttributeValue) {
+    let name = format!("{BLOCK_PREFIX}{}#{}", block.meter, block.period);
+    let value = AttributeValue::M(HashMap::from([
+        ("limit".to_owned(), n(block.limit)),
+        ("used".to_owned(), n(block.used)),
+    ]));
+    (name, value)
+}
+
 /// Reads the blocks of a block item (entries that do not parse are skipped).
 pub fn parse_blocks(item: &Item) -> Vec<Block> {
     item.iter()
@@ -384,11 +394,7 @@ impl KeysStore {
     /// Idempotent; the item's TTL only ever moves later, to the end of the
     /// latest blocked period.
     pub async fn put_block(&self, identity: &Identity, block: &Block) -> Result<(), StoreError> {
-        let attr = format!("{BLOCK_PREFIX}{}#{}", block.meter, block.period);
-        let value = AttributeValue::M(HashMap::from([
-            ("limit".to_owned(), n(block.limit)),
-            ("used".to_owned(), n(block.used)),
-        ]));
+        let (attr, value) = block_attribute(block);
         let ttl = block.period.end() / 1000;
         let base = || {
             self.client

@@ -9,7 +9,8 @@
 //! [`AllowanceStore`] and [`CommitStore`] (chunks committed exactly once
 //! with their dedupe markers) are their DynamoDB adapters, and with the
 //! feature `memory` [`memory::MemoryKeys`] is an in-memory one for handler
-//! tests (enable it in `[dev-dependencies]` only).
+//! tests (enable it in `[dev-dependencies]` only). [`typed_json`] reads and
+//! writes items in DynamoDB's typed JSON (exports, stream images, fuzzing).
 
 pub mod allowance;
 pub mod attr;
@@ -24,6 +25,7 @@ pub mod pending;
 pub mod ports;
 pub mod rotation;
 pub mod tables;
+pub mod typed_json;
 pub mod usage;
 
 pub use allowance::AllowanceStore;
