@@ -11,7 +11,7 @@ use super::prices as p;
 use super::{say, FUNCTIONS, MEMORY_MB};
 
 /// Metrics the template's alarms read in a region (a test counts them):
-/// 14 single-metric alarms and one of three metrics; one more with Kinesis.
+/// 15 single-metric alarms and one of three metrics; one more with Kinesis.
 pub const ALARM_METRICS_DIRECT: f64 = 18.0;
 pub const ALARM_METRICS_KINESIS: f64 = 19.0;
 /// X-Ray's default sampling rule: the first request each second, then 5 %.
