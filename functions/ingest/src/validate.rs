@@ -244,6 +244,16 @@ mod tests {
 
     const NOW: i64 = 1_795_000_000_000;
 
+    /// A one-day dedupe window and no tolerance for future times.
+    fn day_rules(m: &HashMap<MeterName, MeterDef>) -> Rules<'_> {
+        Rules {
+            meters: m,
+            now: NOW,
+            dedupe_window_ms: 86_400_000,
+            future_tolerance_ms: 0,
+        }
+    }
+
     fn meters() -> HashMap<MeterName, MeterDef> {
         [("tokens", Aggregation::Sum), ("calls", Aggregation::Count)]
             .into_iter()
@@ -338,12 +348,7 @@ mod tests {
     #[test]
     fn later_ids_in_a_request_are_duplicates() {
         let m = meters();
-        let rules = Rules {
-            meters: &m,
-            now: NOW,
-            dedupe_window_ms: 86_400_000,
-            future_tolerance_ms: 0,
-        };
+        let rules = day_rules(&m);
         let ev =
             |id: &str, meter: &str| json!({"id":id,"meter":meter,"identity":"key:k","time":NOW});
         let checked = validate_all(
@@ -377,12 +382,7 @@ mod tests {
     fn a_request_adds_at_most_the_ceiling_to_one_counter() {
         use tollgate_core::ceiling::{MAX_EVENT_VALUE, MAX_REQUEST_ADD};
         let m = meters();
-        let rules = Rules {
-            meters: &m,
-            now: NOW,
-            dedupe_window_ms: 86_400_000,
-            future_tolerance_ms: 0,
-        };
+        let rules = day_rules(&m);
         assert_eq!(MAX_EVENT_VALUE, 9_000_000_000_000_000);
         let ev = |id: &str, meter: &str, who: &str, value: u64| json!({"id":id,"meter":meter,"identity":who,"value":value,"time":NOW});
         let mut values = vec![
@@ -441,12 +441,7 @@ mod tests {
     #[test]
     fn aggregation_collapses_counters() {
         let m = meters();
-        let rules = Rules {
-            meters: &m,
-            now: NOW,
-            dedupe_window_ms: 86_400_000,
-            future_tolerance_ms: 0,
-        };
+        let rules = day_rules(&m);
         let values: Vec<Value> = (0..10)
             .map(|i| json!({"id":format!("e{i}"),"meter":"tokens","identity":"key:k","value":i,"time":NOW}))
             .collect();
